@@ -1,0 +1,89 @@
+"""Fixtures: real ZooKeeper servers, clean namespaces, clients that are always closed, partitions."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+from kazoo.client import KazooClient
+
+from zklab.launcher import ZooKeeperCluster
+from zklab.proxy import PartitionProxy
+
+# Session timeouts short enough to expire in a test, long enough for a loaded 2-core machine.
+SESSION_TIMEOUT = 2.0
+
+logging.getLogger("kazoo").setLevel(logging.ERROR)
+
+
+@pytest.fixture(scope="session")
+def zk_server() -> Iterator[ZooKeeperCluster]:
+    """One standalone server shared by the whole test session."""
+    with ZooKeeperCluster(servers=1) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def own_server() -> Iterator[ZooKeeperCluster]:
+    """A standalone server of the test's own, for tests that restart it."""
+    with ZooKeeperCluster(servers=1) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def ensemble() -> Iterator[ZooKeeperCluster]:
+    """A fresh 3-server ensemble; tests may stop, kill -9 and restart its members."""
+    with ZooKeeperCluster(servers=3) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def chroot(zk_server: ZooKeeperCluster) -> str:
+    """A fresh namespace for this test, so tests sharing one server never see each other."""
+    path = f"/labtest-{uuid.uuid4().hex[:12]}"
+    admin = KazooClient(hosts=zk_server.hosts)
+    admin.start(timeout=10)
+    admin.ensure_path(path)
+    admin.stop()
+    admin.close()
+    return path
+
+
+@pytest.fixture
+def zk_hosts(zk_server: ZooKeeperCluster, chroot: str) -> str:
+    """The shared server's connection string, chrooted to this test's namespace."""
+    return zk_server.hosts + chroot
+
+
+@pytest.fixture
+def make_client(zk_hosts: str) -> Iterator[Callable[..., KazooClient]]:
+    """Started KazooClients (chrooted unless `hosts` is given), stopped and closed after the test."""
+    clients: list[KazooClient] = []
+
+    def make(hosts: str | None = None, timeout: float = SESSION_TIMEOUT, **kwargs: object) -> KazooClient:
+        client = KazooClient(hosts=hosts or zk_hosts, timeout=timeout, **kwargs)
+        clients.append(client)
+        client.start(timeout=10)
+        return client
+
+    yield make
+    for client in clients:
+        client.stop()
+        client.close()
+
+
+@pytest.fixture
+def make_proxy(zk_server: ZooKeeperCluster) -> Iterator[Callable[..., PartitionProxy]]:
+    """Partition proxies in front of the shared server (or `target`), closed after the test."""
+    proxies: list[PartitionProxy] = []
+
+    def make(target: str | None = None) -> PartitionProxy:
+        proxy = PartitionProxy(target or zk_server.servers[0].address)
+        proxies.append(proxy)
+        return proxy
+
+    yield make
+    for proxy in proxies:
+        proxy.close()

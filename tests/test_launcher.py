@@ -1,0 +1,157 @@
+"""The local ZooKeeper launcher: real servers start, serve, fail over and leave nothing behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from kazoo.client import KazooClient
+
+from zklab.faults import wait_until
+from zklab.launcher import ZooKeeperCluster, four_letter_word
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still answers kill(0); it has no JVM behind it any more.
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split()[2] == "Z")
+
+
+def test_standalone_serves_and_stops_without_leftovers() -> None:
+    """A standalone server answers srvr and a kazoo client, and stop() leaves no process or folder."""
+    with ZooKeeperCluster(servers=1) as cluster:
+        pid = cluster.servers[0].process.pid
+        assert cluster.servers[0].mode() == "standalone"
+        client = KazooClient(hosts=cluster.hosts)
+        client.start(timeout=10)
+        client.create("/hello", b"world")
+        assert client.get("/hello")[0] == b"world"
+        client.stop()
+        client.close()
+        workdir = cluster.workdir
+    assert not _alive(pid)
+    assert not workdir.exists()
+
+
+def test_ensemble_has_one_leader_and_stops_without_leftovers(ensemble: ZooKeeperCluster) -> None:
+    """Three servers elect exactly one ZooKeeper leader; stopping the cluster kills all three JVMs."""
+    modes = sorted(s.mode() for s in ensemble.servers)
+    assert modes == ["follower", "follower", "leader"]
+    pids = [s.process.pid for s in ensemble.servers]
+    ensemble.stop()
+    assert not any(_alive(pid) for pid in pids)
+
+
+def test_ensemble_survives_leader_kill_9(ensemble: ZooKeeperCluster) -> None:
+    """With its leader killed by SIGKILL, the ensemble elects a new one and keeps serving writes."""
+    client = KazooClient(hosts=ensemble.hosts, timeout=4)
+    client.start(timeout=10)
+    try:
+        client.create("/before", b"1")
+        old = ensemble.leader()
+        ensemble.kill_server(old.sid)
+        new = wait_until(lambda: next((s for s in ensemble.servers if s.mode() == "leader"), None),
+                         timeout=20, what="a new ZooKeeper leader")
+        assert new.sid != old.sid
+        client.retry(client.create, "/after", b"2")
+        assert client.get("/before")[0] == b"1"
+        ensemble.start_server(old.sid)
+        assert ensemble.server(old.sid).mode() == "follower"
+    finally:
+        client.stop()
+        client.close()
+
+
+def test_restart_keeps_data_and_port(own_server: ZooKeeperCluster) -> None:
+    """A restarted member comes back on the same port with the same data."""
+    server = own_server.servers[0]
+    client = KazooClient(hosts=own_server.hosts)
+    client.start(timeout=10)
+    client.create("/persistent", b"kept")
+    client.stop()
+    client.close()
+    own_server.restart_server(server.sid)
+    assert "Mode: standalone" in four_letter_word(server.client_port)
+    client = KazooClient(hosts=own_server.hosts)
+    client.start(timeout=10)
+    assert client.get("/persistent")[0] == b"kept"
+    client.stop()
+    client.close()
+
+
+def _run_launcher(env_overrides: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, **env_overrides}
+    return subprocess.run([sys.executable, "-m", "zklab.launcher", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_missing_zookeeper_is_one_line_error(tmp_path: Path) -> None:
+    """ZOOKEEPER_HOME without jars: exit 1 with one line that names the install command."""
+    result = _run_launcher({"ZOOKEEPER_HOME": str(tmp_path)})
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "apt-get install -y zookeeper" in lines[0] and "Traceback" not in result.stderr
+
+
+def test_missing_java_is_one_line_error(tmp_path: Path) -> None:
+    """JAVA_HOME pointing nowhere: exit 1 with one line that says how to get Java."""
+    result = _run_launcher({"JAVA_HOME": str(tmp_path)})
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Java" in lines[0], result.stderr
+
+
+def test_command_line_prints_hosts_and_ctrl_c_stops_everything() -> None:
+    """`python -m zklab.launcher --servers 3` serves until SIGINT, then exits 0 with no JVM left."""
+    proc = subprocess.Popen([sys.executable, "-m", "zklab.launcher", "--servers", "3"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        while not (lines and lines[-1].startswith("serving")):
+            line = proc.stdout.readline()
+            assert line, f"launcher ended early: {proc.stderr.read()}"
+            lines.append(line.strip())
+        hosts = next(line for line in lines if line.startswith("ZK_HOSTS=")).split("=", 1)[1]
+        ports = [int(h.rsplit(":", 1)[1]) for h in hosts.split(",")]
+        assert len(ports) == 3 and all("Mode:" in four_letter_word(p) for p in ports)
+        children = _java_children(proc.pid)
+        assert len(children) == 3
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+        assert not any(_alive(pid) for pid in children)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_killed_launcher_takes_its_jvms_along() -> None:
+    """Even kill -9 of the launcher leaves no JVM behind (Linux parent-death signal)."""
+    proc = subprocess.Popen([sys.executable, "-m", "zklab.launcher"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        while not proc.stdout.readline().startswith("serving"):
+            assert proc.poll() is None, proc.stderr.read()
+        children = _java_children(proc.pid)
+        assert len(children) == 1
+        proc.kill()
+        proc.wait(timeout=10)
+        wait_until(lambda: not any(_alive(pid) for pid in children), timeout=10, what="the JVM to die")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def _java_children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]

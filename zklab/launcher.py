@@ -1,0 +1,330 @@
+"""Start real ZooKeeper servers on loopback: one standalone server or a 3-server ensemble.
+
+The lab's tests, benchmarks and `run.sh` need a ZooKeeper without Docker. This launcher runs the
+real server (QuorumPeerMain) as child JVMs, on free ports, from a temporary folder, and never leaves
+a JVM behind. It can also stop, kill -9 and restart one member, which is how the fault tests work.
+
+    python -m zklab.launcher --servers 3      # prints the connection string, Ctrl-C stops
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import ctypes
+import glob
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# A short tick lets sessions time out in a second or two: ZooKeeper accepts session timeouts
+# between 2 and 20 ticks unless told otherwise, and we widen the upper bound below.
+TICK_MS = 250
+MAX_SESSION_TIMEOUT_MS = 60_000
+
+# Small, fast-starting JVMs: three of them must fit beside the tests on a 2-core machine.
+JVM_FLAGS = ["-Xms32m", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+             "-Djava.net.preferIPv4Stack=true", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn"]
+
+MAIN_CLASS = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
+HOMEBREW_PREFIXES = ["/opt/homebrew/opt/zookeeper/libexec", "/usr/local/opt/zookeeper/libexec"]
+DEBIAN_JAR = "/usr/share/java/zookeeper.jar"
+INSTALL_HINT = ("install it with `apt-get install -y zookeeper` (Debian/Ubuntu), `brew install zookeeper` "
+                "(macOS) or set ZOOKEEPER_HOME; or start one with `docker compose up -d`")
+
+
+class ZooKeeperMissing(RuntimeError):
+    """Java or ZooKeeper is not installed; the message is one line that says how to fix it."""
+
+
+# ---------------------------------------------------------------- finding Java and ZooKeeper
+
+def find_java() -> str:
+    java_home = os.environ.get("JAVA_HOME")
+    candidate = os.path.join(java_home, "bin", "java") if java_home else shutil.which("java")
+    if not candidate or not os.access(candidate, os.X_OK):
+        raise ZooKeeperMissing("no Java runtime found: install one with `apt-get install -y "
+                               "default-jre-headless` (or `apt-get install -y zookeeper`, which pulls "
+                               "it in), or start ZooKeeper with `docker compose up -d`")
+    return candidate
+
+
+def find_classpath() -> str:
+    """The ZooKeeper jars: from ZOOKEEPER_HOME (Apache tarball), Debian's package or Homebrew's."""
+    home = os.environ.get("ZOOKEEPER_HOME")
+    if home:  # an explicit choice is never silently replaced by another install
+        return _tarball_classpath(home) or _missing(f"ZOOKEEPER_HOME={home} holds no zookeeper jar")
+    for prefix in HOMEBREW_PREFIXES:
+        if classpath := _tarball_classpath(prefix):
+            return classpath
+    if os.path.exists(DEBIAN_JAR):
+        # Debian's jar names its dependencies in its manifest; slf4j-simple gives readable logs.
+        simple = "/usr/share/java/slf4j-simple.jar"
+        return os.pathsep.join([DEBIAN_JAR] + ([simple] if os.path.exists(simple) else []))
+    return _missing("ZooKeeper not found")
+
+
+def _tarball_classpath(home: str) -> str | None:
+    jars = glob.glob(os.path.join(home, "lib", "*.jar")) + glob.glob(os.path.join(home, "zookeeper-*.jar"))
+    return os.pathsep.join(sorted(jars)) if any("zookeeper" in os.path.basename(j) for j in jars) else None
+
+
+def _missing(what: str) -> str:
+    raise ZooKeeperMissing(f"{what}: {INSTALL_HINT}")
+
+
+# ---------------------------------------------------------------- talking to a server
+
+def four_letter_word(port: int, word: str = "srvr", timeout: float = 1.0, host: str = "127.0.0.1") -> str:
+    """Send a four-letter admin command and return the reply ('' if nothing answers)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.sendall(word.encode())
+            chunks = []
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+            return b"".join(chunks).decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def server_mode(port: int, timeout: float = 1.0) -> str | None:
+    """'standalone', 'leader' or 'follower' when the server is serving requests, else None."""
+    for line in four_letter_word(port, "srvr", timeout).splitlines():
+        if line.startswith("Mode:"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports the kernel says are free now; the sockets stay open until all are chosen, so no repeats."""
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to SIGKILL us if the launcher dies, even by kill -9."""
+    if sys.platform.startswith("linux"):
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+# ---------------------------------------------------------------- one server
+
+@dataclass
+class Server:
+    sid: int
+    client_port: int
+    peer_port: int
+    election_port: int
+    data_dir: Path
+    process: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.client_port}"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def mode(self) -> str | None:
+        return server_mode(self.client_port) if self.running else None
+
+
+# ---------------------------------------------------------------- a cluster of servers
+
+_live_clusters: weakref.WeakSet[ZooKeeperCluster] = weakref.WeakSet()
+
+
+class ZooKeeperCluster:
+    """`servers` real ZooKeeper servers (1 = standalone, 3 = ensemble) on loopback."""
+
+    def __init__(self, servers: int = 1, tick_ms: int = TICK_MS, workdir: str | None = None):
+        if servers < 1:
+            raise ValueError("a cluster needs at least one server")
+        self.java = find_java()
+        self.classpath = find_classpath()
+        self.tick_ms = tick_ms
+        self._owns_workdir = workdir is None
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="zklab-"))
+        ports = free_ports(3 * servers)
+        self.servers = [Server(i + 1, *ports[3 * i:3 * i + 3], self.workdir / f"zk{i + 1}")
+                        for i in range(servers)]
+        for server in self.servers:
+            self._write_config(server)
+
+    @property
+    def hosts(self) -> str:
+        """The connection string a KazooClient takes."""
+        return ",".join(s.address for s in self.servers)
+
+    def _write_config(self, server: Server) -> None:
+        server.data_dir.mkdir(parents=True, exist_ok=True)
+        lines = [
+            f"tickTime={self.tick_ms}",
+            "initLimit=20",
+            "syncLimit=10",
+            f"dataDir={server.data_dir}",
+            f"clientPort={server.client_port}",
+            "clientPortAddress=127.0.0.1",
+            f"maxSessionTimeout={MAX_SESSION_TIMEOUT_MS}",
+            "admin.enableServer=false",       # its Jetty would want port 8080
+            "4lw.commands.whitelist=*",       # srvr, mntr, wchc, cons: the lab reads them
+            "maxClientCnxns=0",               # benchmarks open hundreds of sessions from 127.0.0.1
+            "forceSync=no",                   # a lab server: the page cache survives kill -9
+        ]
+        if len(self.servers) > 1:
+            lines += [f"server.{s.sid}=127.0.0.1:{s.peer_port}:{s.election_port}" for s in self.servers]
+            (server.data_dir / "myid").write_text(f"{server.sid}\n")
+        (server.data_dir / "zoo.cfg").write_text("\n".join(lines) + "\n")
+
+    # -- lifecycle of the whole cluster
+
+    def start(self, timeout: float = 30.0) -> ZooKeeperCluster:
+        _live_clusters.add(self)
+        for server in self.servers:
+            self._spawn(server)
+        self.wait_ready(timeout)
+        return self
+
+    def stop(self) -> None:
+        """Stop every server and remove the temporary folder. Safe to call twice."""
+        for server in self.servers:
+            self.stop_server(server.sid)
+        if self._owns_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        _live_clusters.discard(self)
+
+    def __enter__(self) -> ZooKeeperCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def wait_ready(self, timeout: float = 30.0) -> dict[int, str]:
+        """Wait until every running server answers `srvr` with a mode; return {sid: mode}."""
+        deadline = time.monotonic() + timeout
+        while True:
+            modes = {s.sid: s.mode() for s in self.servers if s.running}
+            dead = [s for s in self.servers if s.process is not None and s.process.poll() is not None]
+            if dead:
+                raise RuntimeError(f"ZooKeeper server {dead[0].sid} exited: {self._log_tail(dead[0])}")
+            if modes and all(modes.values()):
+                return modes  # type: ignore[return-value]
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"ZooKeeper did not start serving within {timeout:.0f}s: {modes}")
+            time.sleep(0.05)
+
+    # -- one member at a time, for the fault tests
+
+    def server(self, sid: int) -> Server:
+        return self.servers[sid - 1]
+
+    def leader(self) -> Server:
+        """The ensemble's current ZooKeeper leader (or the standalone server)."""
+        for server in self.servers:
+            if server.mode() in ("leader", "standalone"):
+                return server
+        raise RuntimeError("no server reports itself leader")
+
+    def stop_server(self, sid: int, timeout: float = 10.0) -> None:
+        """A clean shutdown (SIGTERM), waited for."""
+        self._signal(self.server(sid), signal.SIGTERM, timeout)
+
+    def kill_server(self, sid: int) -> None:
+        """kill -9: no goodbye to peers or clients, exactly like a crashed machine."""
+        self._signal(self.server(sid), signal.SIGKILL, 10.0)
+
+    def start_server(self, sid: int, timeout: float = 30.0) -> None:
+        """Start a stopped member again on the same ports and data, and wait until it serves."""
+        server = self.server(sid)
+        if not server.running:
+            self._spawn(server)
+        self.wait_ready(timeout)
+
+    def restart_server(self, sid: int, timeout: float = 30.0) -> None:
+        self.stop_server(sid)
+        self.start_server(sid, timeout)
+
+    # -- processes
+
+    def _spawn(self, server: Server) -> None:
+        cmd = [self.java, *JVM_FLAGS, "-cp", self.classpath, MAIN_CLASS, str(server.data_dir / "zoo.cfg")]
+        with open(server.data_dir / "server.log", "ab") as log:
+            # A new session keeps the terminal's Ctrl-C away from the JVM: the launcher stops it itself.
+            server.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                              start_new_session=True, preexec_fn=_die_with_parent)
+
+    @staticmethod
+    def _signal(server: Server, sig: int, timeout: float) -> None:
+        proc = server.process
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    @staticmethod
+    def _log_tail(server: Server, lines: int = 5) -> str:
+        try:
+            text = (server.data_dir / "server.log").read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return "(no log)"
+        return " | ".join(text[-lines:]) or "(empty log)"
+
+
+@atexit.register
+def _stop_all() -> None:
+    """Whatever happens to the tests, no JVM outlives the Python process that started it."""
+    for cluster in list(_live_clusters):
+        cluster.stop()
+
+
+# ---------------------------------------------------------------- command line
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run real ZooKeeper servers on loopback until Ctrl-C.")
+    parser.add_argument("--servers", type=int, choices=[1, 3], default=1, help="1 = standalone, 3 = ensemble")
+    parser.add_argument("--tick-ms", type=int, default=TICK_MS, help="ZooKeeper tickTime (default %(default)s)")
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        cluster = ZooKeeperCluster(args.servers, args.tick_ms).start()
+    except (ZooKeeperMissing, RuntimeError, TimeoutError) as exc:
+        print(f"launcher: {exc}", file=sys.stderr)
+        return 1
+    try:
+        for server in cluster.servers:
+            print(f"server {server.sid}: {server.address:<18} {server.mode()}")
+        print(f"ZK_HOSTS={cluster.hosts}", flush=True)
+        print("serving until Ctrl-C", flush=True)
+        signal.pause() if hasattr(signal, "pause") else time.sleep(10**9)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        cluster.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,740 @@
+"""Challenge 1: leader election with ZooKeeper, and why "exactly one leader" is harder than it looks.
+
+The recipe, from ZooKeeper's own documentation, made robust:
+
+1. Every candidate creates one EPHEMERAL_SEQUENTIAL znode under the election path. ZooKeeper appends
+   a counter that only grows, so the nodes form a queue; the node dies with its owner's session.
+2. The candidate with the lowest sequence number leads. Numbers are compared as numbers, not strings.
+3. Every other candidate watches only the node just before its own. A departure wakes exactly one
+   candidate (no herd), and that candidate reads the children again before deciding: its predecessor
+   may have left while someone even earlier is still there.
+4. The network is not reliable, and a leader may not know it has been deposed:
+   - SUSPENDED (connection lost): stop acting as leader at once; resume only after reconnecting and
+     confirming our node still exists.
+   - LOST (session expired): our node is gone. Forget it, and join again as a new candidate.
+   - Kazoo notices a dead link only when a heartbeat goes unanswered, so a leader also keeps a lease:
+     it acts only within 2/3 of a session timeout of ZooKeeper's last answer. ZooKeeper cannot expire
+     the session earlier than a full timeout after that answer, so leadership never outlives it.
+5. Fencing: the leader's work is a write to a ledger znode, in one transaction with a check that its
+   election node still exists. A deposed leader's late write is rejected by ZooKeeper itself.
+
+Run `python challenge_leader_election.py --help`; the demo below runs workers and a chaos driver.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import random
+import signal
+import socket
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kazoo.client import KazooClient, KazooState
+from kazoo.exceptions import (
+    ConnectionClosedError,
+    ConnectionLoss,
+    KazooException,
+    NoNodeError,
+    SessionExpiredError,
+)
+from kazoo.handlers.threading import KazooTimeoutError
+from kazoo.protocol.states import EventType, WatchedEvent
+
+# ZooKeeper appends a 10-digit, zero-padded counter to a sequential node's name.
+SEQ_DIGITS = 10
+# Our node names read "<guid>__<name>__<seq>": the GUID lets us find our own node after a lost reply.
+SEP = "__"
+# A leader acts only this far into a session timeout after ZooKeeper last answered it. Kazoo's own
+# heartbeat gives up after 2/3 of the timeout too; the other third is the safety margin.
+LEASE_FRACTION = 2 / 3
+# How often a leader renews its lease (a cheap read), as a fraction of the lease.
+RENEW_FRACTION = 1 / 4
+# How long the demo waits for a first connection before saying ZooKeeper is unreachable.
+CONNECT_TIMEOUT = 5.0
+# Errors that mean "the connection is gone for now": wait for a connection-state change.
+DISCONNECTED = (ConnectionLoss, SessionExpiredError, ConnectionClosedError, KazooTimeoutError)
+
+
+class NotLeaderError(Exception):
+    """A fenced write was refused: this candidate does not lead, or ZooKeeper rejected the write."""
+
+
+# ---------------------------------------------------------------- the election queue
+
+@dataclass(frozen=True)
+class Candidate:
+    node: str   # the znode's name under the election path
+    name: str   # the worker's name
+    seq: int    # ZooKeeper's sequence number: the position in the queue, and the leader's epoch
+
+
+def parse_candidate(node: str) -> Candidate | None:
+    """Read '<guid>__<name>__0000000042'; None for anything else living under the path."""
+    parts = node.split(SEP)
+    if len(parts) != 3 or not parts[2].isdigit():
+        return None
+    return Candidate(node, parts[1], int(parts[2]))
+
+
+def election_order(children: list[str]) -> list[Candidate]:
+    """Candidates sorted by sequence number as an integer: '10' comes after '9'."""
+    return sorted(filter(None, map(parse_candidate, children)), key=lambda c: c.seq)
+
+
+# ---------------------------------------------------------------- fencing
+
+@dataclass(frozen=True)
+class FencingToken:
+    node_path: str  # the leader's election node: the write is valid only while it exists
+    epoch: int      # its sequence number, which only grows from one leader to the next
+    leader: str
+
+
+def fenced_write(client: KazooClient, token: FencingToken, ledger: str, value: str) -> int:
+    """Write `value` to the ledger as `token`'s leader, in one transaction that ZooKeeper checks.
+
+    The transaction commits only if the leader's election node still exists (its session is alive,
+    so nobody else can lead) and nobody wrote the ledger since we read it. Returns the new version.
+    We do not compare epochs ourselves: a paused process would compare stale numbers. ZooKeeper
+    applies the check and the write atomically, after every earlier write, so it decides.
+    """
+    stat = client.exists(ledger)
+    record = json.dumps({"epoch": token.epoch, "leader": token.leader, "value": value}).encode()
+    tx = client.transaction()
+    tx.check(token.node_path, 0)  # our ephemeral node, never modified: version 0 while it lives
+    if stat is None:
+        tx.create(ledger, record)
+    else:
+        tx.set_data(ledger, record, version=stat.version)
+    results = tx.commit()
+    if isinstance(results[0], Exception):
+        raise NotLeaderError(f"ZooKeeper rejected the write: election node {token.node_path} is gone")
+    if isinstance(results[1], Exception):
+        raise NotLeaderError(f"ZooKeeper rejected the write: ledger changed ({type(results[1]).__name__})")
+    return 0 if stat is None else results[1].version
+
+
+# ---------------------------------------------------------------- the recipe
+
+class LeaderElection:
+    """One candidate in an election at `path`; `start()` joins, `resign()` leaves."""
+
+    def __init__(self, client: KazooClient, path: str, name: str,
+                 on_elected: Callable[[LeaderElection], None] | None = None,
+                 on_revoked: Callable[[LeaderElection, str], None] | None = None,
+                 on_joined: Callable[[LeaderElection], None] | None = None,
+                 on_woken: Callable[[LeaderElection], None] | None = None):
+        if not name or "/" in name or SEP in name:
+            raise ValueError(f"candidate name must be non-empty, without '/' or {SEP!r}: {name!r}")
+        self.client, self.path, self.name = client, path.rstrip("/"), name
+        self._callbacks = {"elected": on_elected, "revoked": on_revoked, "joined": on_joined, "woken": on_woken}
+        # Props to Apache Curator for this trick: a GUID in the node's name lets us recognise our
+        # own node after a connection loss ate the reply to `create`.
+        self._guid = uuid.uuid4().hex
+        self._lifecycle = "latent"          # latent -> started -> closed, never back
+        self._node: str | None = None       # our node's name, while we believe it exists
+        self._create_interrupted = False
+        self._session_lost = False
+        self._leading = False
+        self._lease_until = 0.0
+        self._epoch: int | None = None
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._pending: list[tuple[str, tuple]] = []
+        self._thread: threading.Thread | None = None
+        self.notifications = 0              # predecessor watches that fired for us: the herd counter
+        self.history: list[tuple[float, bool, str]] = []  # (monotonic time, leading?, why)
+        self.last_handoff_ms: float | None = None
+        self._woken_at: float | None = None
+
+    # -- what the world may ask
+
+    @property
+    def is_leader(self) -> bool:
+        """Acting as leader now: elected, and ZooKeeper answered us within the lease."""
+        return self._leading and time.monotonic() < self._lease_until
+
+    @property
+    def epoch(self) -> int | None:
+        """The fencing token of our latest term as leader (our node's sequence number)."""
+        return self._epoch
+
+    @property
+    def token(self) -> FencingToken | None:
+        if self._node is None or self._epoch is None:
+            return None
+        return FencingToken(self._node_path(self._node), self._epoch, self.name)
+
+    def participants(self) -> list[str]:
+        """Every candidate's name in election order, leader first, as ZooKeeper has them now."""
+        try:
+            return [c.name for c in election_order(self.client.get_children(self.path))]
+        except NoNodeError:
+            return []
+
+    def leader(self) -> str | None:
+        names = self.participants()
+        return names[0] if names else None
+
+    def fenced_set(self, path: str, value: str) -> int:
+        """The leader's write: refused unless we lead now, and rejected by ZooKeeper if we don't."""
+        token = self.token
+        if not self.is_leader or token is None:
+            raise NotLeaderError(f"{self.name} is not the leader")
+        return fenced_write(self.client, token, path, value)
+
+    # -- lifecycle
+
+    def start(self) -> None:
+        """Join the election and return at once; the work happens on a thread of our own."""
+        with self._lock:
+            if self._lifecycle != "latent":
+                raise RuntimeError(f"election for {self.name} was already {self._lifecycle}")
+            self._lifecycle = "started"
+        self.client.add_listener(self._on_connection_change)
+        self._thread = threading.Thread(target=self._run, name=f"election-{self.name}", daemon=True)
+        self._thread.start()
+        self._wake.set()
+
+    def resign(self) -> None:
+        """Leave the election for good and delete our node, handing leadership on."""
+        with self._lock:
+            if self._lifecycle != "started":
+                self._lifecycle = "closed"
+                return
+            self._lifecycle = "closed"
+        self._set_leader(False, "resigned")
+        self._wake.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join()
+        self.client.remove_listener(self._on_connection_change)
+        node, self._node = self._node, None
+        if node is not None:
+            with contextlib.suppress(KazooException):  # gone already, or unreachable: dies with the session
+                self.client.delete(self._node_path(node))
+        self._run_callbacks()
+
+    # -- callbacks from kazoo: they only flip a flag and wake our thread, never block
+
+    def _on_connection_change(self, state: str) -> None:
+        if state == KazooState.SUSPENDED:
+            self._set_leader(False, "connection SUSPENDED")
+        elif state == KazooState.LOST:
+            self._session_lost = True
+            self._set_leader(False, "session LOST")
+        self._wake.set()  # on CONNECTED our thread looks again
+
+    def _predecessor_changed(self, event: WatchedEvent) -> None:
+        if event.type == EventType.NONE:
+            # Not news about the node: kazoo fires every watch this way when the connection is
+            # SUSPENDED, then forgets them all. We set ours again once we have reconnected.
+            self._wake.set()
+            return
+        self.notifications += 1
+        self._woken_at = time.monotonic()
+        with self._lock:
+            self._pending.append(("woken", (self,)))
+        self._wake.set()
+
+    # -- the one place leadership changes
+
+    def _set_leader(self, leading: bool, why: str, lease_from: float | None = None) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if leading:
+                self._lease_until = lease_from + self._lease_seconds()
+            if leading == self._leading:
+                return
+            # A leader whose lease ran out stopped acting when it ran out, even if we notice later.
+            at = now if leading else min(now, self._lease_until)
+            self._leading = leading
+            self.history.append((at, leading, why))
+            self._pending.append(("elected", (self,)) if leading else ("revoked", (self, why)))
+        self._wake.set()
+
+    def _lease_seconds(self) -> float:
+        # The session timeout we asked for. ZooKeeper grants it unless it exceeds the server's
+        # maxSessionTimeout (20 ticks by default): then the lease would be too long, and only
+        # fencing would protect the ledger.
+        return self.client._session_timeout / 1000.0 * LEASE_FRACTION
+
+    # -- our thread
+
+    def _run(self) -> None:
+        while self._lifecycle == "started":
+            self._run_callbacks()
+            renew_in = self._lease_seconds() * RENEW_FRACTION if self._leading else None
+            woken = self._wake.wait(renew_in)
+            self._wake.clear()
+            if self._lifecycle != "started":
+                break
+            try:
+                self._renew_lease() if self._leading and not woken else self._step()
+            except DISCONNECTED:
+                pass  # the connection listener wakes us when there is something to do
+            except NoNodeError:
+                self._wake.set()  # the election path vanished under us: create it again
+        self._run_callbacks()
+
+    def _run_callbacks(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for kind, args in pending:
+            if callback := self._callbacks[kind]:
+                callback(*args)
+
+    def _step(self) -> None:
+        if self._session_lost:
+            self._session_lost, self._node = False, None  # it died with the old session
+        if not self.client.connected:
+            return
+        if self._node is None:
+            self._node = self._join()
+            with self._lock:
+                self._pending.append(("joined", (self,)))
+        self._check_position()
+
+    def _join(self) -> str:
+        """Create our node, unless a create that lost its reply already did."""
+        if self._create_interrupted and (found := self._find_own_node()):
+            self._create_interrupted = False
+            return found
+        self._create_interrupted = True
+        path = self.client.create(f"{self.path}/{self._guid}{SEP}{self.name}{SEP}", self.name.encode(),
+                                  ephemeral=True, sequence=True, makepath=True)
+        self._create_interrupted = False
+        return path.rsplit("/", 1)[1]
+
+    def _find_own_node(self) -> str | None:
+        for child in self.client.get_children(self.path):
+            if child.startswith(self._guid + SEP) and self._owned_by_our_session(child):
+                return child
+        return None
+
+    def _owned_by_our_session(self, node: str) -> bool:
+        stat = self.client.exists(self._node_path(node))
+        return stat is not None and stat.ephemeralOwner == self.client.client_id[0]
+
+    def _check_position(self) -> None:
+        """Lead if we are first; else watch the candidate just before us."""
+        asked_at = time.monotonic()
+        queue = election_order(self.client.get_children(self.path))
+        nodes = [c.node for c in queue]
+        if self._node not in nodes or (nodes[0] == self._node and not self._owned_by_our_session(self._node)):
+            self._set_leader(False, "our node is gone")
+            self._node = None  # join again
+            self._wake.set()
+            return
+        position = nodes.index(self._node)
+        if position == 0:
+            self._claim(queue[0], asked_at)
+        elif self.client.exists(self._node_path(nodes[position - 1]), watch=self._predecessor_changed) is None:
+            self._wake.set()  # it left between our two reads: look again
+
+    def _claim(self, me: Candidate, asked_at: float) -> None:
+        if not self._leading and self._woken_at is not None:
+            self.last_handoff_ms = (time.monotonic() - self._woken_at) * 1000
+        self._epoch = me.seq
+        self._set_leader(True, "elected", lease_from=asked_at)
+
+    def _renew_lease(self) -> None:
+        """A leader's heartbeat: if ZooKeeper answers in time, the lease runs on from our question."""
+        asked_at = time.monotonic()
+        answer = self.client.exists_async(self._node_path(self._node))
+        try:
+            stat = answer.get(timeout=max(0.0, self._lease_until - asked_at))
+        except KazooTimeoutError:
+            self._set_leader(False, "lease expired: ZooKeeper did not answer in time")
+            self._wake.set()  # keep asking: we lead again if our node survives
+            return
+        if stat is None or stat.ephemeralOwner != self.client.client_id[0]:
+            self._wake.set()  # _check_position will find out what happened
+        else:
+            self._set_leader(True, "lease renewed", lease_from=asked_at)
+
+    def _node_path(self, node: str) -> str:
+        return f"{self.path}/{node}"
+
+
+# ================================================================ the demo
+
+ROOT = "/lab/leader-election"
+CANDIDATES, LEDGER = f"{ROOT}/candidates", f"{ROOT}/ledger"
+WRITE_EVERY = 0.25   # seconds between a leader's ledger writes
+RUN_ID = uuid.uuid4().hex[:4]  # makes worker names unique across copies of this script
+
+
+class Timeline:
+    """Prints one line per event, with the time since the demo started; keeps the numbers."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self._lock = threading.Lock()
+        self.elections = 0
+        self.handoffs_ms: list[float] = []
+        self.accepted = self.rejected = self.notified = self.departures = 0
+
+    def say(self, who: str, what: str) -> None:
+        with self._lock:
+            print(f"{time.monotonic() - self.started:8.3f}s  {who:<10} {what}", flush=True)
+
+    def count(self, counter: str, handoff_ms: float | None = None) -> None:
+        with self._lock:
+            setattr(self, counter, getattr(self, counter) + 1)
+            if handoff_ms is not None:
+                self.handoffs_ms.append(handoff_ms)
+
+
+class Link:
+    """A worker's own network cable to ZooKeeper: a loopback relay the chaos driver can unplug.
+
+    partition(): packets are silently dropped; the worker cannot tell a slow network from a dead one.
+    sever(): the cable is cut for good, as when the worker's machine dies.
+    """
+
+    def __init__(self, hosts: list[tuple[str, int]]):
+        self._hosts, self._next = hosts, 0
+        self._open = threading.Event()
+        self._open.set()
+        self._severed = False
+        self._sockets: list[socket.socket] = []
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self._server.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def partition(self) -> None:
+        self._open.clear()
+
+    def heal(self) -> None:
+        self._open.set()
+
+    def sever(self) -> None:
+        self._severed = True
+        self._server.close()
+        for sock in self._sockets:
+            sock.close()
+        self._open.set()
+
+    def _accept(self) -> None:
+        while not self._severed:
+            try:
+                near, _ = self._server.accept()
+                host = self._hosts[self._next % len(self._hosts)]  # kazoo retries: try each in turn
+                self._next += 1
+                far = socket.create_connection(host, timeout=CONNECT_TIMEOUT)
+            except OSError:
+                continue
+            self._sockets += [near, far]
+            for src, dst in ((near, far), (far, near)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                self._open.wait()  # during a partition, bytes wait here like packets in the void
+                if self._severed:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for sock in (src, dst):
+            sock.close()
+
+
+class Worker:
+    """One election candidate with its own session; while it leads, it writes the ledger."""
+
+    def __init__(self, demo: Demo, index: int):
+        self.name = f"w{index}-{RUN_ID}"
+        self.demo, self.timeline = demo, demo.timeline
+        self.link = Link(demo.hosts)
+        # The relay stands in for the servers; a chroot in --zk ("host:port/lab") still applies.
+        self.client = KazooClient(hosts=self.link.address + demo.chroot, timeout=demo.session_timeout)
+        self.election = LeaderElection(self.client, CANDIDATES, self.name, on_elected=self._elected,
+                                       on_revoked=self._revoked, on_joined=self._joined, on_woken=self._woken)
+        self.sessions = 0
+        self.crashed = self.resigned = False
+        self._stop = threading.Event()
+
+    def start(self) -> None:
+        self.client.start(timeout=CONNECT_TIMEOUT)
+        self.election.start()
+        threading.Thread(target=self._work, name=f"work-{self.name}", daemon=True).start()
+
+    def _joined(self, election: LeaderElection) -> None:
+        if self.crashed:
+            return  # a dead process prints nothing
+        queue = election.participants()
+        place = queue.index(self.name) + 1 if self.name in queue else "?"
+        self.sessions += 1
+        again = "rejoined with a new session" if self.sessions > 1 else "joined the election"
+        self.timeline.say(self.name, f"{again}, #{place} in line")
+
+    def _woken(self, election: LeaderElection) -> None:
+        if self.crashed:
+            return
+        self.timeline.count("notified")
+        self.timeline.say(self.name, "notified: the candidate just before me left (only I am woken)")
+
+    def _elected(self, election: LeaderElection) -> None:
+        handoff = election.last_handoff_ms
+        self.timeline.count("elections", handoff)
+        note = f", hand-off {handoff:.1f} ms" if handoff is not None else ""
+        self.timeline.say(self.name, f"ELECTED leader, epoch {election.epoch}{note}")
+
+    def _revoked(self, election: LeaderElection, why: str) -> None:
+        if self.crashed:
+            return
+        self.timeline.say(self.name, f"stops leading: {why}")
+
+    def _work(self) -> None:
+        """While leading, append to the ledger; every write is fenced by ZooKeeper."""
+        while not self._stop.wait(WRITE_EVERY):
+            if self.election.is_leader:
+                self.write(self.election.token, f"tick from {self.name}")
+
+    def write(self, token: FencingToken | None, value: str) -> bool:
+        if token is None:
+            return False
+        try:
+            fenced_write(self.client, token, LEDGER, value)
+        except NotLeaderError as exc:
+            self.timeline.count("rejected")
+            self.timeline.say(self.name, f"STALE WRITE REJECTED (epoch {token.epoch}): {exc}")
+            return False
+        except KazooException:
+            return False
+        self.timeline.count("accepted")
+        return True
+
+    def resign(self) -> None:
+        self.resigned = True
+        self._stop.set()
+        self.election.resign()
+        self.client.stop()
+
+    def crash(self) -> None:
+        """Die without a goodbye: ZooKeeper notices only when the session times out."""
+        self.crashed = True
+        self.crashed_session = self.client.client_id
+        self._stop.set()
+        self.link.sever()
+        self.client.stop()  # with the cable cut, it cannot say goodbye to ZooKeeper
+
+    def close(self, zk_hosts: str) -> None:
+        self._stop.set()
+        if self.crashed:
+            close_session(zk_hosts, self.crashed_session)  # leave no node behind for others to wait on
+            self.election.resign()
+        elif not self.resigned:
+            self.link.heal()
+            self.resign()
+        self.client.close()
+        self.link.sever()
+
+
+def close_session(zk_hosts: str, client_id: tuple[int, bytes] | None) -> None:
+    """Close a session whose client is gone, presenting its id and password as a twin would."""
+    if not client_id:
+        return
+    twin = KazooClient(hosts=zk_hosts, client_id=client_id)
+    try:
+        twin.start(timeout=CONNECT_TIMEOUT)
+        twin.stop()
+    except KazooException:
+        pass  # already expired
+    twin.close()
+
+
+class Chaos:
+    """Every `interval` seconds, one seeded misfortune: crash, resign, join or partition."""
+
+    def __init__(self, demo: Demo, seed: int | None):
+        self.demo = demo
+        self.rng = random.Random(seed)
+
+    def act(self) -> None:
+        live = self.demo.live_workers()
+        if len(live) < 3:
+            return self.demo.add_worker("joins (chaos)")
+        action = self.rng.choice(["crash", "resign", "join", "partition"])
+        victim = self.rng.choice(live) if action != "partition" else self._leader(live)
+        if action == "crash" and victim:
+            self.demo.timeline.say(victim.name, "CRASHES: no goodbye, its session must time out")
+            self.demo.timeline.count("departures")
+            victim.crash()
+        elif action == "resign" and victim:
+            self.demo.timeline.say(victim.name, "resigns")
+            self.demo.timeline.count("departures")
+            victim.resign()
+        elif action == "partition" and victim:
+            self.partition(victim)
+        else:
+            self.demo.add_worker("joins (chaos)")
+
+    @staticmethod
+    def _leader(workers: list[Worker]) -> Worker | None:
+        return next((w for w in workers if w.election.is_leader), None)
+
+    def partition(self, leader: Worker) -> None:
+        """Cut the leader off for 1.5 session timeouts, then heal and let it try a stale write."""
+        token, hold = leader.election.token, self.demo.session_timeout * 1.5
+        self.demo.timeline.say(leader.name, f"PARTITIONED from ZooKeeper for {hold:.1f}s")
+        self.demo.timeline.count("departures")  # its session will expire and its node vanish
+        leader.link.partition()
+        self.demo.stopping.wait(hold)
+        leader.link.heal()
+        while not leader.client.connected and not self.demo.stopping.wait(0.05):
+            pass  # kazoo reconnects, hears its session expired (LOST) and opens a new one
+        self.demo.timeline.say(leader.name, "partition healed; it retries a write with its old epoch")
+        leader.write(token, f"late write from {leader.name}")
+
+
+class Demo:
+    def __init__(self, args: argparse.Namespace):
+        self.zk = args.zk
+        self.hosts = parse_hosts(args.zk)
+        self.chroot = "/" + args.zk.split("/", 1)[1] if "/" in args.zk else ""
+        self.session_timeout = args.session_timeout
+        self.timeline = Timeline()
+        self.workers: list[Worker] = []
+        self.stopping = threading.Event()
+        self._next_index = 1
+
+    def live_workers(self) -> list[Worker]:
+        return [w for w in self.workers if not (w.crashed or w.resigned)]
+
+    def add_worker(self, why: str = "starts") -> Worker:
+        worker = Worker(self, self._next_index)
+        self._next_index += 1
+        self.timeline.say(worker.name, why)
+        worker.start()
+        self.workers.append(worker)
+        return worker
+
+    def run(self, workers: int, interval: float, duration: float | None, seed: int | None) -> None:
+        for _ in range(workers):
+            self.add_worker()
+        chaos, ends = Chaos(self, seed), time.monotonic() + (duration or float("inf"))
+        while not self.stopping.wait(min(interval, max(0.0, ends - time.monotonic()))):
+            if time.monotonic() >= ends:
+                break
+            chaos.act()
+
+    def close(self) -> None:
+        self.stopping.set()
+        for worker in self.workers:
+            worker.close(self.zk)
+
+    def summary(self) -> str:
+        tl, terms = self.timeline, [w.election.history for w in self.workers]
+        handoffs = sorted(tl.handoffs_ms)
+        pct = (lambda q: f"{handoffs[min(len(handoffs) - 1, int(q * len(handoffs)))]:.1f} ms") if handoffs else (
+            lambda q: "n/a")
+        return "\n".join([
+            "", "summary",
+            f"  elections                 {tl.elections}",
+            f"  hand-off p50 / p95        {pct(0.50)} / {pct(0.95)}  (predecessor's node gone -> new leader acts)",
+            f"  most leaders at once      {most_at_once(terms)}  (must be 1)",
+            f"  watchers notified         {tl.notified} for {tl.departures} departures  (a herd would wake everyone)",
+            f"  ledger writes accepted    {tl.accepted}",
+            f"  ledger writes rejected    {tl.rejected}  (stale leaders, fenced by ZooKeeper)",
+        ])
+
+
+def most_at_once(histories: list[list[tuple[float, bool, str]]]) -> int:
+    """The largest number of candidates acting as leader at the same instant."""
+    changes = sorted((t, 1 if leading else -1) for history in histories for t, leading, _ in history)
+    acting = peak = 0
+    for _, delta in changes:  # at equal times, -1 sorts first: a hand-off is not an overlap
+        acting += delta
+        peak = max(peak, acting)
+    return peak
+
+
+# ---------------------------------------------------------------- command line
+
+def parse_hosts(zk: str) -> list[tuple[str, int]]:
+    hosts = []
+    for item in zk.split("/", 1)[0].split(","):
+        host, _, port = item.strip().rpartition(":")
+        hosts.append((host or item.strip(), int(port) if port.isdigit() else 2181))
+    return hosts
+
+
+def _positive(kind: type) -> Callable[[str], float]:
+    def check(text: str) -> float:
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+        return value
+    check.__name__ = kind.__name__
+    return check
+
+
+def _zk_hosts(text: str) -> str:
+    items = [part.strip() for part in text.split("/", 1)[0].split(",")]
+    if not text.strip() or not all(items) or any(":" in i and not i.rpartition(":")[2].isdigit() for i in items):
+        raise argparse.ArgumentTypeError(f"must be host:port[,host:port...], not {text!r}")
+    return text.strip()
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Leader election with ZooKeeper, under chaos.")
+    parser.add_argument("--zk", type=_zk_hosts, default=os.environ.get("ZK_HOSTS", "127.0.0.1:2181"),
+                        help="ZooKeeper connection string (default: $ZK_HOSTS or 127.0.0.1:2181)")
+    parser.add_argument("--workers", type=_positive(int), default=5, help="candidates at start (default 5)")
+    parser.add_argument("--interval", type=_positive(float), default=5.0, help="seconds between chaos events")
+    parser.add_argument("--duration", type=_positive(float), default=None, help="seconds to run (default: Ctrl-C)")
+    parser.add_argument("--seed", type=int, default=None, help="seed for the chaos driver")
+    parser.add_argument("--session-timeout", type=_positive(float), default=4.0, help="seconds (default 4)")
+    return parser.parse_args(argv)
+
+
+def check_reachable(zk: str) -> str | None:
+    """None if ZooKeeper answers within CONNECT_TIMEOUT, else a one-line explanation."""
+    client = KazooClient(hosts=zk, timeout=CONNECT_TIMEOUT, connection_retry={"max_tries": -1, "max_delay": 1})
+    try:
+        client.start(timeout=CONNECT_TIMEOUT)
+        client.ensure_path(CANDIDATES)
+    except (KazooTimeoutError, KazooException, OSError, ValueError) as exc:
+        return f"cannot reach ZooKeeper at {zk} ({type(exc).__name__})"
+    finally:
+        client.stop()
+        client.close()
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.getLogger("kazoo").addHandler(logging.NullHandler())
+    logging.getLogger("kazoo").propagate = False  # kazoo's reconnect chatter would drown the timeline
+    if problem := check_reachable(args.zk):
+        print(f"error: {problem}; start one with `./run.sh leader`, `docker compose up -d` "
+              f"or `python -m zklab.launcher`", file=sys.stderr)
+        return 1
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    demo = Demo(args)
+    print(f"leader election at {args.zk}{CANDIDATES}, session timeout {args.session_timeout}s; Ctrl-C stops")
+    try:
+        demo.run(args.workers, args.interval, args.duration, args.seed)
+    except KeyboardInterrupt:
+        demo.timeline.say("demo", "interrupted: closing every session")
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
+        demo.close()
+    print(demo.summary())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,578 @@
+"""Challenge 2: consistent hashing, with membership kept in ZooKeeper.
+
+Members register as ephemeral znodes; every router watches the member list and rebuilds its own hash
+ring from it. Routing must agree across processes, move few keys when membership changes, and spread
+the load evenly. The rules that make it so:
+
+- Hash with mmh3 and a fixed seed, never Python's hash(): that is salted per process
+  (PYTHONHASHSEED), so two routers would disagree about every key.
+- Use 128-bit points. 10,000 slots collide after about 120 members (the birthday bound); 2**128 never do.
+- Give each member many points (virtual nodes), scaled by its weight. One point per member leaves
+  arcs of wildly different lengths: with 10 members, the largest share is about 3x the mean.
+- Keep points as integers, sorted numerically: as strings, "10" sorts before "9".
+- Break ties between equal points by member name, so the ring never depends on the order of joins.
+- Find a key's owner by binary search: the first point at or after the key's hash, wrapping around.
+
+Then, when a member joins, keys move only to it, and only about 1/N of them; when one leaves, only its
+own keys move. The demo prints exactly that, measured, next to the ideal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import random
+import signal
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+
+import mmh3
+from kazoo.client import KazooClient, KazooState
+from kazoo.exceptions import KazooException, NoNodeError
+from kazoo.handlers.threading import KazooTimeoutError
+from kazoo.recipe.watchers import ChildrenWatch
+
+# A fixed seed: every process, on every machine, puts every key and member at the same place.
+SEED = 0x5EED
+# Points per unit of weight. More points balance better and cost memory: 160 is ketama's choice
+# and keeps the largest share within about 10% of the mean for 10 members.
+DEFAULT_VNODES = 160
+Key = str | bytes
+
+
+def point(label: Key) -> int:
+    """A position on the ring: an unsigned 128-bit MurmurHash3."""
+    return mmh3.hash128(label, SEED)
+
+
+# ---------------------------------------------------------------- the ring
+
+class HashRing:
+    """Members placed on a ring of 2**128 positions, `vnodes` points per unit of weight."""
+
+    def __init__(self, vnodes: int = DEFAULT_VNODES, nodes: Iterable[str] | Mapping[str, float] | None = None):
+        if not isinstance(vnodes, int) or vnodes < 1:
+            raise ValueError(f"vnodes must be a whole number >= 1, not {vnodes!r}")
+        self.vnodes = vnodes
+        self._weights: dict[str, float] = {}
+        self._points: list[int] = []   # sorted by (point, owner)
+        self._owners: list[str] = []   # _owners[i] owns the arc that ends at _points[i]
+        items = nodes.items() if isinstance(nodes, Mapping) else ((n, 1) for n in nodes or ())
+        for node, weight in items:
+            self.add(node, weight)
+
+    # -- membership
+
+    def add(self, node: str, weight: float = 1) -> None:
+        """Place a member (again, if its weight changed)."""
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
+            raise ValueError(f"weight must be a number > 0, not {weight!r}")
+        if node in self._weights:
+            self.remove(node)
+        self._weights[node] = weight
+        self._insert(sorted((p, node) for p in self._node_points(node)))
+
+    def remove(self, node: str) -> None:
+        if node not in self._weights:
+            raise KeyError(f"{node!r} is not on the ring")
+        doomed = {self._index_of(p, node) for p in self._node_points(node)}
+        self._points = [p for i, p in enumerate(self._points) if i not in doomed]
+        self._owners = [o for i, o in enumerate(self._owners) if i not in doomed]
+        del self._weights[node]
+
+    def _node_points(self, node: str) -> list[int]:
+        count = max(1, round(self.vnodes * self._weights[node]))
+        return [point(f"{node}#{i}") for i in range(count)]
+
+    def _index_of(self, p: int, node: str) -> int:
+        """Where (p, node) sits, or would sit, in the (point, owner) order: owner names break ties."""
+        i = bisect.bisect_left(self._points, p)
+        while i < len(self._points) and self._points[i] == p and self._owners[i] < node:
+            i += 1
+        return i
+
+    def _insert(self, entries: list[tuple[int, str]]) -> None:
+        """Merge sorted new entries in: list slices are copied in C, so this is O(n), not O(n log n)."""
+        points, owners, start = [], [], 0
+        for p, node in entries:
+            i = self._index_of(p, node)
+            points += self._points[start:i] + [p]
+            owners += self._owners[start:i] + [node]
+            start = i
+        self._points, self._owners = points + self._points[start:], owners + self._owners[start:]
+
+    # -- lookups
+
+    def owner(self, key: Key) -> str:
+        """The member owning `key`: the first point at or after the key's hash, clockwise."""
+        points = self._points
+        if not points:
+            raise LookupError("the ring is empty: no member to own any key")
+        i = bisect.bisect_left(points, point(key))
+        return self._owners[i if i < len(points) else 0]  # past the last point, wrap to the first
+
+    def owners(self, key: Key, n: int) -> list[str]:
+        """n distinct members clockwise from `key`, owner(key) first: a replica preference list."""
+        if not 1 <= n <= len(self._weights):
+            raise ValueError(f"asked for {n} owners, but the ring has {len(self._weights)} members")
+        start = bisect.bisect_left(self._points, point(key))
+        found: list[str] = []
+        for step in range(len(self._points)):
+            candidate = self._owners[(start + step) % len(self._points)]
+            if candidate not in found:
+                found.append(candidate)
+                if len(found) == n:
+                    break
+        return found
+
+    @property
+    def nodes(self) -> list[str]:
+        return sorted(self._weights)
+
+    @property
+    def weights(self) -> dict[str, float]:
+        return dict(self._weights)
+
+    @property
+    def fingerprint(self) -> str:
+        """Equal for two rings exactly when they hold the same members, weights and vnodes."""
+        text = json.dumps([self.vnodes, sorted(self._weights.items())])
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def copy(self) -> HashRing:
+        ring = HashRing(self.vnodes)
+        ring._weights, ring._points, ring._owners = dict(self._weights), list(self._points), list(self._owners)
+        return ring
+
+    def __len__(self) -> int:
+        return len(self._weights)
+
+    def __contains__(self, node: object) -> bool:
+        return node in self._weights
+
+    def __repr__(self) -> str:
+        return f"HashRing(vnodes={self.vnodes}, nodes={self._weights})"
+
+
+# ---------------------------------------------------------------- membership in ZooKeeper
+
+def members_path(root: str) -> str:
+    return f"{root.rstrip('/')}/members"
+
+
+def register_node(client: KazooClient, root: str, name: str, weight: float = 1) -> str:
+    """Register a member: an ephemeral znode holding its weight, gone when its session ends."""
+    if not name or "/" in name:
+        raise ValueError(f"member name must be non-empty and without '/': {name!r}")
+    HashRing(1).add(name, weight)  # the same validation the routers will apply
+    data = json.dumps({"weight": weight}).encode()
+    return client.create(f"{members_path(root)}/{name}", data, ephemeral=True, makepath=True)
+
+
+class RingWatcher:
+    """A router's view: `.ring` is rebuilt from ZooKeeper on every membership change."""
+
+    def __init__(self, client: KazooClient, root: str, vnodes: int = DEFAULT_VNODES,
+                 on_change: Callable[[HashRing, HashRing], None] | None = None, timeout: float = 10.0):
+        self.client, self.path = client, members_path(root)
+        self.ring = HashRing(vnodes)
+        self.changes = 0
+        self._on_change = on_change
+        self._children: list[str] | None = None
+        self._changed = threading.Event()
+        self._built = threading.Condition()
+        self._stopped = False
+        client.ensure_path(self.path)
+        self._thread = threading.Thread(target=self._rebuild_loop, name="ring-watcher", daemon=True)
+        self._thread.start()
+        ChildrenWatch(client, self.path, self._on_children)
+        self.wait_for(lambda ring: self.changes > 0, timeout)
+
+    @property
+    def fingerprint(self) -> str:
+        return self.ring.fingerprint
+
+    def close(self) -> None:
+        self._stopped = True
+        self._changed.set()
+        self._thread.join()
+
+    def wait_for(self, predicate: Callable[[HashRing], bool], timeout: float = 10.0) -> HashRing:
+        """Block until predicate(ring) holds; raise TimeoutError if it does not within `timeout`."""
+        with self._built:
+            if not self._built.wait_for(lambda: predicate(self.ring), timeout):
+                raise TimeoutError(f"ring never satisfied the condition; it holds {self.ring.nodes}")
+            return self.ring
+
+    # -- the watch callback only swaps a reference and wakes the rebuilder
+
+    def _on_children(self, children: list[str]) -> bool:
+        if self._stopped:
+            return False  # tells kazoo to drop the watch
+        self._children = children
+        self._changed.set()
+        return True
+
+    # -- the rebuilder: reads weights, builds a new ring aside, swaps it in with one assignment
+
+    def _rebuild_loop(self) -> None:
+        while True:
+            self._changed.wait()
+            self._changed.clear()
+            if self._stopped:
+                return
+            try:
+                self._rebuild(self._children or [])
+            except KazooException:
+                self._wait_for_connection()  # kazoo's ChildrenWatch lists the members again
+
+    def _rebuild(self, children: list[str]) -> None:
+        old = self.ring
+        new = old.copy()
+        for gone in set(old.nodes) - set(children):
+            new.remove(gone)
+        for name, weight in self._read_weights(set(children) - set(old.nodes)).items():
+            new.add(name, weight)
+        with self._built:
+            self.ring = new  # readers see the old ring or the new one, never half of one
+            self.changes += 1
+            self._built.notify_all()
+        if self._on_change and new.fingerprint != old.fingerprint:
+            self._on_change(old, new)
+
+    def _read_weights(self, names: set[str]) -> dict[str, float]:
+        """Read new members' data in parallel: one round trip, however many joined."""
+        pending = {name: self.client.get_async(f"{self.path}/{name}") for name in names}
+        weights = {}
+        for name, answer in pending.items():
+            try:
+                weights[name] = json.loads(answer.get(timeout=10)[0] or b"{}").get("weight", 1)
+            except NoNodeError:
+                continue  # left already; the next children event says so
+            except ValueError:
+                weights[name] = 1  # not our JSON: a member that registered by hand
+        return weights
+
+    def _wait_for_connection(self) -> None:
+        while not self._stopped and not self.client.connected:
+            time.sleep(0.05)
+        self._changed.set()
+
+
+# ================================================================ the demo
+
+ROOT = "/lab/consistent-hashing"
+CONNECT_TIMEOUT = 5.0
+RUN_ID = uuid.uuid4().hex[:4]  # member names stay unique when two copies of this script run
+BAR_WIDTH = 40
+
+
+class Member:
+    """A storage node: its own session, an ephemeral znode, re-registered after a lost session."""
+
+    def __init__(self, name: str, zk: str, session_timeout: float, weight: float = 1):
+        self.name, self.weight, self.zk = name, weight, zk
+        self.client = KazooClient(hosts=zk, timeout=session_timeout)
+        self.crashed = False
+        self._lost = threading.Event()
+
+    def start(self) -> None:
+        self.client.start(timeout=CONNECT_TIMEOUT)
+        self.client.add_listener(self._on_state)
+        register_node(self.client, ROOT, self.name, self.weight)
+
+    def _on_state(self, state: str) -> None:
+        if state == KazooState.LOST:
+            self._lost.set()
+        elif state == KazooState.CONNECTED and self._lost.is_set() and not self.crashed:
+            self._lost.clear()
+            self.client.handler.spawn(self._reregister)  # not on kazoo's own thread
+
+    def _reregister(self) -> None:
+        with contextlib.suppress(KazooException):
+            register_node(self.client, ROOT, self.name, self.weight)
+
+    def leave(self) -> None:
+        """A clean exit: delete the znode, close the session."""
+        with contextlib.suppress(KazooException):
+            self.client.delete(f"{members_path(ROOT)}/{self.name}")
+        self.client.stop()
+        self.client.close()
+
+    def crash(self, observer: KazooClient) -> None:
+        """Die without a goodbye: ZooKeeper expires the session, which deletes the znode."""
+        self.crashed = True
+        for _ in range(5):  # the client may reconnect first and win its session back; try again
+            expire_session(self.zk, self.client.client_id)
+            if observer.exists(f"{members_path(ROOT)}/{self.name}") is None:
+                break
+        self.client.stop()
+        self.client.close()
+
+
+def expire_session(zk: str, client_id: tuple[int, bytes]) -> None:
+    """Close a session from outside, as ZooKeeper does when it times out: a twin connection presents
+    the session's id and password, then closes it."""
+    twin = KazooClient(hosts=zk, client_id=client_id)
+    with contextlib.suppress(KazooException, KazooTimeoutError):
+        twin.start(timeout=CONNECT_TIMEOUT)
+        twin.stop()
+    twin.close()
+
+
+class Report:
+    """What the learner sees on each change: membership, moved keys, load, and router agreement."""
+
+    def __init__(self, keys: list[str], show: int, started: float, routers: list[RingWatcher]):
+        self.keys, self.show, self.started, self.routers = keys, show, started, routers
+        self.lock = threading.Lock()
+        self.changes: list[tuple[float, float]] = []   # (moved, ideal)
+        self.worst_balance = 0.0
+        self.agreed = self.disagreed = 0
+        self.muted = False
+        self._narrated = threading.Condition()
+        self._last_narrated: str | None = None
+
+    def say(self, text: str) -> None:
+        with self.lock:
+            print(f"{time.monotonic() - self.started:8.3f}s  {text}", flush=True)
+
+    def ring_changed(self, old: HashRing, new: HashRing) -> None:
+        if self.muted:
+            return
+        before = [old.owner(k) for k in self.keys] if len(old) else None
+        after = [new.owner(k) for k in self.keys] if len(new) else None
+        lines = [f"members ({len(new)}): " + " ".join(_label(n, w) for n, w in sorted(new.weights.items()))]
+        if before and after:
+            lines += self._movement(old, new, before, after)
+        if after:
+            lines += self._load(new, after)
+        with self.lock:
+            print("\n".join(" " * 11 + line for line in lines), flush=True)
+        self._check_agreement(new.fingerprint)
+        with self._narrated:
+            self._last_narrated = new.fingerprint
+            self._narrated.notify_all()
+
+    def wait_narrated(self, fingerprint: str, timeout: float = 3.0) -> None:
+        """Let the narrating router finish telling a change before the next one happens."""
+        with self._narrated:
+            self._narrated.wait_for(lambda: self._last_narrated == fingerprint, timeout)
+
+    def _movement(self, old: HashRing, new: HashRing, before: list[str], after: list[str]) -> list[str]:
+        moved = [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]
+        ideal = ideal_fraction(old.weights, new.weights)
+        fraction = len(moved) / len(self.keys)
+        self.changes.append((fraction, ideal))
+        lines = [f"moved {fraction:6.2%} of {len(self.keys):,} keys   (ideal {ideal:6.2%}: the changed member's share)"]
+        lines += [f"  {self.keys[i]}: {before[i]} \u2192 {after[i]}" for i in moved[:self.show]]
+        return lines
+
+    def _load(self, ring: HashRing, owners: list[str]) -> list[str]:
+        counts, total_weight = Counter(owners), sum(ring.weights.values())
+        shares = {n: counts[n] / len(owners) / (w / total_weight) for n, w in ring.weights.items()}
+        balance = max(shares.values())
+        self.worst_balance = max(self.worst_balance, balance)
+        lines = ["load (keys owned; bar scaled to the ideal share):"]
+        for name in ring.nodes:
+            bar = "\u2588" * min(2 * BAR_WIDTH, round(BAR_WIDTH * shares[name] / 2))
+            lines.append(f"  {name:<12} {counts[name]:>8,}  {bar}")
+        lines.append(f"max/mean {balance:.3f}  (1.000 is perfect; weights taken into account)")
+        return lines
+
+    def _check_agreement(self, fingerprint: str) -> None:
+        """Give the other routers up to a second to reach the ring this one just built."""
+        asked = time.monotonic()
+        for router in self.routers:
+            with contextlib.suppress(TimeoutError):
+                router.wait_for(lambda ring: ring.fingerprint == fingerprint, timeout=1.0)
+        waited_ms = (time.monotonic() - asked) * 1000
+        if all(router.fingerprint == fingerprint for router in self.routers):
+            self.agreed += 1
+            self.say(f"routers agree: yes, fingerprint {fingerprint} (the other router within {waited_ms:.1f} ms)")
+        else:
+            self.disagreed += 1
+            self.say(f"routers agree: NO, {[r.fingerprint for r in self.routers]} after {waited_ms:.0f} ms")
+
+
+def ideal_fraction(old: Mapping[str, float], new: Mapping[str, float]) -> float:
+    """The least any scheme must move: the weight share of the members that joined or left."""
+    joined = sum(w for n, w in new.items() if n not in old) / sum(new.values()) if new else 0
+    left = sum(w for n, w in old.items() if n not in new) / sum(old.values()) if old else 0
+    return joined + left
+
+
+def _label(name: str, weight: float) -> str:
+    return name if weight == 1 else f"{name}(x{weight:g})"
+
+
+class Demo:
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.started = time.monotonic()
+        self.routers: list[RingWatcher] = []
+        self.report = Report([f"key:{i}" for i in range(args.keys)], args.show, self.started, self.routers)
+        self.members: list[Member] = []
+        self.router_clients: list[KazooClient] = []
+        self.stopping = threading.Event()
+        self.rng = random.Random(args.seed)
+        self._next = 1
+
+    def start(self) -> None:
+        for i in range(2):
+            client = KazooClient(hosts=self.args.zk, timeout=self.args.session_timeout)
+            client.start(timeout=CONNECT_TIMEOUT)
+            self.router_clients.append(client)
+            on_change = self.report.ring_changed if i == 0 else None  # one router narrates
+            self.routers.append(RingWatcher(client, ROOT, self.args.vnodes, on_change=on_change))
+        for _ in range(self.args.members):
+            self.add_member()
+
+    def add_member(self) -> None:
+        member = Member(f"m{self._next}-{RUN_ID}", self.args.zk, self.args.session_timeout)
+        self._next += 1
+        self.report.say(f"+ {member.name} joins")
+        member.start()
+        self.members.append(member)
+        self.settle(lambda ring: member.name in ring)
+
+    def chaos(self) -> None:
+        if len(self.members) <= 2:
+            return self.add_member()
+        action = self.rng.choice(["join", "leave", "crash"])
+        if action == "join":
+            return self.add_member()
+        member = self.rng.choice(self.members)
+        self.members.remove(member)
+        if action == "leave":
+            self.report.say(f"- {member.name} leaves cleanly (deletes its znode)")
+            member.leave()
+        else:
+            self.report.say(f"x {member.name} crashes (ZooKeeper expires its session)")
+            member.crash(self.router_clients[0])
+        self.settle(lambda ring: member.name not in ring)
+
+    def settle(self, predicate: Callable[[HashRing], bool]) -> None:
+        """Wait until the narrating router has seen the change and told it."""
+        with contextlib.suppress(TimeoutError):
+            ring = self.routers[0].wait_for(predicate, timeout=2.0)
+            self.report.wait_narrated(ring.fingerprint)
+
+    def run(self) -> None:
+        self.start()
+        ends = time.monotonic() + (self.args.duration or float("inf"))
+        while not self.stopping.wait(min(self.args.interval, max(0.0, ends - time.monotonic()))):
+            if time.monotonic() >= ends:
+                break
+            self.chaos()
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.report.muted = True  # the shutdown is not a lesson
+        for member in self.members:
+            member.leave()
+        for router in self.routers:
+            router.close()
+        for client in self.router_clients:
+            client.stop()
+            client.close()
+
+    def summary(self) -> str:
+        r = self.report
+        ratios = [moved / ideal for moved, ideal in r.changes if ideal]
+        return "\n".join([
+            "", "summary",
+            f"  membership changes seen   {len(r.changes)}",
+            f"  keys moved / ideal        mean {sum(ratios) / len(ratios):.2f}x, worst {max(ratios):.2f}x"
+            if ratios else "  keys moved / ideal        n/a",
+            f"  worst load max/mean       {r.worst_balance:.3f}",
+            f"  routers agreed            {r.agreed} of {r.agreed + r.disagreed} checks",
+        ])
+
+
+# ---------------------------------------------------------------- command line
+
+def _positive(kind: type) -> Callable[[str], float]:
+    def check(text: str) -> float:
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+        return value
+    check.__name__ = kind.__name__
+    return check
+
+
+def _zk_hosts(text: str) -> str:
+    items = [part.strip() for part in text.split("/", 1)[0].split(",")]
+    if not text.strip() or not all(items) or any(":" in i and not i.rpartition(":")[2].isdigit() for i in items):
+        raise argparse.ArgumentTypeError(f"must be host:port[,host:port...], not {text!r}")
+    return text.strip()
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Consistent hashing over ZooKeeper membership, under chaos.")
+    parser.add_argument("--zk", type=_zk_hosts, default=os.environ.get("ZK_HOSTS", "127.0.0.1:2181"),
+                        help="ZooKeeper connection string (default: $ZK_HOSTS or 127.0.0.1:2181)")
+    parser.add_argument("--members", type=_positive(int), default=4, help="members at start (default 4)")
+    parser.add_argument("--vnodes", type=_positive(int), default=DEFAULT_VNODES, help="points per member")
+    parser.add_argument("--keys", type=_positive(int), default=100_000, help="keys for the statistics")
+    parser.add_argument("--show", type=int, default=12, help="moved sample keys to print (default 12)")
+    parser.add_argument("--interval", type=_positive(float), default=3.0, help="seconds between chaos events")
+    parser.add_argument("--duration", type=_positive(float), default=None, help="seconds to run (default: Ctrl-C)")
+    parser.add_argument("--seed", type=int, default=None, help="seed for the chaos driver")
+    parser.add_argument("--session-timeout", type=_positive(float), default=4.0, help="seconds (default 4)")
+    args = parser.parse_args(argv)
+    if args.show < 0:
+        parser.error("argument --show: must be 0 or more")
+    return args
+
+
+def check_reachable(zk: str) -> str | None:
+    """None if ZooKeeper answers within CONNECT_TIMEOUT, else a one-line explanation."""
+    try:
+        client = KazooClient(hosts=zk, timeout=CONNECT_TIMEOUT, connection_retry={"max_tries": -1, "max_delay": 1})
+        client.start(timeout=CONNECT_TIMEOUT)
+    except (KazooTimeoutError, KazooException, OSError, ValueError) as exc:
+        return f"cannot reach ZooKeeper at {zk} ({type(exc).__name__})"
+    client.stop()
+    client.close()
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.getLogger("kazoo").addHandler(logging.NullHandler())
+    logging.getLogger("kazoo").propagate = False  # kazoo's reconnect chatter would drown the report
+    if problem := check_reachable(args.zk):
+        print(f"error: {problem}; start one with `./run.sh hashing`, `docker compose up -d` "
+              f"or `python -m zklab.launcher`", file=sys.stderr)
+        return 1
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    demo = Demo(args)
+    print(f"consistent hashing over {args.zk}{members_path(ROOT)}: {args.vnodes} vnodes, "
+          f"{args.keys:,} keys; Ctrl-C stops")
+    try:
+        demo.run()
+    except KeyboardInterrupt:
+        demo.report.say("interrupted: closing every session")
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
+        demo.close()
+    print(demo.summary())
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # Ctrl-C before the demo started: nothing to clean up
+        sys.exit(0)

@@ -1,0 +1,135 @@
+"""Membership in a real ZooKeeper: routers converge on joins, leaves and crashes, and recover."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from kazoo.client import KazooClient
+
+from challenge_consistent_hashing import HashRing, RingWatcher, members_path, register_node
+from zklab.faults import expire_session, wait_until
+from zklab.launcher import ZooKeeperCluster
+from zklab.proxy import PartitionProxy
+
+ROOT = "/ring"
+MakeClient = Callable[..., KazooClient]
+
+
+def converge(routers: list[RingWatcher], members: set[str], timeout: float) -> float:
+    """Wait until every router holds exactly `members`, with one fingerprint; return seconds taken."""
+    started = time.monotonic()
+    for router in routers:
+        router.wait_for(lambda ring: set(ring.nodes) == members, timeout - (time.monotonic() - started))
+    assert len({r.fingerprint for r in routers}) == 1
+    return time.monotonic() - started
+
+
+@pytest.fixture
+def routers(make_client: MakeClient) -> Iterator[list[RingWatcher]]:
+    watchers = [RingWatcher(make_client(), ROOT, vnodes=40) for _ in range(2)]
+    yield watchers
+    for watcher in watchers:
+        watcher.close()
+
+
+def test_register_creates_an_ephemeral_with_its_weight(make_client: MakeClient) -> None:
+    """register_node makes <root>/members/<name>, ephemeral, holding JSON with the weight."""
+    member = make_client()
+    path = register_node(member, ROOT, "alpha", weight=2)
+    data, stat = make_client().get(path)
+    assert path == f"{members_path(ROOT)}/alpha"
+    assert json.loads(data) == {"weight": 2} and stat.ephemeralOwner == member.client_id[0]
+    with pytest.raises(ValueError):
+        register_node(member, ROOT, "bad/name")
+
+
+def test_routers_converge_on_join_leave_and_crash(make_client: MakeClient, routers: list[RingWatcher],
+                                                  make_proxy: Callable[..., PartitionProxy], chroot: str) -> None:
+    """Both routers reach the same fingerprint within 1 s of a join, a clean leave and a crash."""
+    stable, leaver = make_client(), make_client()
+    proxy = make_proxy()
+    crasher = make_client(hosts=proxy.address + chroot, timeout=10.0)
+    register_node(stable, ROOT, "stable")
+    register_node(crasher, ROOT, "crasher", weight=2)
+    converge(routers, {"stable", "crasher"}, 5)
+    assert routers[0].ring.weights == {"stable": 1, "crasher": 2}
+
+    register_node(leaver, ROOT, "leaver")                                  # a join
+    assert converge(routers, {"stable", "crasher", "leaver"}, 1.0) < 1.0
+    leaver.delete(f"{members_path(ROOT)}/leaver")                          # a clean leave
+    assert converge(routers, {"stable", "crasher"}, 1.0) < 1.0
+    expire_session(crasher, proxy)                                         # a crash: the session expires
+    assert converge(routers, {"stable"}, 1.0) < 1.0
+    assert routers[0].ring.owner("any key") == "stable"
+
+
+def test_ring_rebuild_is_swapped_whole(make_client: MakeClient, routers: list[RingWatcher]) -> None:
+    """Readers holding the old ring keep a consistent old ring; the watcher swaps in a new object."""
+    member = make_client()
+    register_node(member, ROOT, "a")
+    converge(routers, {"a"}, 5)
+    old = routers[0].ring
+    register_node(make_client(), ROOT, "b")
+    converge(routers, {"a", "b"}, 5)
+    assert routers[0].ring is not old and old.nodes == ["a"]
+    assert routers[0].ring.fingerprint == HashRing(40, ["a", "b"]).fingerprint
+
+
+def test_standalone_restart_recovers_without_ghosts(own_server: ZooKeeperCluster) -> None:
+    """ZooKeeper restarts: live members stay; one that died meanwhile leaves no ghost on the ring."""
+    clients = []
+
+    def client(timeout: float = 8.0) -> KazooClient:
+        c = KazooClient(hosts=own_server.hosts, timeout=timeout)
+        c.start(timeout=10)
+        clients.append(c)
+        return c
+
+    try:
+        for name in ("a", "b"):
+            register_node(client(), ROOT, name)
+        doomed = client(timeout=1.5)
+        register_node(doomed, ROOT, "doomed")
+        routers = [RingWatcher(client(), ROOT, vnodes=40) for _ in range(2)]
+        converge(routers, {"a", "b", "doomed"}, 5)
+        own_server.stop_server(1)
+        doomed.stop()          # dies while ZooKeeper is down: no chance to say goodbye
+        own_server.start_server(1)
+        converge(routers, {"a", "b"}, 15)   # its session expires after the restart; the ring follows
+        register_node(client(), ROOT, "c")  # and the routers still follow changes
+        converge(routers, {"a", "b", "c"}, 5)
+    finally:
+        for c in clients:
+            c.stop()
+            c.close()
+
+
+def test_ensemble_member_killed_ring_recovers(ensemble: ZooKeeperCluster) -> None:
+    """kill -9 of ZooKeeper's leader: routers keep up with a leave and a join, no ghost."""
+    clients = []
+
+    def client() -> KazooClient:
+        c = KazooClient(hosts=ensemble.hosts, timeout=6.0)
+        c.start(timeout=10)
+        clients.append(c)
+        return c
+
+    try:
+        members = {name: client() for name in ("a", "b", "c")}
+        for name, member in members.items():
+            register_node(member, ROOT, name)
+        routers = [RingWatcher(client(), ROOT, vnodes=40) for _ in range(2)]
+        converge(routers, {"a", "b", "c"}, 5)
+        ensemble.kill_server(ensemble.leader().sid)
+        wait_until(lambda: any(s.mode() == "leader" for s in ensemble.servers), 20, "a new ZooKeeper leader")
+        members["c"].retry(members["c"].delete, f"{members_path(ROOT)}/c")
+        late = client()
+        late.retry(register_node, late, ROOT, "d")
+        converge(routers, {"a", "b", "d"}, 15)
+    finally:
+        for c in clients:
+            c.stop()
+            c.close()

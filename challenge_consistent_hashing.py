@@ -563,8 +563,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         demo.run()
     except KeyboardInterrupt:
-        demo.report.say("interrupted: closing every session")
+        demo.report.say("interrupted")
     finally:
+        demo.report.say("shutting down: members leave, routers stop, sessions close")
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
         demo.close()
     print(demo.summary())

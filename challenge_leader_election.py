@@ -117,7 +117,8 @@ def fenced_write(client: KazooClient, token: FencingToken, ledger: str, value: s
         tx.set_data(ledger, record, version=stat.version)
     results = tx.commit()
     if isinstance(results[0], Exception):
-        raise NotLeaderError(f"ZooKeeper rejected the write: election node {token.node_path} is gone")
+        node = token.node_path.rsplit("/", 1)[1].split(SEP, 1)[1]  # drop the GUID: name and sequence
+        raise NotLeaderError(f"ZooKeeper rejected it: election node ...{node} is gone")
     if isinstance(results[1], Exception):
         raise NotLeaderError(f"ZooKeeper rejected the write: ledger changed ({type(results[1]).__name__})")
     return 0 if stat is None else results[1].version
@@ -728,8 +729,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         demo.run(args.workers, args.interval, args.duration, args.seed)
     except KeyboardInterrupt:
-        demo.timeline.say("demo", "interrupted: closing every session")
+        demo.timeline.say("demo", "interrupted")
     finally:
+        demo.timeline.say("demo", "shutting down: every worker resigns and closes its session")
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
         demo.close()
     print(demo.summary())

@@ -40,6 +40,7 @@ from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import KazooException, NoNodeError
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.recipe.watchers import ChildrenWatch
+from kazoo.retry import KazooRetry
 
 # A fixed seed: every process, on every machine, puts every key and member at the same place.
 SEED = 0x5EED
@@ -232,8 +233,12 @@ class RingWatcher:
                 return
             try:
                 self._rebuild(self._children or [])
-            except KazooException:
+            except (KazooException, KazooTimeoutError):
                 self._wait_for_connection()  # kazoo's ChildrenWatch lists the members again
+            except Exception:
+                # A dead rebuilder would leave this router on a stale ring forever: log, retry.
+                logging.getLogger(__name__).exception("ring watcher: rebuild failed; retrying")
+                self._wait_for_connection()
 
     def _rebuild(self, children: list[str]) -> None:
         old = self.ring
@@ -265,6 +270,7 @@ class RingWatcher:
     def _wait_for_connection(self) -> None:
         while not self._stopped and not self.client.connected:
             time.sleep(0.05)
+        time.sleep(0.05)  # do not spin if the failure repeats while connected
         self._changed.set()
 
 
@@ -280,7 +286,7 @@ class Member:
     """A storage node: its own session, an ephemeral znode, re-registered after a lost session."""
 
     def __init__(self, name: str, zk: str, session_timeout: float, weight: float = 1):
-        self.name, self.weight, self.zk = name, weight, zk
+        self.name, self.weight, self.zk, self.session_timeout = name, weight, zk, session_timeout
         self.client = KazooClient(hosts=zk, timeout=session_timeout)
         self.crashed = False
         self._lost = threading.Event()
@@ -302,9 +308,10 @@ class Member:
             register_node(self.client, ROOT, self.name, self.weight)
 
     def leave(self) -> None:
-        """A clean exit: delete the znode, close the session."""
+        """A clean exit: delete the znode (through a reconnect, if need be), close the session."""
+        retry = KazooRetry(max_tries=-1, max_delay=0.2, deadline=self.session_timeout)
         with contextlib.suppress(KazooException):
-            self.client.delete(f"{members_path(ROOT)}/{self.name}")
+            retry(self.client.delete, f"{members_path(ROOT)}/{self.name}")
         self.client.stop()
         self.client.close()
 
@@ -430,8 +437,8 @@ class Demo:
     def start(self) -> None:
         for i in range(2):
             client = KazooClient(hosts=self.args.zk, timeout=self.args.session_timeout)
-            client.start(timeout=CONNECT_TIMEOUT)
             self.router_clients.append(client)
+            client.start(timeout=CONNECT_TIMEOUT)
             on_change = self.report.ring_changed if i == 0 else None  # one router narrates
             self.routers.append(RingWatcher(client, ROOT, self.args.vnodes, on_change=on_change))
         for _ in range(self.args.members):
@@ -441,8 +448,14 @@ class Demo:
         member = Member(f"m{self._next}-{RUN_ID}", self.args.zk, self.args.session_timeout)
         self._next += 1
         self.report.say(f"+ {member.name} joins")
-        member.start()
-        self.members.append(member)
+        self.members.append(member)  # listed before it starts: a Ctrl-C in between must still close it
+        try:
+            member.start()
+        except (KazooTimeoutError, KazooException) as exc:
+            self.report.say(f"  {member.name} could not register ({type(exc).__name__}); it stays out")
+            self.members.remove(member)
+            member.leave()
+            return
         self.settle(lambda ring: member.name in ring)
 
     def chaos(self) -> None:

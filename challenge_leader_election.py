@@ -48,6 +48,7 @@ from kazoo.exceptions import (
 )
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.states import EventType, WatchedEvent
+from kazoo.retry import KazooRetry
 
 # ZooKeeper appends a 10-digit, zero-padded counter to a sequential node's name.
 SEQ_DIGITS = 10
@@ -193,6 +194,11 @@ class LeaderElection:
             raise NotLeaderError(f"{self.name} is not the leader")
         return fenced_write(self.client, token, path, value)
 
+    def __repr__(self) -> str:
+        lease = self._lease_until - time.monotonic()
+        return (f"<LeaderElection {self.name} {self._lifecycle} node={self._node} leading={self._leading} "
+                f"lease={lease:+.2f}s epoch={self._epoch} last={self.history[-1:]}>")
+
     # -- lifecycle
 
     def start(self) -> None:
@@ -220,8 +226,11 @@ class LeaderElection:
         self.client.remove_listener(self._on_connection_change)
         node, self._node = self._node, None
         if node is not None:
-            with contextlib.suppress(KazooException):  # gone already, or unreachable: dies with the session
-                self.client.delete(self._node_path(node))
+            # Retry through a reconnect: a node left behind would hold up the queue until its
+            # session times out. Past that deadline it is gone anyway.
+            retry = KazooRetry(max_tries=-1, max_delay=0.2, deadline=self._session_seconds())
+            with contextlib.suppress(KazooException):
+                retry(self.client.delete, self._node_path(node))
         self._run_callbacks()
 
     # -- callbacks from kazoo: they only flip a flag and wake our thread, never block
@@ -248,9 +257,13 @@ class LeaderElection:
 
     # -- the one place leadership changes
 
-    def _set_leader(self, leading: bool, why: str, lease_from: float | None = None) -> None:
+    def _set_leader(self, leading: bool, why: str, lease_from: float | None = None, renewal: bool = False) -> None:
         with self._lock:
             now = time.monotonic()
+            if leading and self.client.state != KazooState.CONNECTED:
+                return  # an answer that raced a SUSPENDED: wait for RECONNECTED and look again
+            if renewal and not self._leading:
+                return  # a renewal extends a term; it never starts one
             if leading:
                 self._lease_until = lease_from + self._lease_seconds()
             if leading == self._leading:
@@ -263,10 +276,13 @@ class LeaderElection:
         self._wake.set()
 
     def _lease_seconds(self) -> float:
-        # The session timeout we asked for. ZooKeeper grants it unless it exceeds the server's
-        # maxSessionTimeout (20 ticks by default): then the lease would be too long, and only
-        # fencing would protect the ledger.
-        return self.client._session_timeout / 1000.0 * LEASE_FRACTION
+        return self._session_seconds() * LEASE_FRACTION
+
+    def _session_seconds(self) -> float:
+        # The session timeout we asked for (kazoo keeps the server's answer to itself). ZooKeeper
+        # grants it unless it exceeds the server's maxSessionTimeout (20 ticks by default): then the
+        # lease would be too long, and only fencing would protect the ledger.
+        return self.client._session_timeout / 1000.0
 
     # -- our thread
 
@@ -284,6 +300,12 @@ class LeaderElection:
                 pass  # the connection listener wakes us when there is something to do
             except NoNodeError:
                 self._wake.set()  # the election path vanished under us: create it again
+            except Exception:
+                # A dead thread would keep our node in the queue and block everyone behind it.
+                logging.getLogger(__name__).exception("election %s: unexpected error; retrying", self.name)
+                self._set_leader(False, "unexpected error")
+                self._wake.wait(1.0)
+                self._wake.set()
         self._run_callbacks()
 
     def _run_callbacks(self) -> None:
@@ -323,7 +345,15 @@ class LeaderElection:
 
     def _owned_by_our_session(self, node: str) -> bool:
         stat = self.client.exists(self._node_path(node))
-        return stat is not None and stat.ephemeralOwner == self.client.client_id[0]
+        return stat is not None and stat.ephemeralOwner == self._session_id()
+
+    def _session_id(self) -> int:
+        """Our current session. Between sessions we cannot tell whose a node is: wait, don't guess
+        (guessing "not ours" would abandon a live node that then blocks the queue forever)."""
+        client_id = self.client.client_id
+        if not client_id:
+            raise ConnectionLoss("no session at the moment")
+        return client_id[0]
 
     def _check_position(self) -> None:
         """Lead if we are first; else watch the candidate just before us."""
@@ -357,10 +387,10 @@ class LeaderElection:
             self._set_leader(False, "lease expired: ZooKeeper did not answer in time")
             self._wake.set()  # keep asking: we lead again if our node survives
             return
-        if stat is None or stat.ephemeralOwner != self.client.client_id[0]:
+        if stat is None or stat.ephemeralOwner != self._session_id():
             self._wake.set()  # _check_position will find out what happened
         else:
-            self._set_leader(True, "lease renewed", lease_from=asked_at)
+            self._set_leader(True, "lease renewed", lease_from=asked_at, renewal=True)
 
     def _node_path(self, node: str) -> str:
         return f"{self.path}/{node}"
@@ -618,8 +648,12 @@ class Demo:
         worker = Worker(self, self._next_index)
         self._next_index += 1
         self.timeline.say(worker.name, why)
-        worker.start()
-        self.workers.append(worker)
+        self.workers.append(worker)  # listed before it starts: a Ctrl-C in between must still close it
+        try:
+            worker.start()
+        except (KazooTimeoutError, KazooException) as exc:
+            self.timeline.say(worker.name, f"could not connect ({type(exc).__name__}); it stays out")
+            worker.resign()
         return worker
 
     def run(self, workers: int, interval: float, duration: float | None, seed: int | None) -> None:

@@ -18,7 +18,7 @@ from challenge_leader_election import (
     fenced_write,
     most_at_once,
 )
-from zklab.faults import expire_session, wait_until
+from zklab.faults import expire_session, restart_behind, wait_until
 from zklab.launcher import ZooKeeperCluster
 from zklab.proxy import PartitionProxy
 
@@ -43,7 +43,10 @@ def the_leader(elections: list[LeaderElection], timeout: float = 10.0) -> Leader
     def single() -> LeaderElection | None:
         leaders = [e for e in elections if e.is_leader]
         return leaders[0] if len(leaders) == 1 else None
-    return wait_until(single, timeout, "exactly one acting leader")
+    try:
+        return wait_until(single, timeout, "exactly one acting leader")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {elections}") from None
 
 
 def elected_at(election: LeaderElection) -> float:
@@ -210,7 +213,8 @@ def test_only_the_leader_may_write(make_client: MakeClient, chroot: str) -> None
 
 def test_standalone_restart_within_session_timeout_keeps_one_leader(own_server: ZooKeeperCluster) -> None:
     """ZooKeeper restarts within the session timeout: sessions survive, the same single leader leads."""
-    clients = [KazooClient(hosts=own_server.hosts, timeout=8.0) for _ in range(3)]
+    gate = PartitionProxy(own_server.servers[0].address)
+    clients = [KazooClient(hosts=gate.address, timeout=8.0) for _ in range(3)]
     elections = []
     try:
         for i, client in enumerate(clients):
@@ -219,7 +223,7 @@ def test_standalone_restart_within_session_timeout_keeps_one_leader(own_server: 
             elections[-1].start()
         leader = the_leader(elections)
         sessions = [c.client_id[0] for c in clients]
-        own_server.restart_server(1)
+        restart_behind(gate, own_server, 1)
         wait_until(lambda: all(c.connected for c in clients), 15, "every client to reconnect")
         assert the_leader(elections) is leader
         assert [c.client_id[0] for c in clients] == sessions
@@ -228,6 +232,7 @@ def test_standalone_restart_within_session_timeout_keeps_one_leader(own_server: 
         for client in clients:
             client.stop()
             client.close()
+        gate.close()
 
 
 def test_ensemble_leader_kill_9_keeps_the_election_correct(ensemble: ZooKeeperCluster) -> None:

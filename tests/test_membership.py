@@ -80,10 +80,10 @@ def test_ring_rebuild_is_swapped_whole(make_client: MakeClient, routers: list[Ri
 
 def test_standalone_restart_recovers_without_ghosts(own_server: ZooKeeperCluster) -> None:
     """ZooKeeper restarts: live members stay; one that died meanwhile leaves no ghost on the ring."""
-    clients = []
+    clients, gate = [], PartitionProxy(own_server.servers[0].address)
 
     def client(timeout: float = 8.0) -> KazooClient:
-        c = KazooClient(hosts=own_server.hosts, timeout=timeout)
+        c = KazooClient(hosts=gate.address, timeout=timeout)
         c.start(timeout=10)
         clients.append(c)
         return c
@@ -95,9 +95,11 @@ def test_standalone_restart_recovers_without_ghosts(own_server: ZooKeeperCluster
         register_node(doomed, ROOT, "doomed")
         routers = [RingWatcher(client(), ROOT, vnodes=40) for _ in range(2)]
         converge(routers, {"a", "b", "doomed"}, 5)
+        gate.cut()
         own_server.stop_server(1)
         doomed.stop()          # dies while ZooKeeper is down: no chance to say goodbye
         own_server.start_server(1)
+        gate.heal()            # clients come back once it serves (see zklab.faults.restart_behind)
         converge(routers, {"a", "b"}, 15)   # its session expires after the restart; the ring follows
         register_node(client(), ROOT, "c")  # and the routers still follow changes
         converge(routers, {"a", "b", "c"}, 5)
@@ -105,6 +107,7 @@ def test_standalone_restart_recovers_without_ghosts(own_server: ZooKeeperCluster
         for c in clients:
             c.stop()
             c.close()
+        gate.close()
 
 
 def test_ensemble_member_killed_ring_recovers(ensemble: ZooKeeperCluster) -> None:

@@ -9,6 +9,7 @@ from typing import TypeVar
 
 from kazoo.client import KazooClient, KazooState
 
+from zklab.launcher import ZooKeeperCluster
 from zklab.proxy import PartitionProxy
 
 T = TypeVar("T")
@@ -70,3 +71,16 @@ def expire_session(client: KazooClient, proxy: PartitionProxy, timeout: float = 
     twin.close()
     proxy.heal()
     log.wait_for(KazooState.LOST, timeout)
+
+
+def restart_behind(proxy: PartitionProxy, cluster: ZooKeeperCluster, sid: int) -> None:
+    """Restart server `sid` while `proxy` refuses its clients, and let them back once it serves.
+
+    Why not let clients straight at a starting server: ZooKeeper opens its client port before it has
+    loaded its sessions, and a connection accepted in that window can go unanswered. Kazoo waits
+    session_timeout / len(hosts) for the handshake's reply, so such a client loses a session that the
+    restart itself would have kept. A health-checked load balancer holds clients off the same way.
+    """
+    proxy.cut()
+    cluster.restart_server(sid)
+    proxy.heal()

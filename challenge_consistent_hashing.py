@@ -47,12 +47,20 @@ SEED = 0x5EED
 # Points per unit of weight. More points balance better and cost memory: 160 is ketama's choice
 # and keeps the largest share within about 10% of the mean for 10 members.
 DEFAULT_VNODES = 160
+# Each add or remove copies the point list once; for more changes than this, one sort is cheaper.
+REBUILD_WHOLE_AFTER = 8
 Key = str | bytes
 
 
 def point(label: Key) -> int:
     """A position on the ring: an unsigned 128-bit MurmurHash3."""
     return mmh3.hash128(label, SEED)
+
+
+def _checked(weight: float) -> float:
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
+        raise ValueError(f"weight must be a number > 0, not {weight!r}")
+    return weight
 
 
 # ---------------------------------------------------------------- the ring
@@ -69,14 +77,14 @@ class HashRing:
         self._owners: list[str] = []   # _owners[i] owns the arc that ends at _points[i]
         items = nodes.items() if isinstance(nodes, Mapping) else ((n, 1) for n in nodes or ())
         for node, weight in items:
-            self.add(node, weight)
+            self._weights[node] = _checked(weight)
+        self._place_all()
 
     # -- membership
 
     def add(self, node: str, weight: float = 1) -> None:
         """Place a member (again, if its weight changed)."""
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
-            raise ValueError(f"weight must be a number > 0, not {weight!r}")
+        weight = _checked(weight)
         if node in self._weights:
             self.remove(node)
         self._weights[node] = weight
@@ -85,10 +93,25 @@ class HashRing:
     def remove(self, node: str) -> None:
         if node not in self._weights:
             raise KeyError(f"{node!r} is not on the ring")
-        doomed = {self._index_of(p, node) for p in self._node_points(node)}
-        self._points = [p for i, p in enumerate(self._points) if i not in doomed]
-        self._owners = [o for i, o in enumerate(self._owners) if i not in doomed]
+        doomed = sorted(self._index_of(p, node) for p in self._node_points(node))
+        points, owners, start = [], [], 0
+        for i in doomed:  # keep the slices between the doomed points: copied in C, O(n)
+            points += self._points[start:i]
+            owners += self._owners[start:i]
+            start = i + 1
+        self._points, self._owners = points + self._points[start:], owners + self._owners[start:]
         del self._weights[node]
+
+    def _place_all(self) -> None:
+        """Place every member at once: one sort, instead of one merge per member."""
+        entries = [(p, node) for node in self._weights for p in self._node_points(node)]
+        owner_of = dict(entries)
+        if len(owner_of) == len(entries):  # no two points equal: sorting the integers is enough
+            self._points = sorted(owner_of)
+            self._owners = [owner_of[p] for p in self._points]
+        else:  # a tie (odds about 1 in 2**100): sort (point, name) pairs, so names break it
+            entries.sort()
+            self._points, self._owners = [p for p, _ in entries], [n for _, n in entries]
 
     def _node_points(self, node: str) -> list[int]:
         count = max(1, round(self.vnodes * self._weights[node]))
@@ -242,11 +265,16 @@ class RingWatcher:
 
     def _rebuild(self, children: list[str]) -> None:
         old = self.ring
-        new = old.copy()
-        for gone in set(old.nodes) - set(children):
-            new.remove(gone)
-        for name, weight in self._read_weights(set(children) - set(old.nodes)).items():
-            new.add(name, weight)
+        gone, added = set(old.nodes) - set(children), self._read_weights(set(children) - set(old.nodes))
+        if len(gone) + len(added) > REBUILD_WHOLE_AFTER:
+            kept = {n: w for n, w in old.weights.items() if n not in gone}
+            new = HashRing(old.vnodes, {**kept, **added})
+        else:
+            new = old.copy()
+            for name in gone:
+                new.remove(name)
+            for name, weight in added.items():
+                new.add(name, weight)
         with self._built:
             self.ring = new  # readers see the old ring or the new one, never half of one
             self.changes += 1

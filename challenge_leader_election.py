@@ -144,6 +144,7 @@ class LeaderElection:
         self._guid = uuid.uuid4().hex
         self._lifecycle = "latent"          # latent -> started -> closed, never back
         self._node: str | None = None       # our node's name, while we believe it exists
+        self._node_owner: int | None = None  # the session that owns it, as ZooKeeper told us
         self._create_interrupted = False
         self._session_lost = False
         self._leading = False
@@ -321,31 +322,32 @@ class LeaderElection:
         if not self.client.connected:
             return
         if self._node is None:
-            self._node = self._join()
+            self._join()
             with self._lock:
                 self._pending.append(("joined", (self,)))
         self._check_position()
 
-    def _join(self) -> str:
+    def _join(self) -> None:
         """Create our node, unless a create that lost its reply already did."""
         if self._create_interrupted and (found := self._find_own_node()):
-            self._create_interrupted = False
-            return found
-        self._create_interrupted = True
-        path = self.client.create(f"{self.path}/{self._guid}{SEP}{self.name}{SEP}", self.name.encode(),
-                                  ephemeral=True, sequence=True, makepath=True)
+            node, owner = found
+        else:
+            self._create_interrupted = True
+            # include_data asks for create2: ZooKeeper answers with the new node's stat, and so tells
+            # us which session owns it without another round trip.
+            path, stat = self.client.create(f"{self.path}/{self._guid}{SEP}{self.name}{SEP}", self.name.encode(),
+                                            ephemeral=True, sequence=True, makepath=True, include_data=True)
+            node, owner = path.rsplit("/", 1)[1], stat.ephemeralOwner
         self._create_interrupted = False
-        return path.rsplit("/", 1)[1]
+        self._node, self._node_owner = node, owner
 
-    def _find_own_node(self) -> str | None:
+    def _find_own_node(self) -> tuple[str, int] | None:
         for child in self.client.get_children(self.path):
-            if child.startswith(self._guid + SEP) and self._owned_by_our_session(child):
-                return child
+            if child.startswith(self._guid + SEP):
+                stat = self.client.exists(self._node_path(child))
+                if stat is not None and stat.ephemeralOwner == self._session_id():
+                    return child, stat.ephemeralOwner
         return None
-
-    def _owned_by_our_session(self, node: str) -> bool:
-        stat = self.client.exists(self._node_path(node))
-        return stat is not None and stat.ephemeralOwner == self._session_id()
 
     def _session_id(self) -> int:
         """Our current session. Between sessions we cannot tell whose a node is: wait, don't guess
@@ -360,9 +362,10 @@ class LeaderElection:
         asked_at = time.monotonic()
         queue = election_order(self.client.get_children(self.path))
         nodes = [c.node for c in queue]
-        if self._node not in nodes or (nodes[0] == self._node and not self._owned_by_our_session(self._node)):
+        if self._node not in nodes or self._node_owner != self._session_id():
+            # Gone, or left over from a session that has ended (ZooKeeper will delete it): join again.
             self._set_leader(False, "our node is gone")
-            self._node = None  # join again
+            self._node = None
             self._wake.set()
             return
         position = nodes.index(self._node)

@@ -63,6 +63,21 @@ def test_equal_points_are_broken_by_name() -> None:
     assert a._owners == b._owners == ["x", "y"]
 
 
+def test_ties_everywhere_still_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a 4-bit hash (ties everywhere), bulk and one-by-one rings in any order still agree."""
+    import challenge_consistent_hashing as chash
+    real = chash.point
+    monkeypatch.setattr(chash, "point", lambda label: real(label) % 16)
+    names = [f"n{i}" for i in range(6)]
+    bulk = HashRing(5, names)
+    one_by_one = HashRing(5)
+    for name in reversed(names):
+        one_by_one.add(name)
+    assert (bulk._points, bulk._owners) == (one_by_one._points, one_by_one._owners)
+    one_by_one.remove("n3")
+    assert (HashRing(5, [n for n in names if n != "n3"])._owners) == one_by_one._owners
+
+
 def test_join_moves_keys_only_to_the_new_member_and_about_one_nth() -> None:
     """At N=10: a join moves keys only to the joiner, within 1.25x of the ideal 1/11."""
     ring = HashRing(160, TEN)

@@ -9,7 +9,6 @@ from collections.abc import Callable
 import pytest
 from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException
-from kazoo.protocol.states import Callback
 
 from challenge_leader_election import (
     LeaderElection,
@@ -18,7 +17,7 @@ from challenge_leader_election import (
     fenced_write,
     most_at_once,
 )
-from zklab.faults import expire_session, restart_behind, wait_until
+from zklab.faults import expire_session, restart_behind, settle, wait_until
 from zklab.launcher import ZooKeeperCluster
 from zklab.proxy import PartitionProxy
 
@@ -55,18 +54,6 @@ def elected_at(election: LeaderElection) -> float:
 
 def revoked_at(election: LeaderElection) -> float:
     return next(t for t, leading, _ in reversed(election.history) if not leading)
-
-
-def settle(client: KazooClient) -> None:
-    """Wait until every watch event ZooKeeper has sent this client so far has been handled.
-
-    ZooKeeper delivers a client's watch events before the reply to any later request, and kazoo runs
-    watch callbacks in order on one thread: a round trip, then a marker callback, drains them.
-    """
-    client.sync("/")
-    done = threading.Event()
-    client.handler.dispatch_callback(Callback("watch", done.set, ()))
-    assert done.wait(10), "kazoo's callback thread is stuck"
 
 
 def watchers_by_path(client: KazooClient) -> dict[str, int]:

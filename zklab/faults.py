@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from kazoo.client import KazooClient, KazooState
+from kazoo.protocol.states import Callback
 
 from zklab.launcher import ZooKeeperCluster
 from zklab.proxy import PartitionProxy
@@ -26,6 +27,19 @@ def wait_until(predicate: Callable[[], T], timeout: float = 10.0, what: str = "c
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.1f}s waiting for {what}")
         time.sleep(interval)
+
+
+def settle(client: KazooClient, timeout: float = 10.0) -> None:
+    """Wait until every watch event ZooKeeper has sent this client so far has been handled.
+
+    ZooKeeper delivers a client's watch events before the reply to any later request, and kazoo runs
+    watch callbacks in order on one thread: a round trip, then a marker callback, drains them.
+    """
+    client.sync("/")
+    done = threading.Event()
+    client.handler.dispatch_callback(Callback("watch", done.set, ()))
+    if not done.wait(timeout):
+        raise AssertionError("kazoo's callback thread is stuck")
 
 
 class StateLog:

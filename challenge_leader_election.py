@@ -222,9 +222,14 @@ class LeaderElection:
             self._lifecycle = "closed"
         self._set_leader(False, "resigned")
         self._wake.set()
+        self._delete_node()  # hand leadership on now, without waiting for our thread to stop
         if self._thread is not threading.current_thread():
             self._thread.join()
+        self._delete_node()  # in case our thread was creating one as we closed
         self.client.remove_listener(self._on_connection_change)
+        self._run_callbacks()
+
+    def _delete_node(self) -> None:
         node, self._node = self._node, None
         if node is not None:
             # Retry through a reconnect: a node left behind would hold up the queue until its
@@ -232,7 +237,6 @@ class LeaderElection:
             retry = KazooRetry(max_tries=-1, max_delay=0.2, deadline=self._session_seconds())
             with contextlib.suppress(KazooException):
                 retry(self.client.delete, self._node_path(node))
-        self._run_callbacks()
 
     # -- callbacks from kazoo: they only flip a flag and wake our thread, never block
 

@@ -8,10 +8,12 @@ import os
 import platform
 import resource
 import statistics
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 from kazoo.client import KazooClient
+from kazoo.recipe.election import Election
 
 from zklab.launcher import ZooKeeperCluster, four_letter_word
 
@@ -68,6 +70,16 @@ def close_all(made: Sequence[KazooClient]) -> None:
     for client in made:
         client.stop()
         client.close()
+
+
+def stop_kazoo_elections(elections: Iterable[Election], threads: Iterable[threading.Thread],
+                         made: Sequence[KazooClient]) -> None:
+    """Cancel kazoo Elections still waiting, let their threads finish, then close the clients."""
+    for election in elections:
+        election.cancel()
+    for thread in threads:
+        thread.join(10)
+    close_all(made)
 
 
 def machine(cluster: ZooKeeperCluster) -> str:

@@ -16,7 +16,17 @@ import time
 from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException
 
-from bench.common import clients, close_all, machine, pct, summary_ms, table, verdict, zookeeper
+from bench.common import (
+    clients,
+    close_all,
+    machine,
+    pct,
+    stop_kazoo_elections,
+    summary_ms,
+    table,
+    verdict,
+    zookeeper,
+)
 from challenge_leader_election import LeaderElection
 from zklab.faults import expire_session, wait_until
 from zklab.proxy import PartitionProxy
@@ -101,11 +111,7 @@ def kazoo_partition(zk_address: str) -> float:
         return sum(overlap(old, [(s, min(e, end))]) for i, (s, e) in acting.items() if i != 0)
     finally:
         stop.set()
-        for e in elections:
-            e.cancel()
-        for t in threads:
-            t.join(10)
-        close_all(made)
+        stop_kazoo_elections(elections, threads, made)
         proxy.close()
 
 

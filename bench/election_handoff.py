@@ -15,7 +15,17 @@ import time
 from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException
 
-from bench.common import clients, close_all, machine, pct, summary_ms, table, verdict, zookeeper
+from bench.common import (
+    clients,
+    close_all,
+    machine,
+    pct,
+    stop_kazoo_elections,
+    summary_ms,
+    table,
+    verdict,
+    zookeeper,
+)
 from challenge_leader_election import LeaderElection
 from zklab.faults import settle, wait_until
 
@@ -96,13 +106,9 @@ def kazoo(hosts: str, n: int, rounds: int) -> list[float]:
             wait_until(lambda: len(made[0].get_children(path)) == n, 10, "the old leader to rejoin")
     finally:
         stop.set()
-        for election in list(live.values()):
-            election.cancel()
         for event in step_down:
             event.set()
-        for t in threads:
-            t.join(10)
-        close_all(made)
+        stop_kazoo_elections(list(live.values()), threads, made)
     return handoffs
 
 

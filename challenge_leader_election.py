@@ -50,8 +50,6 @@ from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.states import EventType, WatchedEvent
 from kazoo.retry import KazooRetry
 
-# ZooKeeper appends a 10-digit, zero-padded counter to a sequential node's name.
-SEQ_DIGITS = 10
 # Our node names read "<guid>__<name>__<seq>": the GUID lets us find our own node after a lost reply.
 SEP = "__"
 # A leader acts only this far into a session timeout after ZooKeeper last answered it. Kazoo's own
@@ -79,7 +77,7 @@ class Candidate:
 
 
 def parse_candidate(node: str) -> Candidate | None:
-    """Read '<guid>__<name>__0000000042'; None for anything else living under the path."""
+    """Read '<guid>__<name>__0000000042' (ZooKeeper appends the 10-digit counter); None for anything else."""
     parts = node.split(SEP)
     if len(parts) != 3 or not parts[2].isdigit():
         return None
@@ -379,8 +377,10 @@ class LeaderElection:
             self._wake.set()  # it left between our two reads: look again
 
     def _claim(self, me: Candidate, asked_at: float) -> None:
-        if not self._leading and self._woken_at is not None:
-            self.last_handoff_ms = (time.monotonic() - self._woken_at) * 1000
+        if not self._leading:
+            # A hand-off if a departure woke us; None if we resume after a reconnect, or led first.
+            woken_at, self._woken_at = self._woken_at, None
+            self.last_handoff_ms = (time.monotonic() - woken_at) * 1000 if woken_at else None
         self._epoch = me.seq
         self._set_leader(True, "elected", lease_from=asked_at)
 
@@ -501,6 +501,7 @@ class Worker:
                                        on_revoked=self._revoked, on_joined=self._joined, on_woken=self._woken)
         self.sessions = 0
         self.crashed = self.resigned = False
+        self.last_epoch: int | None = None
         self._stop = threading.Event()
 
     def start(self) -> None:
@@ -524,7 +525,10 @@ class Worker:
         self.timeline.say(self.name, "notified: the candidate just before me left (only I am woken)")
 
     def _elected(self, election: LeaderElection) -> None:
-        handoff = election.last_handoff_ms
+        if election.epoch == self.last_epoch:  # the same node, after a reconnect: the same term
+            self.timeline.say(self.name, f"resumes leading, epoch {election.epoch} (its node survived)")
+            return
+        self.last_epoch, handoff = election.epoch, election.last_handoff_ms
         self.timeline.count("elections", handoff)
         note = f", hand-off {handoff:.1f} ms" if handoff is not None else ""
         self.timeline.say(self.name, f"ELECTED leader, epoch {election.epoch}{note}")
@@ -679,18 +683,24 @@ class Demo:
 
     def summary(self) -> str:
         tl, terms = self.timeline, [w.election.history for w in self.workers]
-        handoffs = sorted(tl.handoffs_ms)
-        pct = (lambda q: f"{handoffs[min(len(handoffs) - 1, int(q * len(handoffs)))]:.1f} ms") if handoffs else (
-            lambda q: "n/a")
+        p50, p95 = percentile_ms(tl.handoffs_ms, 0.50), percentile_ms(tl.handoffs_ms, 0.95)
         return "\n".join([
             "", "summary",
             f"  elections                 {tl.elections}",
-            f"  hand-off p50 / p95        {pct(0.50)} / {pct(0.95)}  (predecessor's node gone -> new leader acts)",
+            f"  hand-off p50 / p95        {p50} / {p95}  (predecessor's node gone -> new leader acts)",
             f"  most leaders at once      {most_at_once(terms)}  (must be 1)",
             f"  watchers notified         {tl.notified} for {tl.departures} departures  (a herd would wake everyone)",
             f"  ledger writes accepted    {tl.accepted}",
             f"  ledger writes rejected    {tl.rejected}  (stale leaders, fenced by ZooKeeper)",
         ])
+
+
+def percentile_ms(values: list[float], q: float) -> str:
+    """Nearest-rank percentile, as text: an observed value, never an interpolation."""
+    if not values:
+        return "n/a"
+    ordered = sorted(values)
+    return f"{ordered[min(len(ordered) - 1, int(q * len(ordered)))]:.1f} ms"
 
 
 def most_at_once(histories: list[list[tuple[float, bool, str]]]) -> int:

@@ -208,11 +208,13 @@ def test_standalone_restart_within_session_timeout_keeps_one_leader(own_server: 
             client.start(timeout=10)
             elections.append(LeaderElection(client, PATH, f"c{i}"))
             elections[-1].start()
+        the_leader(elections).resign()          # so the leader is one a departure woke
         leader = the_leader(elections)
-        sessions = [c.client_id[0] for c in clients]
+        epoch, sessions = leader.epoch, [c.client_id[0] for c in clients]
         restart_behind(gate, own_server, 1)
         wait_until(lambda: all(c.connected for c in clients), 15, "every client to reconnect")
         assert the_leader(elections) is leader
+        assert leader.epoch == epoch and leader.last_handoff_ms is None  # resumed its term: no hand-off
         assert [c.client_id[0] for c in clients] == sessions
         assert most_at_once([e.history for e in elections]) == 1
     finally:

@@ -202,6 +202,14 @@ def register_node(client: KazooClient, root: str, name: str, weight: float = 1) 
     return client.create(f"{members_path(root)}/{name}", data, ephemeral=True, makepath=True)
 
 
+def parse_weight(data: bytes) -> float:
+    """A member's weight from its znode; 1 for data that is not ours (say, a node made by hand)."""
+    try:
+        return _checked(json.loads(data or b"{}").get("weight", 1))
+    except (ValueError, AttributeError):
+        return 1
+
+
 class RingWatcher:
     """A router's view: `.ring` is rebuilt from ZooKeeper on every membership change."""
 
@@ -288,11 +296,9 @@ class RingWatcher:
         weights = {}
         for name, answer in pending.items():
             try:
-                weights[name] = json.loads(answer.get(timeout=10)[0] or b"{}").get("weight", 1)
+                weights[name] = parse_weight(answer.get(timeout=10)[0])
             except NoNodeError:
                 continue  # left already; the next children event says so
-            except ValueError:
-                weights[name] = 1  # not our JSON: a member that registered by hand
         return weights
 
     def _wait_for_connection(self) -> None:

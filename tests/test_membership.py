@@ -66,6 +66,15 @@ def test_routers_converge_on_join_leave_and_crash(make_client: MakeClient, route
     assert routers[0].ring.owner("any key") == "stable"
 
 
+def test_members_registered_by_hand_get_weight_one(make_client: MakeClient, routers: list[RingWatcher]) -> None:
+    """A member znode with foreign or invalid data still joins the ring, at weight 1."""
+    member = make_client()
+    for name, data in [("plain", b"hello"), ("negative", b'{"weight": -3}'), ("listy", b"[1, 2]")]:
+        member.create(f"{members_path(ROOT)}/{name}", data, ephemeral=True, makepath=True)
+    converge(routers, {"plain", "negative", "listy"}, 5)
+    assert routers[0].ring.weights == {"plain": 1, "negative": 1, "listy": 1}
+
+
 def test_ring_rebuild_is_swapped_whole(make_client: MakeClient, routers: list[RingWatcher]) -> None:
     """Readers holding the old ring keep a consistent old ring; the watcher swaps in a new object."""
     member = make_client()

@@ -420,13 +420,17 @@ class Timeline:
         self.elections = 0
         self.handoffs_ms: list[float] = []
         self.accepted = self.rejected = self.notified = self.departures = 0
+        self.muted = False  # set at shutdown: the teardown's elections are not part of the lesson
 
     def say(self, who: str, what: str) -> None:
         with self._lock:
-            print(f"{time.monotonic() - self.started:8.3f}s  {who:<10} {what}", flush=True)
+            if not self.muted:
+                print(f"{time.monotonic() - self.started:8.3f}s  {who:<10} {what}", flush=True)
 
     def count(self, counter: str, handoff_ms: float | None = None) -> None:
         with self._lock:
+            if self.muted:
+                return
             setattr(self, counter, getattr(self, counter) + 1)
             if handoff_ms is not None:
                 self.handoffs_ms.append(handoff_ms)
@@ -678,18 +682,20 @@ class Demo:
 
     def close(self) -> None:
         self.stopping.set()
+        self.timeline.muted = True
         for worker in self.workers:
             worker.close(self.zk)
 
     def summary(self) -> str:
-        tl, terms = self.timeline, [w.election.history for w in self.workers]
+        tl, terms = self.timeline, [w.election.history for w in self.workers]  # teardown included: still 1
         p50, p95 = percentile_ms(tl.handoffs_ms, 0.50), percentile_ms(tl.handoffs_ms, 0.95)
         return "\n".join([
             "", "summary",
             f"  elections                 {tl.elections}",
             f"  hand-off p50 / p95        {p50} / {p95}  (predecessor's node gone -> new leader acts)",
             f"  most leaders at once      {most_at_once(terms)}  (must be 1)",
-            f"  watchers notified         {tl.notified} for {tl.departures} departures  (a herd would wake everyone)",
+            f"  watchers notified         {tl.notified} for {tl.departures} departures  "
+            "(at most one each; a herd wakes everyone)",
             f"  ledger writes accepted    {tl.accepted}",
             f"  ledger writes rejected    {tl.rejected}  (stale leaders, fenced by ZooKeeper)",
         ])

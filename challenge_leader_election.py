@@ -519,7 +519,7 @@ class Worker:
         queue = election.participants()
         place = queue.index(self.name) + 1 if self.name in queue else "?"
         self.sessions += 1
-        again = "rejoined with a new session" if self.sessions > 1 else "joined the election"
+        again = "session was LOST; rejoined as a new candidate" if self.sessions > 1 else "joined the election"
         self.timeline.say(self.name, f"{again}, #{place} in line")
 
     def _woken(self, election: LeaderElection) -> None:

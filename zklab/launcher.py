@@ -119,7 +119,11 @@ def free_ports(count: int) -> list[int]:
 
 
 def _die_with_parent() -> None:
-    """In the child, before exec: ask Linux to SIGKILL us if the launcher dies, even by kill -9."""
+    """In the child, before exec: ask Linux to SIGKILL us if the launcher dies, even by kill -9.
+
+    Linux sends it when the *thread* that started the JVM ends, so start servers from a thread that
+    lives as long as they should (the main thread, as the tests and the runner do).
+    """
     if sys.platform.startswith("linux"):
         PR_SET_PDEATHSIG = 1
         ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)

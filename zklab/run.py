@@ -42,7 +42,9 @@ def _docker_engine_answers() -> bool:
 def _compose_up(timeout: float = 60.0) -> str | None:
     """`docker compose up -d`, then wait for the server on 2181 to serve."""
     _say("starting ZooKeeper with `docker compose up -d`")
-    if subprocess.run(["docker", "compose", "up", "-d"], cwd=ROOT).returncode != 0:
+    compose = ["docker", "compose"] if subprocess.run(["docker", "compose", "version"], capture_output=True,
+                                                      timeout=20).returncode == 0 else ["docker-compose"]
+    if subprocess.run([*compose, "up", "-d"], cwd=ROOT).returncode != 0:
         return None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -198,36 +198,31 @@ def test_only_the_leader_may_write(make_client: MakeClient, chroot: str) -> None
 
 # ---------------------------------------------------------------- ZooKeeper's own failures
 
-def test_standalone_restart_within_session_timeout_keeps_one_leader(own_server: ZooKeeperCluster) -> None:
+def test_standalone_restart_within_session_timeout_keeps_one_leader(
+        own_server: ZooKeeperCluster, make_client: MakeClient, make_proxy: Callable[..., PartitionProxy]) -> None:
     """ZooKeeper restarts within the session timeout: sessions survive, the same single leader leads."""
-    gate = PartitionProxy(own_server.servers[0].address)
-    clients = [KazooClient(hosts=gate.address, timeout=8.0) for _ in range(3)]
-    elections = []
-    try:
-        for i, client in enumerate(clients):
-            client.start(timeout=10)
-            elections.append(LeaderElection(client, PATH, f"c{i}"))
-            elections[-1].start()
-        the_leader(elections).resign()          # so the leader is one a departure woke
-        leader = the_leader(elections)
-        epoch, sessions = leader.epoch, [c.client_id[0] for c in clients]
-        restart_behind(gate, own_server, 1)
-        wait_until(lambda: all(c.connected for c in clients), 15, "every client to reconnect")
-        assert the_leader(elections) is leader
-        assert leader.epoch == epoch and leader.last_handoff_ms is None  # resumed its term: no hand-off
-        assert [c.client_id[0] for c in clients] == sessions
-        assert most_at_once([e.history for e in elections]) == 1
-    finally:
-        for client in clients:
-            client.stop()
-            client.close()
-        gate.close()
+    gate = make_proxy(own_server.servers[0].address)
+    clients = [make_client(hosts=gate.address, timeout=8.0) for _ in range(3)]
+    elections = [LeaderElection(client, PATH, f"c{i}") for i, client in enumerate(clients)]
+    for election in elections:
+        election.start()
+    the_leader(elections).resign()          # so the leader is one a departure woke
+    leader = the_leader(elections)
+    epoch, sessions = leader.epoch, [c.client_id[0] for c in clients]
+    restart_behind(gate, own_server, 1)
+    wait_until(lambda: all(c.connected for c in clients), 15, "every client to reconnect")
+    assert the_leader(elections) is leader
+    assert leader.epoch == epoch and leader.last_handoff_ms is None  # resumed its term: no hand-off
+    assert [c.client_id[0] for c in clients] == sessions
+    assert most_at_once([e.history for e in elections]) == 1
 
 
-def test_ensemble_leader_kill_9_keeps_the_election_correct(ensemble: ZooKeeperCluster) -> None:
+def test_ensemble_leader_kill_9_keeps_the_election_correct(ensemble: ZooKeeperCluster,
+                                                          make_client: MakeClient) -> None:
     """kill -9 of ZooKeeper's leader: still one leader at a time, and ledger epochs never go backwards."""
-    clients = [KazooClient(hosts=ensemble.hosts, timeout=6.0) for _ in range(3)]
-    elections, writes, stop = [], [], threading.Event()
+    clients = [make_client(hosts=ensemble.hosts, timeout=6.0) for _ in range(3)]
+    elections = [LeaderElection(client, PATH, f"c{i}") for i, client in enumerate(clients)]
+    writes, stop = [], threading.Event()
 
     def keep_writing() -> None:
         while not stop.wait(0.02):
@@ -238,10 +233,8 @@ def test_ensemble_leader_kill_9_keeps_the_election_correct(ensemble: ZooKeeperCl
 
     writer = threading.Thread(target=keep_writing, daemon=True)
     try:
-        for i, client in enumerate(clients):
-            client.start(timeout=10)
-            elections.append(LeaderElection(client, PATH, f"c{i}"))
-            elections[-1].start()
+        for election in elections:
+            election.start()
         the_leader(elections)
         writer.start()
         wait_until(lambda: len(writes) >= 5, 10, "writes before the kill")
@@ -253,7 +246,5 @@ def test_ensemble_leader_kill_9_keeps_the_election_correct(ensemble: ZooKeeperCl
         assert epochs == sorted(epochs)
         assert most_at_once([e.history for e in elections]) == 1
     finally:
-        stop.set()
-        for client in clients:
-            client.stop()
-            client.close()
+        stop.set()  # before the fixture closes the clients under the writer
+        writer.join(10)

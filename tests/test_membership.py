@@ -87,61 +87,43 @@ def test_ring_rebuild_is_swapped_whole(make_client: MakeClient, routers: list[Ri
     assert routers[0].ring.fingerprint == HashRing(40, ["a", "b"]).fingerprint
 
 
-def test_standalone_restart_recovers_without_ghosts(own_server: ZooKeeperCluster) -> None:
+def test_standalone_restart_recovers_without_ghosts(own_server: ZooKeeperCluster, make_client: MakeClient,
+                                                     make_proxy: Callable[..., PartitionProxy]) -> None:
     """ZooKeeper restarts: live members stay; one that died meanwhile leaves no ghost on the ring."""
-    clients, gate = [], PartitionProxy(own_server.servers[0].address)
+    gate = make_proxy(own_server.servers[0].address)
 
     def client(timeout: float = 8.0) -> KazooClient:
-        c = KazooClient(hosts=gate.address, timeout=timeout)
-        c.start(timeout=10)
-        clients.append(c)
-        return c
+        return make_client(hosts=gate.address, timeout=timeout)
 
-    try:
-        for name in ("a", "b"):
-            register_node(client(), ROOT, name)
-        doomed = client(timeout=1.5)
-        register_node(doomed, ROOT, "doomed")
-        routers = [RingWatcher(client(), ROOT, vnodes=40) for _ in range(2)]
-        converge(routers, {"a", "b", "doomed"}, 5)
-        gate.cut()
-        own_server.stop_server(1)
-        doomed.stop()          # dies while ZooKeeper is down: no chance to say goodbye
-        own_server.start_server(1)
-        gate.heal()            # clients come back once it serves (see zklab.faults.restart_behind)
-        converge(routers, {"a", "b"}, 15)   # its session expires after the restart; the ring follows
-        register_node(client(), ROOT, "c")  # and the routers still follow changes
-        converge(routers, {"a", "b", "c"}, 5)
-    finally:
-        for c in clients:
-            c.stop()
-            c.close()
-        gate.close()
+    for name in ("a", "b"):
+        register_node(client(), ROOT, name)
+    doomed = client(timeout=1.5)
+    register_node(doomed, ROOT, "doomed")
+    routers = [RingWatcher(client(), ROOT, vnodes=40) for _ in range(2)]
+    converge(routers, {"a", "b", "doomed"}, 5)
+    gate.cut()
+    own_server.stop_server(1)
+    doomed.stop()          # dies while ZooKeeper is down: no chance to say goodbye
+    own_server.start_server(1)
+    gate.heal()            # clients come back once it serves (see zklab.faults.restart_behind)
+    converge(routers, {"a", "b"}, 15)   # its session expires after the restart; the ring follows
+    register_node(client(), ROOT, "c")  # and the routers still follow changes
+    converge(routers, {"a", "b", "c"}, 5)
 
 
-def test_ensemble_member_killed_ring_recovers(ensemble: ZooKeeperCluster) -> None:
+def test_ensemble_member_killed_ring_recovers(ensemble: ZooKeeperCluster, make_client: MakeClient) -> None:
     """kill -9 of ZooKeeper's leader: routers keep up with a leave and a join, no ghost."""
-    clients = []
-
     def client() -> KazooClient:
-        c = KazooClient(hosts=ensemble.hosts, timeout=6.0)
-        c.start(timeout=10)
-        clients.append(c)
-        return c
+        return make_client(hosts=ensemble.hosts, timeout=6.0)
 
-    try:
-        members = {name: client() for name in ("a", "b", "c")}
-        for name, member in members.items():
-            register_node(member, ROOT, name)
-        routers = [RingWatcher(client(), ROOT, vnodes=40) for _ in range(2)]
-        converge(routers, {"a", "b", "c"}, 5)
-        ensemble.kill_server(ensemble.leader().sid)
-        wait_until(lambda: any(s.mode() == "leader" for s in ensemble.servers), 20, "a new ZooKeeper leader")
-        members["c"].retry(members["c"].delete, f"{members_path(ROOT)}/c")
-        late = client()
-        late.retry(register_node, late, ROOT, "d")
-        converge(routers, {"a", "b", "d"}, 15)
-    finally:
-        for c in clients:
-            c.stop()
-            c.close()
+    members = {name: client() for name in ("a", "b", "c")}
+    for name, member in members.items():
+        register_node(member, ROOT, name)
+    routers = [RingWatcher(client(), ROOT, vnodes=40) for _ in range(2)]
+    converge(routers, {"a", "b", "c"}, 5)
+    ensemble.kill_server(ensemble.leader().sid)
+    wait_until(lambda: any(s.mode() == "leader" for s in ensemble.servers), 20, "a new ZooKeeper leader")
+    members["c"].retry(members["c"].delete, f"{members_path(ROOT)}/c")
+    late = client()
+    late.retry(register_node, late, ROOT, "d")
+    converge(routers, {"a", "b", "d"}, 15)

@@ -9,12 +9,14 @@ import platform
 import resource
 import statistics
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 from kazoo.client import KazooClient
 from kazoo.recipe.election import Election
 
+from challenge_leader_election import LeaderElection
 from zklab.launcher import ZooKeeperCluster, four_letter_word
 
 logging.getLogger("kazoo").setLevel(logging.CRITICAL)
@@ -80,6 +82,22 @@ def stop_kazoo_elections(elections: Iterable[Election], threads: Iterable[thread
     for thread in threads:
         thread.join(10)
     close_all(made)
+
+
+def timed_handoff(elections: Sequence[LeaderElection], elected: threading.Event) -> tuple[int, float]:
+    """Resign the acting leader; return its index and the seconds until the next leader acted.
+
+    `elected` is an Event the elections set from on_elected. The end is the new leader's own record
+    of when it started acting, not when this thread noticed.
+    """
+    i = next(i for i, e in enumerate(elections) if e.is_leader)
+    elected.clear()
+    started = time.monotonic()
+    elections[i].resign()
+    if not elected.wait(10):
+        raise AssertionError("no new leader within 10 s")
+    new = next(e for e in elections if e.is_leader)
+    return i, new.history[-1][0] - started
 
 
 def machine(cluster: ZooKeeperCluster) -> str:

@@ -23,6 +23,7 @@ from bench.common import (
     stop_kazoo_elections,
     summary_ms,
     table,
+    timed_handoff,
     verdict,
     zookeeper,
 )
@@ -52,14 +53,9 @@ def ours(hosts: str, n: int, rounds: int) -> tuple[list[float], list[int]]:
     try:
         wait_until(lambda: any(e.is_leader for e in elections), 10, "a first leader")
         for _ in range(rounds):
-            i = next(i for i, e in enumerate(elections) if e.is_leader)
             before = sum(e.notifications for e in elections)
-            elected.clear()
-            started = time.monotonic()
-            elections[i].resign()
-            elected.wait(10)
-            new = next(e for e in elections if e.is_leader)
-            handoffs.append(new.history[-1][0] - started)
+            i, seconds = timed_handoff(elections, elected)
+            handoffs.append(seconds)
             for client in made:
                 settle(client)
             events.append(sum(e.notifications for e in elections) - before)

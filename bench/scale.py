@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from bench.common import clients, close_all, machine, pct, peak_rss_mb, summary_ms, table, zookeeper
+from bench.common import clients, close_all, machine, pct, peak_rss_mb, summary_ms, table, timed_handoff, zookeeper
 from challenge_leader_election import LeaderElection
 from zklab.faults import wait_until
 
@@ -31,15 +31,7 @@ def run() -> str:
             wait_until(lambda: len(made[0].get_children(PATH)) == WORKERS, 60, "every worker to join")
             all_joined = time.monotonic() - started
             threads = threading.active_count()
-            handoffs = []
-            for _ in range(HANDOFFS):
-                leader = next(e for e in elections if e.is_leader)
-                elected.clear()
-                begun = time.monotonic()
-                leader.resign()
-                elected.wait(10)
-                new = next(e for e in elections if e.is_leader)
-                handoffs.append(new.history[-1][0] - begun)
+            handoffs = [timed_handoff(elections, elected)[1] for _ in range(HANDOFFS)]
             peak = peak_rss_mb()
         finally:
             for e in elections:

@@ -380,6 +380,7 @@ class Report:
         self.worst_balance = 0.0
         self.agreed = self.disagreed = 0
         self.muted = False
+        self._owners_cache: tuple[str, list[str]] = ("", [])
         self._narrated = threading.Condition()
         self._last_narrated: str | None = None
 
@@ -390,8 +391,7 @@ class Report:
     def ring_changed(self, old: HashRing, new: HashRing) -> None:
         if self.muted:
             return
-        before = [old.owner(k) for k in self.keys] if len(old) else None
-        after = [new.owner(k) for k in self.keys] if len(new) else None
+        before, after = self._owners_of(old), self._owners_of(new)
         lines = [f"members ({len(new)}): " + " ".join(_label(n, w) for n, w in sorted(new.weights.items()))]
         if before and after:
             lines += self._movement(old, new, before, after)
@@ -408,6 +408,14 @@ class Report:
         """Let the narrating router finish telling a change before the next one happens."""
         with self._narrated:
             self._narrated.wait_for(lambda: self._last_narrated == fingerprint, timeout)
+
+    def _owners_of(self, ring: HashRing) -> list[str] | None:
+        """Every key's owner on `ring`; the previous change's new ring is this one's old ring."""
+        if not len(ring):
+            return None
+        if self._owners_cache[0] != ring.fingerprint:
+            self._owners_cache = (ring.fingerprint, [ring.owner(k) for k in self.keys])
+        return self._owners_cache[1]
 
     def _movement(self, old: HashRing, new: HashRing, before: list[str], after: list[str]) -> list[str]:
         moved = [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]

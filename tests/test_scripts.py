@@ -9,6 +9,7 @@ import time
 import pytest
 
 from tests.cli import ROOT, run_script, third_party_imports, unreachable_hosts
+from zklab.launcher import ZooKeeperCluster
 
 SCRIPTS = {"challenge_leader_election.py": {"kazoo"}, "challenge_consistent_hashing.py": {"kazoo", "mmh3"}}
 CONNECT_TIMEOUT = 5.0  # both scripts' CONNECT_TIMEOUT
@@ -31,8 +32,10 @@ def test_import_has_no_side_effects(script: str) -> None:
 
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_unreachable_zookeeper_is_one_line_and_fast(script: str) -> None:
-    """No ZooKeeper: exit 1 within the connect timeout, one line naming the hosts and how to start one."""
-    hosts = unreachable_hosts()
+    """No ZooKeeper: exit 1 within the connect timeout, one line naming the hosts and how to start one.
+
+    One host is a bracketed IPv6 literal: a valid host, so the script gets past its arguments to the connect."""
+    hosts = f"{unreachable_hosts()},[::1]:{unreachable_hosts().rsplit(':', 1)[1]}"
     started = time.monotonic()
     result = run_script(script, "--zk", hosts)
     assert result.returncode == 1
@@ -41,18 +44,49 @@ def test_unreachable_zookeeper_is_one_line_and_fast(script: str) -> None:
     assert len(lines) == 1 and hosts in lines[0] and "docker compose up -d" in lines[0]
 
 
-BAD = [["--duration", "-1"], ["--zk", ""], ["--zk", "host:port"], ["--seed", "abc"], ["--interval", "0"]]
+BAD = [["--duration", "-1"], ["--zk", ""], ["--zk", "host:port"], ["--seed", "abc"], ["--interval", "0"],
+       # Numbers must be finite and sane: nan ran forever, inf and nan crashed, 1000 s partitioned for 25 minutes.
+       ["--duration", "nan"], ["--duration", "inf"], ["--interval", "nan"], ["--interval", "-inf"],
+       ["--session-timeout", "nan"], ["--session-timeout", "inf"], ["--session-timeout", "1000"],
+       ["--session-timeout", "0.1"],
+       # Ports are 1 to 65535; a chroot is an absolute path without empty segments.
+       ["--zk", "127.0.0.1:99999"], ["--zk", "127.0.0.1:0"], ["--zk", "127.0.0.1:2181,"], ["--zk", "[::1"],
+       ["--zk", "127.0.0.1:2181/lab/"], ["--zk", "127.0.0.1:2181/a//b"]]
 
 
 @pytest.mark.parametrize("script, args", [(s, a) for s in SCRIPTS for a in BAD] + [
     ("challenge_leader_election.py", ["--workers", "0"]),
+    ("challenge_leader_election.py", ["--workers", "100000"]),
     ("challenge_leader_election.py", ["--session-timeout", "-2"]),
     ("challenge_consistent_hashing.py", ["--vnodes", "0"]),
+    ("challenge_consistent_hashing.py", ["--vnodes", "10000000"]),
     ("challenge_consistent_hashing.py", ["--keys", "many"]),
+    ("challenge_consistent_hashing.py", ["--keys", "1000000000"]),
+    ("challenge_consistent_hashing.py", ["--members", "100000"]),
     ("challenge_consistent_hashing.py", ["--show", "-2"]),
 ])
 def test_bad_arguments_exit_2(script: str, args: list[str]) -> None:
     """Bad input gets argparse's one-line error and exit code 2, never a traceback."""
     result = run_script(script, *args)
-    assert result.returncode == 2
+    assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stderr and "error:" in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert "error:" in lines[-1] and sum("error:" in line for line in lines) == 1  # argparse's usage, one error
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_help_says_which_session_timeouts_a_server_grants(script: str) -> None:
+    """--help names the range of session timeouts ZooKeeper will grant, so a learner can pick one."""
+    result = run_script(script, "--help")
+    assert result.returncode == 0
+    assert "0.5-60 s" in result.stdout and "4-40 s" in result.stdout
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_missing_chroot_is_one_line(script: str, zk_server: ZooKeeperCluster) -> None:
+    """A chroot that does not exist: exit 1 with one line naming it, and no kazoo warning."""
+    result = run_script(script, "--zk", zk_server.hosts + "/no-such-chroot", "--duration", "5")
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "/no-such-chroot" in lines[0] and "does not exist" in lines[0]
+    assert "Warning" not in result.stderr

@@ -24,11 +24,11 @@ Run `python challenge_leader_election.py --help`; the demo below runs workers an
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
 import random
+import re
 import signal
 import socket
 import sys
@@ -44,14 +44,18 @@ from kazoo.exceptions import (
     ConnectionLoss,
     KazooException,
     NoNodeError,
+    RolledBackError,
     SessionExpiredError,
 )
 from kazoo.handlers.threading import KazooTimeoutError
+from kazoo.interfaces import IAsyncResult
 from kazoo.protocol.states import EventType, WatchedEvent
-from kazoo.retry import KazooRetry
 
 # Our node names read "<guid>__<name>__<seq>": the GUID lets us find our own node after a lost reply.
 SEP = "__"
+# What a candidate's name may hold: safe in a znode name, readable in a log. The GUID (hex) and the
+# sequence (digits) hold no "_", so any such name reads back, even "a_" or "a__b".
+NAME_RULE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # A leader acts only this far into a session timeout after ZooKeeper last answered it. Kazoo's own
 # heartbeat gives up after 2/3 of the timeout too; the other third is the safety margin.
 LEASE_FRACTION = 2 / 3
@@ -61,6 +65,9 @@ RENEW_FRACTION = 1 / 4
 CONNECT_TIMEOUT = 5.0
 # Errors that mean "the connection is gone for now": wait for a connection-state change.
 DISCONNECTED = (ConnectionLoss, SessionExpiredError, ConnectionClosedError, KazooTimeoutError)
+# How long resign() keeps asking ZooKeeper to confirm our node's delete, in session timeouts. Past
+# one session timeout without an answer, ZooKeeper's own expiry removes the node anyway.
+RESIGN_PATIENCE = 1.0
 
 
 class NotLeaderError(Exception):
@@ -77,11 +84,16 @@ class Candidate:
 
 
 def parse_candidate(node: str) -> Candidate | None:
-    """Read '<guid>__<name>__0000000042' (ZooKeeper appends the 10-digit counter); None for anything else."""
-    parts = node.split(SEP)
-    if len(parts) != 3 or not parts[2].isdigit():
+    """Read '<guid>__<name>__0000000042' (ZooKeeper appends the 10-digit counter); None for anything else.
+
+    The GUID ends at the first '__' and the counter starts after the last one: the name is everything
+    between, so a name like 'a_' ('<guid>__a___0000000042') reads back whole.
+    """
+    guid, _, rest = node.partition(SEP)
+    name, _, seq = rest.rpartition(SEP)
+    if not (guid and name and seq.isascii() and seq.isdigit()):
         return None
-    return Candidate(node, parts[1], int(parts[2]))
+    return Candidate(node, name, int(seq))
 
 
 def election_order(children: list[str]) -> list[Candidate]:
@@ -98,29 +110,47 @@ class FencingToken:
     leader: str
 
 
-def fenced_write(client: KazooClient, token: FencingToken, ledger: str, value: str) -> int:
+def fenced_write(client: KazooClient, token: FencingToken, ledger: str, value: str | bytes,
+                 timeout: float | None = None) -> int:
     """Write `value` to the ledger as `token`'s leader, in one transaction that ZooKeeper checks.
 
     The transaction commits only if the leader's election node still exists (its session is alive,
     so nobody else can lead) and nobody wrote the ledger since we read it. Returns the new version.
     We do not compare epochs ourselves: a paused process would compare stale numbers. ZooKeeper
     applies the check and the write atomically, after every earlier write, so it decides.
+    Each round trip waits at most `timeout` seconds (default: the session timeout).
     """
-    stat = client.exists(ledger)
-    record = json.dumps({"epoch": token.epoch, "leader": token.leader, "value": value}).encode()
+    record = json.dumps({"epoch": token.epoch, "leader": token.leader, "value": ledger_text(value)}).encode()
+    wait = timeout if timeout is not None else client._session_timeout / 1000.0
+    stat = client.exists_async(ledger).get(timeout=wait)
     tx = client.transaction()
     tx.check(token.node_path, 0)  # our ephemeral node, never modified: version 0 while it lives
     if stat is None:
         tx.create(ledger, record)
     else:
         tx.set_data(ledger, record, version=stat.version)
-    results = tx.commit()
-    if isinstance(results[0], Exception):
+    check, write = tx.commit_async().get(timeout=wait)
+    # A failed transaction reports every operation: the one that failed has its own error, the
+    # others RolledBackError. So the check failed only if its result is not RolledBackError.
+    if isinstance(check, Exception) and not isinstance(check, RolledBackError):
         node = token.node_path.rsplit("/", 1)[1].split(SEP, 1)[1]  # drop the GUID: name and sequence
         raise NotLeaderError(f"ZooKeeper rejected it: election node ...{node} is gone")
-    if isinstance(results[1], Exception):
-        raise NotLeaderError(f"ZooKeeper rejected the write: ledger changed ({type(results[1]).__name__})")
-    return 0 if stat is None else results[1].version
+    if isinstance(write, Exception):
+        raise NotLeaderError(f"ZooKeeper rejected the write: ledger changed since we read it "
+                             f"({type(write).__name__})")
+    return 0 if stat is None else write.version
+
+
+def ledger_text(value: str | bytes) -> str:
+    """The ledger record is JSON text: take str, or bytes (kazoo's convention) holding UTF-8."""
+    if isinstance(value, bytes):
+        try:
+            return value.decode()
+        except UnicodeDecodeError:
+            raise ValueError(f"a ledger value given as bytes must be UTF-8 text, not {value[:20]!r}") from None
+    if not isinstance(value, str):
+        raise TypeError(f"a ledger value must be str or bytes, not {type(value).__name__}")
+    return value
 
 
 # ---------------------------------------------------------------- the recipe
@@ -133,8 +163,8 @@ class LeaderElection:
                  on_revoked: Callable[[LeaderElection, str], None] | None = None,
                  on_joined: Callable[[LeaderElection], None] | None = None,
                  on_woken: Callable[[LeaderElection], None] | None = None):
-        if not name or "/" in name or SEP in name:
-            raise ValueError(f"candidate name must be non-empty, without '/' or {SEP!r}: {name!r}")
+        if not isinstance(name, str) or not NAME_RULE.fullmatch(name):
+            raise ValueError(f"a candidate name must be 1 to 64 characters from A-Z a-z 0-9 . _ -, not {name!r}")
         self.client, self.path, self.name = client, path.rstrip("/"), name
         self._callbacks = {"elected": on_elected, "revoked": on_revoked, "joined": on_joined, "woken": on_woken}
         # Props to Apache Curator for this trick: a GUID in the node's name lets us recognise our
@@ -150,6 +180,7 @@ class LeaderElection:
         self._epoch: int | None = None
         self._wake = threading.Event()
         self._lock = threading.Lock()
+        self._leaving: list[tuple[str, IAsyncResult]] = []  # deletes asked for since we closed
         self._pending: list[tuple[str, tuple]] = []
         self._thread: threading.Thread | None = None
         self.notifications = 0              # predecessor watches that fired for us: the herd counter
@@ -175,18 +206,25 @@ class LeaderElection:
             return None
         return FencingToken(self._node_path(self._node), self._epoch, self.name)
 
+    @property
+    def node_path(self) -> str | None:
+        """Our election node's path, while we believe it exists."""
+        node = self._node
+        return None if node is None else self._node_path(node)
+
     def participants(self) -> list[str]:
         """Every candidate's name in election order, leader first, as ZooKeeper has them now."""
         try:
-            return [c.name for c in election_order(self.client.get_children(self.path))]
+            children = self.client.get_children_async(self.path).get(timeout=self._session_seconds())
         except NoNodeError:
             return []
+        return [c.name for c in election_order(children)]
 
     def leader(self) -> str | None:
         names = self.participants()
         return names[0] if names else None
 
-    def fenced_set(self, path: str, value: str) -> int:
+    def fenced_set(self, path: str, value: str | bytes) -> int:
         """The leader's write: refused unless we lead now, and rejected by ZooKeeper if we don't."""
         token = self.token
         if not self.is_leader or token is None:
@@ -211,30 +249,56 @@ class LeaderElection:
         self._thread.start()
         self._wake.set()
 
-    def resign(self) -> None:
-        """Leave the election for good and delete our node, handing leadership on."""
+    def leave(self) -> None:
+        """Stop acting and ask ZooKeeper to delete our node, handing leadership on; do not wait."""
         with self._lock:
-            if self._lifecycle != "started":
-                self._lifecycle = "closed"
-                return
-            self._lifecycle = "closed"
-        self._set_leader(False, "resigned")
-        self._wake.set()
-        self._delete_node()  # hand leadership on now, without waiting for our thread to stop
-        if self._thread is not threading.current_thread():
-            self._thread.join()
-        self._delete_node()  # in case our thread was creating one as we closed
+            started, self._lifecycle = self._lifecycle == "started", "closed"
+        if started:
+            self._set_leader(False, "resigned")
+            self._wake.set()
+            self._ask_delete()
+
+    def resign(self, timeout: float | None = None) -> bool:
+        """Leave the election for good, and wait at most `timeout` (default: the session timeout)
+        for ZooKeeper to confirm our node is gone. False: it is left for the session's expiry."""
+        deadline = time.monotonic() + (self._session_seconds() * RESIGN_PATIENCE if timeout is None else timeout)
+        if self._lifecycle != "closed":
+            self.leave()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(max(0.0, deadline - time.monotonic()))
+        self._ask_delete()  # in case our thread was creating one as we closed
+        gone = self._await_deletes(deadline)
         self.client.remove_listener(self._on_connection_change)
         self._run_callbacks()
+        return gone
 
-    def _delete_node(self) -> None:
-        node, self._node = self._node, None
+    def _ask_delete(self) -> None:
+        with self._lock:
+            node, self._node = self._node, None
         if node is not None:
-            # Retry through a reconnect: a node left behind would hold up the queue until its
-            # session times out. Past that deadline it is gone anyway.
-            retry = KazooRetry(max_tries=-1, max_delay=0.2, deadline=self._session_seconds())
-            with contextlib.suppress(KazooException):
-                retry(self.client.delete, self._node_path(node))
+            path = self._node_path(node)
+            self._leaving.append((path, self.client.delete_async(path)))
+
+    def _await_deletes(self, deadline: float) -> bool:
+        """Wait for every delete we asked for; ask again after a connection loss, until the deadline."""
+        while self._leaving:
+            path, answer = self._leaving[0]
+            try:
+                answer.get(timeout=max(0.0, deadline - time.monotonic()))
+            except (NoNodeError, SessionExpiredError):
+                pass  # gone already: the session that owned it has ended
+            except ConnectionLoss:
+                # Retry through a reconnect: a node left behind holds up the queue until its
+                # session expires.
+                if time.monotonic() + 0.1 >= deadline:
+                    return False
+                time.sleep(0.1)
+                self._leaving[0] = (path, self.client.delete_async(path))
+                continue
+            except (KazooTimeoutError, ConnectionClosedError):
+                return False  # no answer in time, or a closed client that cannot ask
+            self._leaving.pop(0)
+        return True
 
     # -- callbacks from kazoo: they only flip a flag and wake our thread, never block
 
@@ -309,6 +373,7 @@ class LeaderElection:
                 self._set_leader(False, "unexpected error")
                 self._wake.wait(1.0)
                 self._wake.set()
+        self._ask_delete()  # a create that finished after we closed: its node must not stay
         self._run_callbacks()
 
     def _run_callbacks(self) -> None:

@@ -129,6 +129,18 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def spawn(cmd: list[str], log_path: Path, detached: bool) -> subprocess.Popen:
+    """Start a server JVM, its output appended to `log_path`.
+
+    Either way it gets a session of its own, which keeps the terminal's Ctrl-C and hang-up away from
+    it. A `detached` server outlives us (`./run.sh zk start`); any other dies with the thread that
+    started it.
+    """
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, preexec_fn=None if detached else _die_with_parent)
+
+
 # ---------------------------------------------------------------- one server
 
 @dataclass
@@ -160,15 +172,22 @@ _live_clusters: weakref.WeakSet[ZooKeeperCluster] = weakref.WeakSet()
 class ZooKeeperCluster:
     """`servers` real ZooKeeper servers (1 = standalone, 3 = ensemble) on loopback."""
 
-    def __init__(self, servers: int = 1, tick_ms: int = TICK_MS, workdir: str | None = None):
+    def __init__(self, servers: int = 1, tick_ms: int = TICK_MS, workdir: str | None = None,
+                 client_ports: list[int] | None = None):
+        """`client_ports` fixes the ports clients use (one per server), as `./run.sh zk` does; else free ones."""
         if servers < 1:
             raise ValueError("a cluster needs at least one server")
+        if client_ports is not None and len(client_ports) != servers:
+            raise ValueError("give one client port per server")
         self.java = find_java()
         self.classpath = find_classpath()
         self.tick_ms = tick_ms
         self._owns_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="zklab-"))
-        ports = free_ports(3 * servers)
+        fixed = client_ports or []
+        ports = [p for p in free_ports(3 * servers + len(fixed)) if p not in fixed][:3 * servers]
+        if client_ports is not None:
+            ports[0::3] = client_ports
         self.servers = [Server(i + 1, *ports[3 * i:3 * i + 3], self.workdir / f"zk{i + 1}")
                         for i in range(servers)]
         for server in self.servers:
@@ -269,12 +288,12 @@ class ZooKeeperCluster:
 
     # -- processes
 
+    def command(self, server: Server) -> list[str]:
+        """The command line that runs `server`: its config file's path names it among all JVMs."""
+        return [self.java, *JVM_FLAGS, "-cp", self.classpath, MAIN_CLASS, str(server.data_dir / "zoo.cfg")]
+
     def _spawn(self, server: Server) -> None:
-        cmd = [self.java, *JVM_FLAGS, "-cp", self.classpath, MAIN_CLASS, str(server.data_dir / "zoo.cfg")]
-        with open(server.data_dir / "server.log", "ab") as log:
-            # A new session keeps the terminal's Ctrl-C away from the JVM: the launcher stops it itself.
-            server.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                              start_new_session=True, preexec_fn=_die_with_parent)
+        server.process = spawn(self.command(server), server.data_dir / "server.log", detached=False)
 
     @staticmethod
     def _signal(server: Server, sig: int, timeout: float) -> None:

@@ -1,16 +1,21 @@
-"""One command to watch a challenge: find or start a ZooKeeper, then run the challenge against it.
+"""One command for the lab: find (or start, or install) a ZooKeeper, then run a challenge against it.
 
-    ./run.sh leader [options]      # challenge_leader_election.py
-    ./run.sh hashing [options]     # challenge_consistent_hashing.py
-    ./run.sh smoke                 # connect, write and read an ephemeral znode, print the server
+    ./run.sh leader [--yes] [options]   # challenge_leader_election.py
+    ./run.sh hashing [--yes] [options]  # challenge_consistent_hashing.py
+    ./run.sh smoke [--yes]              # connect, write and read an ephemeral znode, print the server
+    ./run.sh zk start|status|stop|kill N|pause N|resume N|restart N   # a ZooKeeper every terminal shares
+    ./run.sh tree [PATH]                # the znodes, live
+    ./run.sh check | exercise | soak    # the checker, the exercises, the chaos soak (they start their own)
 
-Where the ZooKeeper comes from, first that works: ZK_HOSTS; a server already answering on
-127.0.0.1:2181; `docker compose up -d` where a Docker engine answers; else the local launcher,
-which is stopped again when the challenge ends.
+Where the ZooKeeper comes from, first that works: ZK_HOSTS; the lab's shared servers (`./run.sh zk
+start`), else a server already answering on 127.0.0.1:2181 (ZKLAB_PORT moves that port); `docker
+compose up -d` where a Docker engine answers; else the local launcher, which is stopped again when the
+challenge ends. When even that finds no ZooKeeper, it offers to install one (`--yes`: without asking).
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import subprocess
@@ -20,15 +25,28 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from zklab import install, zk
 from zklab.launcher import ZooKeeperCluster, ZooKeeperMissing, server_mode
 
 ROOT = Path(__file__).resolve().parent.parent
 CHALLENGES = {"leader": "challenge_leader_election.py", "hashing": "challenge_consistent_hashing.py"}
-DEFAULT_PORT = 2181
+# Commands that need no ZooKeeper from us: each starts its own, or is about ZooKeeper itself.
+MODULES = {"check": "zklab.check", "exercise": "zklab.exercise", "soak": "bench.soak", "zk": "zklab.zk",
+           "tree": "zklab.tree"}
+DEFAULT_PORT = 2181  # the compose file's port, and where a server the learner started usually is
+# Kazoo's reconnect delay grows without bound by default; capped, a client is back within half a
+# second of its server (CONTRACTS A).
+RECONNECT_RETRY = {"max_tries": -1, "max_delay": 0.5}
+USAGE = (f"usage: run.sh [{'|'.join(CHALLENGES)}|smoke] [--yes] [challenge options]\n"
+         f"       run.sh {'|'.join(MODULES)} ...   (./run.sh zk --help, ./run.sh tree --help)")
 
 
 def _say(message: str) -> None:
     print(f"[run] {message}", flush=True)
+
+
+def _default_port() -> int:
+    return zk.base_port() if os.environ.get("ZKLAB_PORT") else DEFAULT_PORT
 
 
 # ---------------------------------------------------------------- finding a ZooKeeper
@@ -40,7 +58,7 @@ def _docker_engine_answers() -> bool:
 
 
 def _compose_up(timeout: float = 60.0) -> str | None:
-    """`docker compose up -d`, then wait for the server on 2181 to serve."""
+    """`docker compose up -d`, then wait for the server on 2181 (the compose file's port) to serve."""
     _say("starting ZooKeeper with `docker compose up -d`")
     compose = ["docker", "compose"] if subprocess.run(["docker", "compose", "version"], capture_output=True,
                                                       timeout=20).returncode == 0 else ["docker-compose"]
@@ -54,19 +72,43 @@ def _compose_up(timeout: float = 60.0) -> str | None:
     return None
 
 
-def find_zookeeper() -> tuple[str, Callable[[], None]]:
-    """Return (connection string, what to call when done)."""
+def existing_zookeeper() -> str | None:
+    """Steps 1 and 2 of the search, which start nothing: ZK_HOSTS, the shared servers, the default port."""
     if os.environ.get("ZK_HOSTS"):
         _say(f"using ZK_HOSTS={os.environ['ZK_HOSTS']}")
-        return os.environ["ZK_HOSTS"], lambda: None
-    if server_mode(DEFAULT_PORT):
-        _say(f"using the ZooKeeper already answering on 127.0.0.1:{DEFAULT_PORT}")
-        return f"127.0.0.1:{DEFAULT_PORT}", lambda: None
+        return os.environ["ZK_HOSTS"]
+    if hosts := zk.shared_hosts():
+        _say(f"using the lab's shared ZooKeeper at {hosts} (`./run.sh zk status` shows it)")
+        return hosts
+    port = _default_port()
+    if server_mode(port):
+        _say(f"using the ZooKeeper already answering on 127.0.0.1:{port}")
+        return f"127.0.0.1:{port}"
+    return None
+
+
+def find_zookeeper(assume_yes: bool = False) -> tuple[str, Callable[[], None]]:
+    """Return (connection string, what to call when done)."""
+    if hosts := existing_zookeeper():
+        return hosts, lambda: None
     if _docker_engine_answers() and (hosts := _compose_up()):
         return hosts, lambda: None
-    cluster = ZooKeeperCluster(servers=1).start()
-    _say(f"started a local ZooKeeper ({cluster.servers[0].mode()}) on {cluster.hosts}; it stops when you do")
+    cluster = _private_cluster(assume_yes).start()
+    _say(f"started a private ZooKeeper ({cluster.servers[0].mode()}) on {cluster.hosts}; it stops when you do")
+    _say("to share one ZooKeeper between terminals, start it once with `./run.sh zk start`")
     return cluster.hosts, cluster.stop
+
+
+def _private_cluster(assume_yes: bool) -> ZooKeeperCluster:
+    """The launcher's server; when Java or ZooKeeper is missing, offer to install them first."""
+    try:
+        return ZooKeeperCluster(servers=1)
+    except ZooKeeperMissing as missing:
+        machine = install.Machine.probe()
+        if install.offer("no ZooKeeper found on this machine", assume_yes, machine):
+            return ZooKeeperCluster(servers=1)
+        hint = "; or add --yes and the runner installs it" if install.plan(machine, True) and not assume_yes else ""
+        raise ZooKeeperMissing(f"{missing}{hint}") from None
 
 
 # ---------------------------------------------------------------- running
@@ -74,15 +116,19 @@ def find_zookeeper() -> tuple[str, Callable[[], None]]:
 def smoke(hosts: str) -> int:
     """Connect, create and read an ephemeral znode, and print what the server says of itself."""
     from kazoo.client import KazooClient
+    from kazoo.exceptions import KazooException
 
-    client = KazooClient(hosts=hosts)
-    client.start(timeout=10)
+    client = KazooClient(hosts=hosts, connection_retry=RECONNECT_RETRY)
     try:
+        client.start(timeout=10)
         path = client.create(f"/smoke-{uuid.uuid4().hex[:8]}", b"hello", ephemeral=True)
         data, stat = client.get(path)
         srvr = dict(line.split(": ", 1) for line in client.command(b"srvr").splitlines() if ": " in line)
         print(f"ok: wrote and read {path} = {data!r} (ephemeral owner 0x{stat.ephemeralOwner:x})")
         print(f"server: {srvr.get('Zookeeper version', '?').split(',')[0]}, mode {srvr.get('Mode', '?')}")
+    except (KazooException, OSError) as exc:
+        print(f"run: smoke test against {hosts} failed: {exc or type(exc).__name__}", file=sys.stderr)
+        return 1
     finally:
         client.stop()
         client.close()
@@ -99,15 +145,32 @@ def run_challenge(script: str, hosts: str, args: list[str]) -> int:
             continue
 
 
+def dispatch(name: str, argv: list[str]) -> int:
+    """Hand a command that needs no ZooKeeper from us to its module's main()."""
+    module_name = MODULES[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            print(f"run: `./run.sh {name}` is not available in this checkout ({module_name} is missing)",
+                  file=sys.stderr)
+            return 1
+        raise
+    return module.main(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     name = argv.pop(0) if argv and not argv[0].startswith("-") else "leader"
+    if name in MODULES:
+        return dispatch(name, argv)
     if name not in (*CHALLENGES, "smoke"):
-        print(f"usage: run.sh [{'|'.join(CHALLENGES)}|smoke] [challenge options]", file=sys.stderr)
-        return 2
+        print(USAGE, file=sys.stderr)
+        return 0 if name == "help" else 2
+    assume_yes, argv = install.wanted(argv)
     try:
-        hosts, done = find_zookeeper()
-    except (ZooKeeperMissing, RuntimeError, TimeoutError) as exc:
+        hosts, done = find_zookeeper(assume_yes)
+    except (ZooKeeperMissing, zk.ZkError, RuntimeError, TimeoutError) as exc:
         print(f"run: {exc}", file=sys.stderr)
         return 1
     try:

@@ -1,0 +1,356 @@
+"""A ZooKeeper every terminal shares, and faults by hand: `./run.sh zk ...`.
+
+    ./run.sh zk start [--servers 1|3]   real servers on 2181 (or 2181-2183), in the background
+    ./run.sh zk status                  each server's port, mode (standalone/leader/follower) and pid
+    ./run.sh zk stop                    stop exactly the servers `zk start` started
+    ./run.sh zk kill N | pause N | resume N | restart N
+                                        kill -9, SIGSTOP, SIGCONT, start again (same port, same data)
+
+The servers are the launcher's (zklab.launcher), started detached: they outlive this command and the
+terminal it ran in. What was started is recorded in `.zklab/state.json`, and every `./run.sh leader`
+or `./run.sh hashing` connects to those servers first, so copies in several terminals meet in one
+election or one ring. Tests move everything aside: ZKLAB_PORT sets the first client port and
+ZKLAB_STATE the folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from zklab.launcher import ZooKeeperCluster, ZooKeeperMissing, server_mode, spawn
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PORT = 2181           # the compose file's ports: 2181, or 2181-2183 for the ensemble
+START_TIMEOUT = 30.0          # a JVM starts in 1-3 s; a loaded 2-core machine takes longer
+STOP_TIMEOUT = 10.0           # a clean shutdown takes well under a second; then kill -9
+SRVR_TIMEOUT = 0.5            # srvr is answered at once by a serving server
+
+
+class ZkError(RuntimeError):
+    """Something the learner must fix; the message is one line that says how."""
+
+
+# ---------------------------------------------------------------- where things are
+
+def state_dir() -> Path:
+    return Path(os.environ.get("ZKLAB_STATE") or ROOT / ".zklab")
+
+
+def base_port() -> int:
+    """The first client port: ZKLAB_PORT, else 2181 (the ensemble takes the next two as well)."""
+    raw = os.environ.get("ZKLAB_PORT", "")
+    if not raw:
+        return DEFAULT_PORT
+    if not raw.isdigit() or not 1 <= int(raw) <= 65533:
+        raise ZkError(f"ZKLAB_PORT must be a port from 1 to 65533, not {raw!r}")
+    return int(raw)
+
+
+def _state_file() -> Path:
+    return state_dir() / "state.json"
+
+
+def load_state() -> dict | None:
+    """What `zk start` recorded, or None. A damaged file counts as nothing recorded."""
+    try:
+        state = json.loads(_state_file().read_text())
+    except (OSError, ValueError):
+        return None
+    servers = state.get("servers") if isinstance(state, dict) else None
+    return state if isinstance(servers, list) and servers else None
+
+
+def _save_state(state: dict) -> None:
+    tmp = _state_file().with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2) + "\n")
+    tmp.replace(_state_file())  # readers see the old file or the new one, never half of one
+
+
+@contextlib.contextmanager
+def _locked() -> Iterator[None]:
+    """One `zk` command at a time changes the state (two terminals may type at once)."""
+    state_dir().mkdir(parents=True, exist_ok=True)
+    with open(state_dir() / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+# ---------------------------------------------------------------- is that pid still our server?
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except FileNotFoundError:
+        if Path("/proc/self").exists():
+            return ""  # Linux, and the process is gone
+    except OSError:
+        return ""
+    result = subprocess.run(["ps", "-p", str(pid), "-o", "command="], capture_output=True, text=True, timeout=5)
+    return result.stdout  # macOS has no /proc
+
+
+def _reap(pid: int) -> None:
+    """If the JVM is our own child (tests run `zk` in-process), collect its exit so it is not a zombie."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def process_state(server: dict) -> str:
+    """'running', 'paused' or 'gone'. A pid now used by another program counts as gone."""
+    pid = server.get("pid")
+    if not isinstance(pid, int) or pid <= 0:
+        return "gone"
+    _reap(pid)
+    if str(server.get("config")) not in _cmdline(pid):
+        return "gone"
+    stat = Path(f"/proc/{pid}/stat")
+    if stat.exists():
+        try:
+            code = stat.read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return "gone"
+    else:
+        code = subprocess.run(["ps", "-p", str(pid), "-o", "stat="], capture_output=True, text=True,
+                              timeout=5).stdout.strip()[:1]
+    return {"T": "paused", "Z": "gone", "X": "gone", "": "gone"}.get(code, "running")
+
+
+def hosts_of(state: dict) -> str:
+    return ",".join(f"127.0.0.1:{s['port']}" for s in state["servers"])
+
+
+def shared_hosts() -> str | None:
+    """The connection string of the servers `zk start` recorded, if at least one of them serves."""
+    state = load_state()
+    if state is None:
+        return None
+    try:
+        if any(process_state(s) == "running" and server_mode(int(s["port"]), SRVR_TIMEOUT) for s in state["servers"]):
+            return hosts_of(state)
+    except (KeyError, TypeError, ValueError):
+        return None
+    return None
+
+
+# ---------------------------------------------------------------- start and stop
+
+def _port_problem(port: int) -> str | None:
+    if server_mode(port, SRVR_TIMEOUT):
+        return (f"a ZooKeeper already answers on 127.0.0.1:{port}, not one that `./run.sh zk start` started; "
+                "use it as it is, stop it, or pick other ports with ZKLAB_PORT=3181")
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return f"port {port} is taken by another program; free it, or pick other ports with ZKLAB_PORT=3181"
+    return None
+
+
+def start(servers: int) -> dict:
+    """Start `servers` detached servers on the fixed ports, record them, and wait until all serve."""
+    state = load_state()
+    if state and any(process_state(s) != "gone" for s in state["servers"]):
+        raise ZkError(f"the lab's ZooKeeper is already running ({len(state['servers'])} server(s), "
+                      f"ZK_HOSTS={hosts_of(state)}); `./run.sh zk stop` first to start another")
+    ports = [base_port() + i for i in range(servers)]
+    for port in ports:
+        if problem := _port_problem(port):
+            raise ZkError(problem)
+    data = state_dir() / "data"
+    shutil.rmtree(data, ignore_errors=True)  # a fresh start is a fresh tree; `restart N` keeps the data
+    cluster = ZooKeeperCluster(servers, workdir=str(data), client_ports=ports)
+    state = {"servers": [{"sid": s.sid, "port": s.client_port, "config": str(s.data_dir / "zoo.cfg"),
+                          "log": str(s.data_dir / "server.log"), "cmd": cluster.command(s)}
+                         for s in cluster.servers]}
+    for server in state["servers"]:
+        server["pid"] = spawn(server["cmd"], Path(server["log"]), detached=True).pid
+    _save_state(state)  # recorded before the wait, so `zk stop` finds them even if we are interrupted
+    try:
+        _wait_serving(state["servers"], START_TIMEOUT)
+    except ZkError:
+        stop()
+        raise
+    return state
+
+
+def _wait_serving(servers: list[dict], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        for server in servers:
+            if process_state(server) == "gone":
+                raise ZkError(f"ZooKeeper server {server['sid']} exited at start: {_log_tail(server)}")
+        if all(server_mode(s["port"], SRVR_TIMEOUT) for s in servers):
+            return
+        if time.monotonic() > deadline:
+            waiting = [str(s["sid"]) for s in servers if not server_mode(s["port"], SRVR_TIMEOUT)]
+            raise ZkError(f"server(s) {', '.join(waiting)} did not serve within {timeout:.0f}s "
+                          "(an ensemble member serves only while a majority is up); see `./run.sh zk status`")
+        time.sleep(0.1)
+
+
+def _log_tail(server: dict, lines: int = 3) -> str:
+    try:
+        text = Path(server["log"]).read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "(no log)"
+    return " | ".join(text[-lines:]) or "(empty log)"
+
+
+def _terminate(server: dict) -> None:
+    """SIGTERM (SIGCONT first, a paused JVM cannot exit), then kill -9 if it does not go in time."""
+    if process_state(server) == "gone":
+        return
+    os.kill(server["pid"], signal.SIGCONT)
+    os.kill(server["pid"], signal.SIGTERM)
+    if not _wait_gone(server, STOP_TIMEOUT):
+        os.kill(server["pid"], signal.SIGKILL)
+        _wait_gone(server, STOP_TIMEOUT)
+
+
+def _wait_gone(server: dict, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while process_state(server) != "gone":
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def stop() -> list[dict]:
+    """Stop every recorded server that is still ours, and forget them. Returns what was recorded."""
+    state = load_state()
+    if state is None:
+        return []
+    for server in state["servers"]:
+        _terminate(server)
+    _state_file().unlink(missing_ok=True)
+    shutil.rmtree(state_dir() / "data", ignore_errors=True)
+    return state["servers"]
+
+
+# ---------------------------------------------------------------- one member at a time
+
+def _member(sid: int) -> tuple[dict, dict]:
+    state = load_state()
+    if state is None:
+        raise ZkError("the lab's ZooKeeper is not running; start it with `./run.sh zk start --servers 3`")
+    for server in state["servers"]:
+        if server.get("sid") == sid:
+            return state, server
+    raise ZkError(f"no server {sid}: the lab's ZooKeeper has server(s) 1-{len(state['servers'])}")
+
+
+def signal_member(sid: int, sig: signal.Signals) -> dict:
+    """kill -9, SIGSTOP or SIGCONT one recorded server, after checking the pid is still our JVM."""
+    _, server = _member(sid)
+    if process_state(server) == "gone":
+        raise ZkError(f"server {sid} is not running; `./run.sh zk restart {sid}` starts it again")
+    os.kill(server["pid"], sig)
+    if sig == signal.SIGKILL:
+        _wait_gone(server, STOP_TIMEOUT)
+    return server
+
+
+def restart_member(sid: int) -> dict:
+    """Stop one server if it runs, start it again on the same port and data, wait until it serves."""
+    state, server = _member(sid)
+    _terminate(server)
+    server["pid"] = spawn(server["cmd"], Path(server["log"]), detached=True).pid
+    _save_state(state)
+    _wait_serving([server], START_TIMEOUT)
+    return server
+
+
+# ---------------------------------------------------------------- status
+
+def status_lines() -> list[str]:
+    state = load_state()
+    if state is None:
+        return ["the lab's ZooKeeper is not running; start it with `./run.sh zk start` (or --servers 3)"]
+    lines = [f"{'server':<8}{'port':<8}{'pid':<10}mode"]
+    for server in state["servers"]:
+        lines.append(f"{server['sid']:<8}{server['port']:<8}{_describe(server)}")
+    lines.append(f"ZK_HOSTS={hosts_of(state)}   (every ./run.sh leader|hashing|tree uses these)")
+    return lines
+
+
+def _describe(server: dict) -> str:
+    sid, what = server["sid"], process_state(server)
+    if what == "gone":
+        return f"{'-':<10}down: `./run.sh zk restart {sid}` starts it again"
+    if what == "paused":
+        return f"{server['pid']:<10}paused (SIGSTOP): `./run.sh zk resume {sid}` wakes it"
+    return f"{server['pid']:<10}{server_mode(server['port'], SRVR_TIMEOUT) or 'not serving (no quorum, or starting)'}"
+
+
+# ---------------------------------------------------------------- command line
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="run.sh zk", description="A ZooKeeper every terminal shares, "
+                                     "and faults by hand on its members.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    begin = commands.add_parser("start", help="start servers in the background on 2181 (or 2181-2183)")
+    begin.add_argument("--servers", type=int, choices=[1, 3], default=1, help="1 = standalone, 3 = ensemble")
+    commands.add_parser("status", help="each server's port, pid and mode")
+    commands.add_parser("stop", help="stop the servers `zk start` started")
+    for name, what in [("kill", "kill -9 server N: a crash, no goodbye"), ("pause", "SIGSTOP server N: a frozen "
+                       "machine, its port still open"), ("resume", "SIGCONT server N"),
+                       ("restart", "start server N again, same port and data")]:
+        commands.add_parser(name, help=what).add_argument("sid", type=int, metavar="N", help="server number")
+    return parser
+
+
+SIGNALS = {"kill": signal.SIGKILL, "pause": signal.SIGSTOP, "resume": signal.SIGCONT}
+DONE = {"kill": "killed (kill -9)", "pause": "paused (SIGSTOP)", "resume": "resumed (SIGCONT)"}
+
+
+def _run(args: argparse.Namespace) -> None:
+    if args.command == "status":
+        print("\n".join(status_lines()))
+        return
+    with _locked():
+        if args.command == "start":
+            start(args.servers)
+            print("\n".join(status_lines()))
+            print("started in the background; it keeps running after this terminal closes. "
+                  "`./run.sh zk stop` stops it.")
+        elif args.command == "stop":
+            stopped = stop()
+            print(f"stopped {len(stopped)} server(s)" if stopped else "nothing to stop: the lab's ZooKeeper "
+                  "is not running")
+        elif args.command == "restart":
+            server = restart_member(args.sid)
+            print(f"server {args.sid} restarted on 127.0.0.1:{server['port']} (pid {server['pid']}), "
+                  f"{server_mode(server['port'], SRVR_TIMEOUT)}")
+        else:
+            server = signal_member(args.sid, SIGNALS[args.command])
+            print(f"server {args.sid} (127.0.0.1:{server['port']}, pid {server['pid']}) {DONE[args.command]}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        _run(args)
+    except (ZkError, ZooKeeperMissing) as exc:
+        print(f"zk: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -12,12 +12,22 @@ the load evenly. The rules that make it so:
 - Keep points as integers, sorted numerically: as strings, "10" sorts before "9".
 - Break ties between equal points by member name, so the ring never depends on the order of joins.
 - Find a key's owner by binary search: the first point at or after the key's hash, wrapping around.
+- Trust no member's data: anyone can write a znode. A weight outside MIN_WEIGHT..MAX_WEIGHT, or data
+  that is not ours, keeps that member off the ring (with one warning), and the ring never grows past
+  MAX_POINTS points: one znode saying {"weight": 1e9} must not cost every router its memory.
 
 Then, when a member joins, keys move only to it, and only about 1/N of them; when one leaves, only its
 own keys move. The demo prints exactly that, measured, next to the ideal.
 """
 
 from __future__ import annotations
+
+import signal
+import sys
+
+if __name__ == "__main__":  # Ctrl-C or SIGTERM while Python is still loading: nothing to clean up yet
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 
 import argparse
 import bisect
@@ -27,8 +37,7 @@ import json
 import logging
 import os
 import random
-import signal
-import sys
+import re
 import threading
 import time
 import uuid
@@ -47,9 +56,20 @@ SEED = 0x5EED
 # Points per unit of weight. More points balance better and cost memory: 160 is ketama's choice
 # and keeps the largest share within about 10% of the mean for 10 members.
 DEFAULT_VNODES = 160
+# The weights a member may claim. Below 0.01 a member gets one or two points and its share is noise
+# (a weight of 1e-9 made the busiest member's load read 11,200,000x its fair share); above 100 one
+# member outweighs a hundred others, which is a misconfiguration, not a member.
+MIN_WEIGHT, MAX_WEIGHT = 0.01, 100
+# A cap on the whole ring. A point costs about 60 bytes in Python (a 128-bit int, and a slot in two
+# lists), so 2 million points is about 120 MB per router: room for 100 members at weight 100 with
+# 125 vnodes, while one hostile znode can no longer ask for 10**11 points and exhaust memory.
+MAX_POINTS = 2_000_000
+# Our member data is {"weight": 2.5}: a few bytes. Reading more than this is not worth a router's time.
+MAX_DATA_BYTES = 1024
 # Each add or remove copies the point list once; for more changes than this, one sort is cheaper.
 REBUILD_WHOLE_AFTER = 8
 Key = str | bytes
+log = logging.getLogger(__name__)
 
 
 def point(label: Key) -> int:
@@ -57,10 +77,21 @@ def point(label: Key) -> int:
     return mmh3.hash128(label, SEED)
 
 
-def _checked(weight: float) -> float:
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
-        raise ValueError(f"weight must be a number > 0, not {weight!r}")
+def check_weight(weight: object) -> float:
+    """`weight` if it is a number within MIN_WEIGHT..MAX_WEIGHT, else ValueError saying why not."""
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+        raise ValueError(f"weight {weight!r} is not a number")
+    if not MIN_WEIGHT <= weight <= MAX_WEIGHT:  # also false for nan and inf
+        raise ValueError(f"weight {_number(weight)} is outside {MIN_WEIGHT:g}..{MAX_WEIGHT:g}")
     return weight
+
+
+def _number(value: float) -> str:
+    """1e9 as 1e9, not 1e+09; an integer too big for a float as its digit count."""
+    try:
+        return re.sub(r"e([+-])0*(\d)", lambda m: f"e{m[1].replace('+', '')}{m[2]}", f"{value:g}")
+    except OverflowError:
+        return f"of {len(str(abs(value)))} digits"
 
 
 # ---------------------------------------------------------------- the ring
@@ -69,42 +100,58 @@ class HashRing:
     """Members placed on a ring of 2**128 positions, `vnodes` points per unit of weight."""
 
     def __init__(self, vnodes: int = DEFAULT_VNODES, nodes: Iterable[str] | Mapping[str, float] | None = None):
-        if not isinstance(vnodes, int) or vnodes < 1:
-            raise ValueError(f"vnodes must be a whole number >= 1, not {vnodes!r}")
+        if isinstance(vnodes, bool) or not isinstance(vnodes, int) or not 1 <= vnodes <= MAX_POINTS:
+            raise ValueError(f"vnodes must be a whole number from 1 to {MAX_POINTS:,}, not {vnodes!r}")
         self.vnodes = vnodes
         self._weights: dict[str, float] = {}
         self._points: list[int] = []   # sorted by (point, owner)
         self._owners: list[str] = []   # _owners[i] owns the arc that ends at _points[i]
         items = nodes.items() if isinstance(nodes, Mapping) else ((n, 1) for n in nodes or ())
-        for node, weight in items:
-            self._weights[node] = _checked(weight)
+        weights = {node: check_weight(weight) for node, weight in items}
+        self._check_room(sum(self.points_for(w) for w in weights.values()))
+        self._weights = weights
         self._place_all()
 
     # -- membership
 
+    def points_for(self, weight: float) -> int:
+        """How many points a member of this weight gets: at least one."""
+        return max(1, round(self.vnodes * check_weight(weight)))
+
     def add(self, node: str, weight: float = 1) -> None:
-        """Place a member (again, if its weight changed)."""
-        weight = _checked(weight)
+        """Place a member (again, if its weight changed). A bad weight changes nothing: ValueError."""
+        count = self.points_for(weight)
+        old = self.points_for(self._weights[node]) if node in self._weights else 0
+        self._check_room(len(self._points) - old + count)
+        entries = sorted((p, node) for p in self._node_points(node, count))  # hashed before any change
         if node in self._weights:
             self.remove(node)
         self._weights[node] = weight
-        self._insert(sorted((p, node) for p in self._node_points(node)))
+        self._insert(entries)
 
     def remove(self, node: str) -> None:
         if node not in self._weights:
             raise KeyError(f"{node!r} is not on the ring")
-        doomed = sorted(self._index_of(p, node) for p in self._node_points(node))
+        doomed = []
+        # A member may hold one position twice (a hash collision): its copies sit side by side.
+        for p, copies in Counter(self._node_points(node, self.points_for(self._weights[node]))).items():
+            first = self._index_of(p, node)
+            doomed += range(first, first + copies)
         points, owners, start = [], [], 0
-        for i in doomed:  # keep the slices between the doomed points: copied in C, O(n)
+        for i in sorted(doomed):  # keep the slices between the doomed points: copied in C, O(n)
             points += self._points[start:i]
             owners += self._owners[start:i]
             start = i + 1
         self._points, self._owners = points + self._points[start:], owners + self._owners[start:]
         del self._weights[node]
 
+    def _check_room(self, total: int) -> None:
+        if total > MAX_POINTS:
+            raise ValueError(f"the ring would hold {total:,} points, more than MAX_POINTS ({MAX_POINTS:,})")
+
     def _place_all(self) -> None:
         """Place every member at once: one sort, instead of one merge per member."""
-        entries = [(p, node) for node in self._weights for p in self._node_points(node)]
+        entries = [(p, node) for node, w in self._weights.items() for p in self._node_points(node, self.points_for(w))]
         owner_of = dict(entries)
         if len(owner_of) == len(entries):  # no two points equal: sorting the integers is enough
             self._points = sorted(owner_of)
@@ -113,8 +160,8 @@ class HashRing:
             entries.sort()
             self._points, self._owners = [p for p, _ in entries], [n for _, n in entries]
 
-    def _node_points(self, node: str) -> list[int]:
-        count = max(1, round(self.vnodes * self._weights[node]))
+    @staticmethod
+    def _node_points(node: str, count: int) -> list[int]:
         return [point(f"{node}#{i}") for i in range(count)]
 
     def _index_of(self, p: int, node: str) -> int:
@@ -172,6 +219,10 @@ class HashRing:
         text = json.dumps([self.vnodes, sorted(self._weights.items())])
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
+    @property
+    def point_count(self) -> int:
+        return len(self._points)
+
     def copy(self) -> HashRing:
         ring = HashRing(self.vnodes)
         ring._weights, ring._points, ring._owners = dict(self._weights), list(self._points), list(self._owners)
@@ -193,37 +244,62 @@ def members_path(root: str) -> str:
     return f"{root.rstrip('/')}/members"
 
 
-def register_node(client: KazooClient, root: str, name: str, weight: float = 1) -> str:
+def register_node(client: KazooClient, root: str, name: str, weight: float = 1,
+                  timeout: float | None = None) -> str:
     """Register a member: an ephemeral znode holding its weight, gone when its session ends."""
-    if not name or "/" in name:
-        raise ValueError(f"member name must be non-empty and without '/': {name!r}")
-    HashRing(1).add(name, weight)  # the same validation the routers will apply
+    if not name or "/" in name or name in (".", ".."):
+        raise ValueError(f"member name must be non-empty, not '.' or '..', and without '/': {name!r}")
+    check_weight(weight)  # the same validation the routers will apply
     data = json.dumps({"weight": weight}).encode()
-    return client.create(f"{members_path(root)}/{name}", data, ephemeral=True, makepath=True)
+    return client.create_async(f"{members_path(root)}/{name}", data, ephemeral=True, makepath=True).get(timeout=timeout)
 
 
 def parse_weight(data: bytes) -> float:
-    """A member's weight from its znode; 1 for data that is not ours (say, a node made by hand)."""
-    try:
-        return _checked(json.loads(data or b"{}").get("weight", 1))
-    except (ValueError, AttributeError):
+    """A member's weight from its znode's data, or ValueError saying why the data is not ours.
+
+    Ours is {"weight": number}. Empty data means weight 1, so `create -e <root>/members/m9` in zkCli.sh
+    is a way to join by hand. Anything else is refused, never guessed: a router that took junk as
+    weight 1 would route keys to a member that never said it can hold them.
+    """
+    if not data:
         return 1
+    if len(data) > MAX_DATA_BYTES:
+        raise ValueError(f"its data is {len(data):,} bytes, not a small {{\"weight\": number}}")
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError too
+        raise ValueError(f"its data {_excerpt(data)} is not JSON") from None
+    if not isinstance(doc, dict) or "weight" not in doc:
+        raise ValueError(f"its data {_excerpt(data)} is not {{\"weight\": number}}")
+    return check_weight(doc["weight"])
+
+
+def _excerpt(data: bytes, limit: int = 24) -> str:
+    text = data[:limit].decode("utf-8", "replace")
+    return repr(text + "..." if len(data) > limit else text)
 
 
 class RingWatcher:
-    """A router's view: `.ring` is rebuilt from ZooKeeper on every membership change."""
+    """A router's view: `.ring` is rebuilt from ZooKeeper on every membership change.
+
+    Members whose data is refused stay off the ring; `.ignored` maps each to the reason, and
+    `on_ignored(name, reason)` hears about each once (until its znode goes away).
+    """
 
     def __init__(self, client: KazooClient, root: str, vnodes: int = DEFAULT_VNODES,
-                 on_change: Callable[[HashRing, HashRing], None] | None = None, timeout: float = 10.0):
-        self.client, self.path = client, members_path(root)
+                 on_change: Callable[[HashRing, HashRing], None] | None = None, timeout: float = 10.0,
+                 on_ignored: Callable[[str, str], None] | None = None):
+        self.client, self.path, self.timeout = client, members_path(root), timeout
         self.ring = HashRing(vnodes)
+        self.ignored: dict[str, str] = {}
         self.changes = 0
-        self._on_change = on_change
+        self._on_change, self._on_ignored = on_change, on_ignored
+        self._czxid: dict[str, int] = {}  # member -> the creation id of the znode we read
         self._children: list[str] | None = None
         self._changed = threading.Event()
         self._built = threading.Condition()
         self._stopped = False
-        client.ensure_path(self.path)
+        client.ensure_path_async(self.path).get(timeout=timeout)
         self._thread = threading.Thread(target=self._rebuild_loop, name="ring-watcher", daemon=True)
         self._thread.start()
         ChildrenWatch(client, self.path, self._on_children)
@@ -233,10 +309,16 @@ class RingWatcher:
     def fingerprint(self) -> str:
         return self.ring.fingerprint
 
-    def close(self) -> None:
+    @property
+    def pending(self) -> bool:
+        """True when ZooKeeper has told of a membership change that `.ring` does not show yet."""
+        return self._changed.is_set()
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Stop rebuilding; bounded: a rebuilder stuck on a read is a daemon thread, left to finish."""
         self._stopped = True
         self._changed.set()
-        self._thread.join()
+        self._thread.join(timeout)
 
     def wait_for(self, predicate: Callable[[HashRing], bool], timeout: float = 10.0) -> HashRing:
         """Block until predicate(ring) holds; raise TimeoutError if it does not within `timeout`."""
@@ -257,6 +339,7 @@ class RingWatcher:
     # -- the rebuilder: reads weights, builds a new ring aside, swaps it in with one assignment
 
     def _rebuild_loop(self) -> None:
+        failures = 0
         while True:
             self._changed.wait()
             self._changed.clear()
@@ -264,47 +347,79 @@ class RingWatcher:
                 return
             try:
                 self._rebuild(self._children or [])
+                failures = 0
             except (KazooException, KazooTimeoutError):
-                self._wait_for_connection()  # kazoo's ChildrenWatch lists the members again
-            except Exception:
-                # A dead rebuilder would leave this router on a stale ring forever: log, retry.
-                logging.getLogger(__name__).exception("ring watcher: rebuild failed; retrying")
-                self._wait_for_connection()
+                self._retry_soon(failures := failures + 1)  # kazoo's ChildrenWatch lists the members again
+            except Exception as exc:
+                # A dead rebuilder would leave this router on a stale ring forever: say so, retry.
+                log.warning("ring watcher: rebuild failed (%s: %s); retrying", type(exc).__name__, exc)
+                self._retry_soon(failures := failures + 1)
 
     def _rebuild(self, children: list[str]) -> None:
-        old = self.ring
-        gone, added = set(old.nodes) - set(children), self._read_weights(set(children) - set(old.nodes))
-        if len(gone) + len(added) > REBUILD_WHOLE_AFTER:
-            kept = {n: w for n, w in old.weights.items() if n not in gone}
-            new = HashRing(old.vnodes, {**kept, **added})
-        else:
-            new = old.copy()
-            for name in gone:
-                new.remove(name)
-            for name, weight in added.items():
-                new.add(name, weight)
+        old, present = self.ring, set(children)
+        gone = set(old.nodes) - present
+        weights, refused = self._read_weights(present - set(old.nodes) - self._still_refused(present))
+        new = self._build(old, gone, weights, refused)
         with self._built:
             self.ring = new  # readers see the old ring or the new one, never half of one
+            # A refused member is remembered while its znode lives: one warning, not one per rebuild.
+            self.ignored = {n: why for n, why in self.ignored.items() if n in present and n not in weights} | refused
+            self._czxid = {n: z for n, z in self._czxid.items() if n in present}
             self.changes += 1
             self._built.notify_all()
+        for name, why in refused.items():
+            log.warning("ring watcher: member %s is not on the ring: %s", name, why)
+            if self._on_ignored:
+                self._on_ignored(name, why)
         if self._on_change and new.fingerprint != old.fingerprint:
             self._on_change(old, new)
 
-    def _read_weights(self, names: set[str]) -> dict[str, float]:
-        """Read new members' data in parallel: one round trip, however many joined."""
+    def _build(self, old: HashRing, gone: set[str], weights: dict[str, float], refused: dict[str, str]) -> HashRing:
+        """The next ring, built aside; members that would push it past MAX_POINTS are refused."""
+        room = MAX_POINTS - old.point_count + sum(old.points_for(old.weights[n]) for n in gone)
+        for name in sorted(weights):
+            room -= old.points_for(weights[name])
+            if room < 0:
+                room += old.points_for(weights.pop(name))
+                refused[name] = f"the ring is full (MAX_POINTS {MAX_POINTS:,} points)"
+        if len(gone) + len(weights) > REBUILD_WHOLE_AFTER:
+            kept = {n: w for n, w in old.weights.items() if n not in gone}
+            return HashRing(old.vnodes, {**kept, **weights})
+        new = old.copy()
+        for name in gone:
+            new.remove(name)
+        for name, weight in weights.items():
+            new.add(name, weight)
+        return new
+
+    def _read_weights(self, names: set[str]) -> tuple[dict[str, float], dict[str, str]]:
+        """New members' weights, and why the others were refused; one round trip, however many joined."""
         pending = {name: self.client.get_async(f"{self.path}/{name}") for name in names}
-        weights = {}
+        weights, refused = {}, {}
         for name, answer in pending.items():
             try:
-                weights[name] = parse_weight(answer.get(timeout=10)[0])
+                data, stat = answer.get(timeout=self.timeout)
+                self._czxid[name] = stat.czxid
+                weights[name] = parse_weight(data)
             except NoNodeError:
                 continue  # left already; the next children event says so
-        return weights
+            except ValueError as exc:
+                refused[name] = str(exc)
+        return weights, refused
 
-    def _wait_for_connection(self) -> None:
+    def _still_refused(self, present: set[str]) -> set[str]:
+        """Refused members whose znode is the one we refused. Deleted and created again (say, with its
+        data fixed) between two reads of the children, a znode keeps its name but not its czxid."""
+        names = [n for n in self.ignored if n in present]
+        stats = [self.client.exists_async(f"{self.path}/{n}") for n in names]
+        return {n for n, s in zip(names, stats, strict=True)
+                if (stat := s.get(timeout=self.timeout)) and stat.czxid == self._czxid.get(n)}
+
+    def _retry_soon(self, failures: int) -> None:
+        """Wait for a connection, and back off if failures repeat while connected: never spin."""
         while not self._stopped and not self.client.connected:
             time.sleep(0.05)
-        time.sleep(0.05)  # do not spin if the failure repeats while connected
+        time.sleep(min(1.0, 0.05 * 2 ** min(failures, 5)))
         self._changed.set()
 
 
@@ -611,6 +726,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {problem}; start one with `./run.sh hashing`, `docker compose up -d` "
               f"or `python -m zklab.launcher`", file=sys.stderr)
         return 1
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     demo = Demo(args)
     print(f"consistent hashing over {args.zk}{members_path(ROOT)}: {args.vnodes} vnodes, "

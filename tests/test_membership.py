@@ -66,13 +66,16 @@ def test_routers_converge_on_join_leave_and_crash(make_client: MakeClient, route
     assert routers[0].ring.owner("any key") == "stable"
 
 
-def test_members_registered_by_hand_get_weight_one(make_client: MakeClient, routers: list[RingWatcher]) -> None:
-    """A member znode with foreign or invalid data still joins the ring, at weight 1."""
+def test_members_registered_by_hand_are_ignored_unless_valid(make_client: MakeClient,
+                                                             routers: list[RingWatcher]) -> None:
+    """A member znode with foreign or invalid data stays off the ring (never weight 1); empty data is weight 1."""
     member = make_client()
-    for name, data in [("plain", b"hello"), ("negative", b'{"weight": -3}'), ("listy", b"[1, 2]")]:
+    for name, data in [("plain", b"hello"), ("negative", b'{"weight": -3}'), ("listy", b"[1, 2]"), ("bare", b"")]:
         member.create(f"{members_path(ROOT)}/{name}", data, ephemeral=True, makepath=True)
-    converge(routers, {"plain", "negative", "listy"}, 5)
-    assert routers[0].ring.weights == {"plain": 1, "negative": 1, "listy": 1}
+    for router in routers:
+        router.wait_for(lambda ring, r=router: set(r.ignored) == {"plain", "negative", "listy"}, 5)
+    converge(routers, {"bare"}, 5)
+    assert routers[0].ring.weights == {"bare": 1}
 
 
 def test_ring_rebuild_is_swapped_whole(make_client: MakeClient, routers: list[RingWatcher]) -> None:

@@ -1,0 +1,285 @@
+"""The hash ring's guarantees, measured through the script's public API: HashRing, RingWatcher, register_node.
+
+The ring's own promises (agreement across processes, balance, minimal movement, weights, order of
+joins) need no ZooKeeper; the routers' promises (they follow membership, swap whole rings, never
+block kazoo's event thread) run against a real one. Nothing here reads private attributes or source.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+
+from kazoo.protocol.states import Callback
+
+from zklab.check_lab import Check, Findings, Lab, env_without, wait_for
+from zklab.faults import expire_session
+
+KEYS = [f"key:{i}" for i in range(100_000)]
+TEN = [f"node-{i}" for i in range(10)]
+ROOT = "/ring"
+# A join or leave may move between these multiples of the ideal share (the changed member's share).
+MOVE_LOW, MOVE_HIGH = 0.75, 1.25
+# The busiest of 10 members may hold this multiple of its fair share (160 points each gives about 1.07).
+MAX_BALANCE = 1.15
+# Routers must agree this soon after a change reaches ZooKeeper.
+CONVERGE = 1.0
+# In the callback check, ZooKeeper's answers to getData are held back this long.
+SLOW_READ = 0.4
+
+ADVICE_POINT = ("A key's position must come from the same 128-bit point() as the members' points: hash() is "
+                "below 2**63, under every point, so every key wraps to one member. Look at HashRing.owner.")
+
+
+def owners(ring: object, keys: list[str] = KEYS) -> list[str]:
+    return [ring.owner(k) for k in keys]
+
+
+# ---------------------------------------------------------------- agreement across processes
+
+AGREE_CODE = """
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("challenge", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+sys.modules["challenge"] = module
+spec.loader.exec_module(module)
+ring = module.HashRing(nodes=[f"node-{i}" for i in range(10)])
+print(",".join(ring.owner(f"key:{i}") for i in range(int(sys.argv[2]))))
+"""
+
+
+def agree(lab: Lab, found: Findings) -> None:
+    procs = [subprocess.Popen([sys.executable, "-c", AGREE_CODE, lab.script.__file__, str(len(KEYS))],
+                              env={**env_without("PYTHONHASHSEED"), "PYTHONHASHSEED": seed},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for seed in ("1", "2")]
+    answers = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=30)
+        if proc.returncode:
+            last = (err.strip().splitlines() or ["no output"])[-1]
+            found.fail("agree", f"a fresh process could not route: {last}",
+                       "The script must import and build a ring on its own.")
+            return
+        answers.append(out.strip().split(","))
+    same = sum(a == b for a, b in zip(*answers, strict=False))
+    found.judge("agree", same == len(KEYS),
+                f"2 processes (PYTHONHASHSEED 1 and 2) agree on {same:,} of {len(KEYS):,} keys",
+                "Routers in different processes would send the same key to different members. Python salts "
+                "hash() per process: place members and keys with mmh3 and a fixed seed (point()).")
+
+
+# ---------------------------------------------------------------- balance, movement, weights
+
+def balance(lab: Lab, found: Findings) -> None:
+    counts = Counter(owners(lab.script.HashRing(nodes=TEN)))
+    busiest, most = counts.most_common(1)[0]
+    ratio = most / (len(KEYS) / len(TEN))
+    if found.judge("balance", ratio <= MAX_BALANCE,
+                   f"busiest of 10 members holds {ratio:.2f}x its fair share (at most {MAX_BALANCE})", ""):
+        return
+    found.fail("balance", f"{busiest} holds {most:,} of {len(KEYS):,} keys: {ratio:.2f}x its fair share "
+               f"(at most {MAX_BALANCE})",
+               ADVICE_POINT if ratio >= 5 else "With few points per member, arcs differ wildly in length and "
+               "one member carries several times its share. Give each member many points (vnodes, "
+               "DEFAULT_VNODES); look at HashRing's points per member.")
+
+
+def movement(found: Findings, key: str, ring: object, change: str, member: str, ideal: float) -> None:
+    """Judge the keys that moved when `member` joined or left."""
+    before = owners(ring)
+    ring.add(member) if change == "join" else ring.remove(member)
+    after = owners(ring)
+    moved = [(b, a) for b, a in zip(before, after, strict=True) if b != a]
+    share = len(moved) / len(KEYS)
+    others = {a if change == "join" else b for b, a in moved} - {member}
+    direction = "to the new member" if change == "join" else "from the leaving member"
+    ok = not others and MOVE_LOW * ideal <= share <= MOVE_HIGH * ideal
+    if ok:
+        found.hold(key, f"{change} moved {share:.1%} of keys (ideal {ideal:.1%}), all {direction}")
+    elif others:
+        found.fail(key, f"{change} moved {share:.1%} of keys (ideal {ideal:.1%}), some between members "
+                   f"that did not change ({', '.join(sorted(others)[:3])})",
+                   "Every key that moves must go to the joiner or come from the leaver; otherwise caches and "
+                   "data move for nothing. Look at how HashRing places and removes points.")
+    else:
+        found.fail(key, f"{change} moved {share:.1%} of keys, ideal {ideal:.1%} (the changed member's share)",
+                   ADVICE_POINT if share in (0.0, 1.0) else "The changed member owned far more or less than "
+                   "its share: with few points per member the arcs are uneven. Look at HashRing's vnodes.")
+
+
+def join(lab: Lab, found: Findings) -> None:
+    movement(found, "join", lab.script.HashRing(nodes=TEN), "join", "node-new", 1 / 11)
+
+
+def leave(lab: Lab, found: Findings) -> None:
+    movement(found, "leave", lab.script.HashRing(nodes=TEN), "leave", "node-3", 1 / 10)
+
+
+def weights(lab: Lab, found: Findings) -> None:
+    counts = Counter(owners(lab.script.HashRing(nodes={**{n: 1 for n in TEN[:9]}, "heavy": 2})))
+    ratio = counts["heavy"] / (sum(counts[n] for n in TEN[:9]) / 9)
+    found.judge("weights", 1.7 <= ratio <= 2.3,
+                f"a weight-2 member holds {ratio:.2f}x a weight-1 member's keys (2x wanted)",
+                "A member with twice the weight must get twice the points, and so twice the keys. Look at "
+                "how HashRing counts a member's points (vnodes x weight).")
+
+
+# ---------------------------------------------------------------- the order of joins
+
+def order(lab: Lab, found: Findings) -> None:
+    ring_class, script = lab.script.HashRing, lab.script
+    forward = ring_class(nodes=TEN)
+    orders = [TEN[::-1], sorted(TEN, key=lambda n: script.point(n))]
+    rings = [ring_class(nodes=names) for names in orders]
+    keys = KEYS[:20_000]
+    if any(owners(r, keys) != owners(forward, keys) or r.fingerprint != forward.fingerprint for r in rings):
+        found.fail("order", "members added in another order gave different owners",
+                   "Two routers that saw members join in different orders would route differently. Look at "
+                   "how HashRing sorts its points.")
+        return
+    real = script.point
+    script.point = lambda label: real(label) % 16   # 16 positions: ties between points everywhere
+    try:
+        names, keys = [f"n{i}" for i in range(6)], KEYS[:2000]
+        bulk = owners(ring_class(vnodes=5, nodes=names), keys)
+        differ = 0
+        for sequence in (names, names[::-1], names[3:] + names[:3]):
+            ring = ring_class(vnodes=5)
+            for name in sequence:
+                ring.add(name)
+            differ = max(differ, sum(a != b for a, b in zip(owners(ring, keys), bulk, strict=True)))
+            if sequence is names:
+                ring.remove("n3")
+                without = owners(ring_class(vnodes=5, nodes=[n for n in names if n != "n3"]), keys)
+                differ = max(differ, sum(a != b for a, b in zip(owners(ring, keys), without, strict=True)))
+    finally:
+        script.point = real
+    found.judge("order", differ == 0,
+                "members added in 4 orders, and one removed, give the same owners, even with 4-bit points "
+                "(ties everywhere)" if not differ else
+                f"when points tie, the order of joins changed the owner of {differ:,} of 2,000 keys",
+                "Two routers that saw members join in different orders would route differently. Break ties "
+                "between equal points by member name: look at how HashRing inserts and removes points.")
+
+
+# ---------------------------------------------------------------- routers in ZooKeeper
+
+def converge(routers: list[object], members: set[str], bound: float, key: str, what: str) -> float:
+    """Wait until every router holds exactly `members` with one fingerprint; the seconds it took."""
+    started = time.monotonic()
+    wait_for(lambda: all(set(r.ring.nodes) == members for r in routers)
+             and len({r.ring.fingerprint for r in routers}) == 1, bound, key,
+             f"after {what}, the routers did not agree within {bound:.1f} s "
+             f"(they hold {[sorted(r.ring.nodes) for r in routers]}, want {sorted(members)})",
+             "Each router must rebuild its ring on every children event. Look at RingWatcher's watch and "
+             "its rebuild.")
+    return time.monotonic() - started
+
+
+def router(lab: Lab, chroot: str, via: str | None = None) -> object:
+    watcher = lab.script.RingWatcher(lab.client(chroot, via=via), ROOT)
+    lab.on_close(watcher.close)
+    return watcher
+
+
+def routers(lab: Lab, found: Findings) -> None:
+    chroot, proxy = lab.namespace(), lab.proxy()
+    pair = [router(lab, chroot) for _ in range(2)]
+    register = lab.script.register_node
+    register(lab.client(chroot), ROOT, "stable")
+    crasher = lab.client(chroot, timeout=4.0, via=proxy.address)
+    register(crasher, ROOT, "crasher", weight=2)
+    converge(pair, {"stable", "crasher"}, 3 * CONVERGE, "routers", "two members registered")
+    if pair[0].ring.weights != {"stable": 1, "crasher": 2}:
+        found.fail("routers", f"the router read weights {pair[0].ring.weights}, registered 1 and 2",
+                   "register_node stores the weight in the member's znode; the router must read it.")
+        return
+    leaver = lab.client(chroot)
+    register(leaver, ROOT, "leaver")
+    joined = converge(pair, {"stable", "crasher", "leaver"}, CONVERGE, "routers", "a join")
+    leaver.delete(f"{ROOT}/members/leaver")
+    left = converge(pair, {"stable", "crasher"}, CONVERGE, "routers", "a clean leave")
+    expire_session(crasher, proxy)
+    crashed = converge(pair, {"stable"}, CONVERGE, "routers", "a crash (session expired)")
+    found.hold("routers", f"2 routers agreed {joined * 1000:.0f} ms after a join, {left * 1000:.0f} ms after a "
+               f"leave, {crashed * 1000:.0f} ms after a crash; weights read from ZooKeeper")
+
+
+def swap(lab: Lab, found: Findings) -> None:
+    chroot = lab.namespace()
+    watcher = router(lab, chroot)
+    lab.script.register_node(lab.client(chroot), ROOT, "a")
+    converge([watcher], {"a"}, 3 * CONVERGE, "swap", "a join")
+    held = watcher.ring
+    members, routes = list(held.nodes), owners(held, KEYS[:1000])
+    lab.script.register_node(lab.client(chroot), ROOT, "b")
+    converge([watcher], {"a", "b"}, CONVERGE, "swap", "a second join")
+    found.judge("swap", held.nodes == members and owners(held, KEYS[:1000]) == routes and watcher.ring is not held,
+                "a reader holding the ring during a join kept a whole ring of 1 member; the router swapped in "
+                "a new one of 2",
+                "The ring a reader held changed under it: a router routing during a rebuild in place can meet "
+                "a half-built ring (a member removed, the next not yet added). Build the new ring aside and "
+                "swap it in with one assignment: look at RingWatcher's rebuild.")
+    if held.nodes != members:
+        found.verdicts["swap"].figure = (f"a reader holding the ring saw its members change from {members} to "
+                                         f"{held.nodes} under it")
+
+
+class EventThreadProbe:
+    """How long kazoo's event thread keeps a callback waiting: every other watch waits as long."""
+
+    def __init__(self, client: object):
+        self.client, self.worst = client, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="event-probe", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join(3 * SLOW_READ + 1)
+        return self.worst
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.01):
+            ran, sent = threading.Event(), time.monotonic()
+            self.client.handler.dispatch_callback(Callback("watch", ran.set, ()))
+            ran.wait(3 * SLOW_READ)
+            self.worst = max(self.worst, time.monotonic() - sent)
+
+
+def callback(lab: Lab, found: Findings) -> None:
+    chroot, tap = lab.namespace(), lab.tap(delay_data=SLOW_READ)
+    client = lab.client(chroot, via=tap.address)
+    watcher = lab.script.RingWatcher(client, ROOT)
+    lab.on_close(watcher.close)
+    probe = EventThreadProbe(client)
+    lab.on_close(probe.stop)
+    lab.script.register_node(lab.client(chroot), ROOT, "slow")
+    converge([watcher], {"slow"}, SLOW_READ + 2 * CONVERGE, "callback", "a join whose data was slow to read")
+    worst = probe.stop() * 1000
+    found.judge("callback", worst < SLOW_READ * 1000 / 2,
+                f"kazoo's event thread stayed free (longest wait {worst:.0f} ms while a member's data took "
+                f"{SLOW_READ * 1000:.0f} ms to arrive)" if worst < SLOW_READ * 500 else
+                f"kazoo's event thread was blocked {worst:.0f} ms while a member's data was read",
+                "Kazoo runs every watch callback and listener of a client on one thread: while one waits on "
+                "ZooKeeper, all others wait too. A callback only stores what it was given and wakes a thread "
+                "of yours: look at RingWatcher's children callback.")
+
+
+# ---------------------------------------------------------------- what `check hashing` runs, in order
+
+AGREE = Check({"agree": "routers in different processes agree on every key"}, agree, bound=30, needs_zk=False)
+BALANCE = Check({"balance": "keys spread evenly over 10 members"}, balance, bound=20, needs_zk=False)
+JOIN = Check({"join": "a join moves about 1/N of the keys, only to the joiner"}, join, bound=20, needs_zk=False)
+LEAVE = Check({"leave": "a departure moves only the leaver's keys"}, leave, bound=20, needs_zk=False)
+WEIGHTS = Check({"weights": "a member's share follows its weight"}, weights, bound=20, needs_zk=False)
+ORDER = Check({"order": "the order of joins changes no owner, even when points tie"}, order, bound=20,
+              needs_zk=False)
+ROUTERS = Check({"routers": "routers follow joins, leaves and crashes within a second"}, routers, bound=20)
+SWAP = Check({"swap": "a router swaps in a whole new ring; the ring a reader holds never changes"}, swap,
+             bound=15)
+CALLBACK = Check({"callback": "a watch callback never waits on ZooKeeper"}, callback, bound=15)
+CHECKS = [AGREE, BALANCE, JOIN, LEAVE, WEIGHTS, ORDER, ROUTERS, SWAP, CALLBACK]

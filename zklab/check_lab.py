@@ -1,0 +1,401 @@
+"""The checker's workbench: a learner's script loaded fresh, a ZooKeeper, namespaces, clients, faults, verdicts.
+
+Every guarantee in zklab.check_leader and zklab.check_hashing runs in a `Lab`. The lab hands out
+clients and proxies and closes them afterwards, so a guarantee only describes its scenario. The same
+definitions serve `./run.sh check` and the pytest suite: one definition per guarantee.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import itertools
+import os
+import socket
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import TypeVar
+
+from kazoo.client import KazooClient
+
+from zklab.proxy import PartitionProxy
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = {"leader": "challenge_leader_election.py", "hashing": "challenge_consistent_hashing.py"}
+# Kazoo's reconnect backoff grows without a cap; capped, a client is back within half a second of a heal.
+RECONNECT_BACKOFF = {"max_tries": -1, "max_delay": 0.5}
+# Long enough for a loaded 2-core machine, short enough that an expiry costs a second or two.
+SESSION_TIMEOUT = 2.0
+# How long a lab waits for what it closes at the end (a resign, a watcher): a broken one must not hang us.
+CLOSE_TIMEOUT = 3.0
+
+T = TypeVar("T")
+_loaded = itertools.count()
+
+
+# ---------------------------------------------------------------- verdicts
+
+@dataclass
+class Verdict:
+    key: str
+    ok: bool
+    figure: str        # what was measured, in the lesson's words
+    advice: str = ""   # on failure: what happened, why it matters, where to look
+
+
+class Broken(Exception):
+    """A guarantee failed part-way through its scenario; later steps were not reached."""
+
+    def __init__(self, key: str, figure: str, advice: str = ""):
+        super().__init__(figure)
+        self.verdict = Verdict(key, False, figure, advice)
+
+
+@dataclass
+class Findings:
+    """The verdicts one scenario has reached so far."""
+    verdicts: dict[str, Verdict] = field(default_factory=dict)
+
+    def hold(self, key: str, figure: str) -> None:
+        self.verdicts[key] = Verdict(key, True, figure)
+
+    def fail(self, key: str, figure: str, advice: str) -> None:
+        self.verdicts[key] = Verdict(key, False, figure, advice)
+
+    def judge(self, key: str, ok: bool, figure: str, advice: str) -> bool:
+        self.verdicts[key] = Verdict(key, ok, figure, "" if ok else advice)
+        return ok
+
+
+def wait_for(predicate: Callable[[], T], bound: float, key: str, figure: str, advice: str,
+             interval: float = 0.003) -> T:
+    """Poll until `predicate` gives something truthy; past `bound` seconds the guarantee `key` fails."""
+    deadline = time.monotonic() + bound
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise Broken(key, figure, advice)
+        time.sleep(interval)
+
+
+def crash_figure(exc: BaseException, script: ModuleType) -> str:
+    """'LeaderElection.start raised TypeError: ...': where the learner's code raised, in one line."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == script.__file__]
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    what = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    if not frames:
+        return f"the check stopped with {what}"
+    outer, inner = frames[0], frames[-1]
+    return f"{_qualname(exc, outer)} raised {what} ({Path(inner.filename).name} line {inner.lineno})"
+
+
+def _qualname(exc: BaseException, frame: traceback.FrameSummary) -> str:
+    tb = exc.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code.co_filename == frame.filename and tb.tb_lineno == frame.lineno:
+            return getattr(code, "co_qualname", code.co_name)
+        tb = tb.tb_next
+    return frame.name
+
+
+# ---------------------------------------------------------------- the learner's script
+
+def load_script(challenge: str, directory: Path | str = ROOT) -> ModuleType:
+    """Import challenge's script from `directory` as a fresh module object, whatever is already imported."""
+    path = Path(directory, SCRIPTS[challenge]).resolve()
+    name = f"zklab_checked_{challenge}_{next(_loaded)}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up here while the class is built
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+# ---------------------------------------------------------------- a relay that reads ZooKeeper's frames
+
+GET_DATA = 4        # ZooKeeper's opcode for getData
+WATCH_EVENT_XID = -1  # a reply header with this xid carries a watch notification, not an answer
+
+
+class WireTap:
+    """A loopback relay between one client and ZooKeeper that reads the frames passing through.
+
+    ZooKeeper's wire format: every frame is a 4-byte length, then (after the connect handshake) a
+    header whose first field is the xid. Replies echo the request's xid; a watch notification has
+    xid -1. So the tap counts the notifications a session really received, whatever the client
+    code does with them, and can hold back the answers to getData requests to make reads slow.
+    """
+
+    def __init__(self, target: str, delay_data: float = 0.0):
+        host, port = target.rsplit(":", 1)
+        self.target = (host, int(port))
+        self.delay_data = delay_data
+        self.events: list[tuple[int, str]] = []   # (event type, path) of every watch notification
+        self._sockets: list[socket.socket] = []
+        self._closed = False
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self._server.getsockname()[1]}"
+        threading.Thread(target=self._accept, name="wiretap", daemon=True).start()
+
+    def close(self) -> None:
+        self._closed = True
+        self._server.close()
+        for sock in self._sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                near, _ = self._server.accept()
+                far = socket.create_connection(self.target, timeout=5)
+                far.settimeout(None)
+            except OSError:
+                with contextlib.suppress(NameError, OSError):
+                    near.close()
+                continue
+            self._sockets += [near, far]
+            data_xids: set[int] = set()
+            threading.Thread(target=self._requests, args=(near, far, data_xids), daemon=True).start()
+            threading.Thread(target=self._replies, args=(far, near, data_xids), daemon=True).start()
+
+    def _requests(self, src: socket.socket, dst: socket.socket, data_xids: set[int]) -> None:
+        for index, frame in self._frames(src):
+            if index > 0 and len(frame) >= 12 and int.from_bytes(frame[8:12], "big", signed=True) == GET_DATA:
+                data_xids.add(int.from_bytes(frame[4:8], "big", signed=True))
+            if not self._send(dst, frame):
+                break
+        self._hang_up(src, dst)
+
+    def _replies(self, src: socket.socket, dst: socket.socket, data_xids: set[int]) -> None:
+        for index, frame in self._frames(src):
+            xid = int.from_bytes(frame[4:8], "big", signed=True) if index > 0 and len(frame) >= 8 else None
+            if xid == WATCH_EVENT_XID and len(frame) >= 32:
+                kind = int.from_bytes(frame[20:24], "big", signed=True)
+                size = int.from_bytes(frame[28:32], "big", signed=True)
+                self.events.append((kind, frame[32:32 + max(0, size)].decode(errors="replace")))
+            elif xid in data_xids and self.delay_data:
+                data_xids.discard(xid)
+                time.sleep(self.delay_data)  # later frames wait too: TCP delivers in order
+            if not self._send(dst, frame):
+                break
+        self._hang_up(src, dst)
+
+    @staticmethod
+    def _frames(sock: socket.socket) -> Iterable[tuple[int, bytes]]:
+        buffer, index = b"", 0
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            buffer += chunk
+            while len(buffer) >= 4 and len(buffer) >= 4 + (size := int.from_bytes(buffer[:4], "big")):
+                yield index, buffer[:4 + size]
+                buffer, index = buffer[4 + size:], index + 1
+
+    @staticmethod
+    def _send(sock: socket.socket, frame: bytes) -> bool:
+        try:
+            sock.sendall(frame)
+            return True
+        except OSError:
+            return False
+
+    @staticmethod
+    def _hang_up(*socks: socket.socket) -> None:
+        for sock in socks:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+# ---------------------------------------------------------------- the lab
+
+class Lab:
+    """What one check needs: the script, a ZooKeeper, and clients and faults that are cleaned up after."""
+
+    def __init__(self, script: ModuleType, zk_address: Callable[[], str] | str | None = None):
+        self.script = script
+        self._zk_address = zk_address
+        self._closers: list[Callable[[], object]] = []
+
+    @property
+    def zk_address(self) -> str:
+        """host:port of the lab's ZooKeeper (waiting for it, if it is still starting)."""
+        address = self._zk_address() if callable(self._zk_address) else self._zk_address
+        if not address:
+            raise RuntimeError("this check needs a ZooKeeper, and the lab has none")
+        return address
+
+    def namespace(self) -> str:
+        """A fresh chroot, so checks sharing one server never see each other's znodes."""
+        path = f"/check-{uuid.uuid4().hex[:12]}"
+        admin = self.client(chroot="")
+        admin.ensure_path(path)
+        return path
+
+    def client(self, chroot: str = "", timeout: float = SESSION_TIMEOUT, via: str | None = None) -> KazooClient:
+        """A started client, through `via` (a proxy's or tap's address) if given; closed with the lab."""
+        client = KazooClient(hosts=(via or self.zk_address) + chroot, timeout=timeout,
+                             connection_retry=dict(RECONNECT_BACKOFF))
+        self.on_close(lambda: (client.stop(), client.close()))
+        client.start(timeout=10)
+        return client
+
+    def proxy(self) -> PartitionProxy:
+        proxy = PartitionProxy(self.zk_address)
+        self.on_close(proxy.close)
+        return proxy
+
+    def tap(self, delay_data: float = 0.0) -> WireTap:
+        tap = WireTap(self.zk_address, delay_data)
+        self.on_close(tap.close)
+        return tap
+
+    def on_close(self, closer: Callable[[], object]) -> None:
+        """Run `closer` when the lab closes, most recent first (a resign before its client stops)."""
+        self._closers.append(closer)
+
+    def close(self) -> None:
+        closers, self._closers = self._closers, []
+        for closer in reversed(closers):
+            bounded(closer, CLOSE_TIMEOUT)
+
+
+def bounded(call: Callable[[], object], timeout: float) -> bool:
+    """Run `call` on a thread of its own; give up waiting after `timeout`. False if it raised or hung."""
+    outcome: list[bool] = []
+
+    def run() -> None:
+        try:
+            call()
+            outcome.append(True)
+        except Exception:
+            outcome.append(False)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(outcome and outcome[0])
+
+
+# ---------------------------------------------------------------- measuring leaders
+
+class LeaderSampler:
+    """Samples every candidate's `is_leader` on a thread of its own: the most acting at one instant."""
+
+    def __init__(self, interval: float = 0.002):
+        self.candidates: list[object] = []
+        self.most = 0
+        self.overlap: list[str] = []   # names acting together when `most` was reached
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._interval = interval
+        self._thread = threading.Thread(target=self._run, name="leader-sampler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(1.0)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                acting = [c.name for c in list(self.candidates) if c.is_leader]
+            except Exception as exc:
+                self.error = exc
+                return
+            if len(acting) > self.most:
+                self.most, self.overlap = len(acting), acting
+
+
+def most_at_once(histories: Iterable[list[tuple[float, bool, str]]]) -> int:
+    """The most candidates acting as leader at one instant, from each candidate's own record of its terms."""
+    changes = sorted((t, 1 if leading else -1) for history in histories for t, leading, *_ in history)
+    acting = peak = 0
+    for _, delta in changes:  # at equal times, -1 sorts first: a hand-off is not an overlap
+        acting += delta
+        peak = max(peak, acting)
+    return peak
+
+
+def started_leading(candidate: object) -> float | None:
+    return next((t for t, leading, *_ in reversed(candidate.history) if leading), None)
+
+
+def stopped_leading(candidate: object) -> float | None:
+    return next((t for t, leading, *_ in reversed(candidate.history) if not leading), None)
+
+
+def env_without(*names: str) -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in names}
+
+
+# ---------------------------------------------------------------- running a check
+
+@dataclass(frozen=True)
+class Check:
+    """One scenario and the guarantees it measures (key -> the guarantee in plain words)."""
+    guarantees: dict[str, str]
+    run: Callable[..., None]          # run(lab, findings, **options)
+    bound: float                      # seconds the scenario may take, guarantees broken or not
+    needs_zk: bool = True
+
+
+def run_check(check: Check, lab: Lab, **options: object) -> tuple[list[Verdict], BaseException | None]:
+    """Run a scenario within its bound; every guarantee gets a verdict, crash and hang included."""
+    found, outcome = Findings(), []
+
+    def scenario() -> None:
+        try:
+            check.run(lab, found, **options)
+        except Broken as broken:
+            found.verdicts[broken.verdict.key] = broken.verdict
+        except BaseException as exc:  # the learner's code may raise anything; it is a finding, not our crash
+            outcome.append(exc)
+
+    thread = threading.Thread(target=scenario, name="check", daemon=True)
+    thread.start()
+    thread.join(check.bound)
+    hung = thread.is_alive()
+    lab.close()
+    error = outcome[0] if outcome else None
+    verdicts = []
+    for key in check.guarantees:
+        if key in found.verdicts:
+            verdicts.append(found.verdicts[key])
+        elif hung:
+            verdicts.append(Verdict(key, False, f"did not finish within {check.bound:.0f} s",
+                                    "A call into the script never returned: look for a call without a timeout."))
+        elif error is not None:
+            verdicts.append(Verdict(key, False, crash_figure(error, lab.script),
+                                    "The script raised where the guarantee expected an answer."))
+        else:
+            verdicts.append(Verdict(key, False, "not measured: an earlier step of the scenario failed",
+                                    "Fix the failure above first."))
+    return verdicts, error
+
+
+def holds(check: Check, lab: Lab, **options: object) -> None:
+    """For the tests: assert every guarantee of `check` holds, failing with the checker's own words."""
+    verdicts, error = run_check(check, lab, **options)
+    broken = [f"{check.guarantees[v.key]}: {v.figure}. {v.advice}" for v in verdicts if not v.ok]
+    if broken:
+        raise AssertionError("\n".join(broken)) from error

@@ -1,11 +1,22 @@
-"""The runner finds a ZooKeeper in the documented order, and stops the one it started."""
+"""The runner finds a ZooKeeper in the documented order, stops the one it started, and dispatches commands."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
 import zklab.run as run
+from zklab import zk
 from zklab.launcher import ZooKeeperCluster, free_ports, server_mode
+
+
+@pytest.fixture(autouse=True)
+def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test sees the learner's shared server (.zklab) or port 2181."""
+    monkeypatch.setenv("ZKLAB_STATE", str(tmp_path / "zklab-state"))
+    monkeypatch.delenv("ZKLAB_PORT", raising=False)
+    monkeypatch.delenv("ZK_HOSTS", raising=False)
 
 
 def test_zk_hosts_comes_first(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -18,15 +29,32 @@ def test_zk_hosts_comes_first(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_a_server_on_the_default_port_comes_next(monkeypatch: pytest.MonkeyPatch, zk_server: ZooKeeperCluster) -> None:
     """With no ZK_HOSTS, a server answering on the default port is used as it is."""
-    monkeypatch.delenv("ZK_HOSTS", raising=False)
     monkeypatch.setattr(run, "DEFAULT_PORT", zk_server.servers[0].client_port)
     hosts, _ = run.find_zookeeper()
     assert hosts == zk_server.servers[0].address
 
 
-def test_without_docker_the_local_launcher_starts_and_stops(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Nothing on the default port and no Docker engine: a local server, stopped by `done()`."""
-    monkeypatch.delenv("ZK_HOSTS", raising=False)
+def test_zklab_port_moves_the_default_port(monkeypatch: pytest.MonkeyPatch, zk_server: ZooKeeperCluster) -> None:
+    """ZKLAB_PORT names the port of step 2, so tests and a second lab never need 2181."""
+    monkeypatch.setenv("ZKLAB_PORT", str(zk_server.servers[0].client_port))
+    assert run.existing_zookeeper() == zk_server.servers[0].address
+
+
+def test_the_shared_server_comes_before_the_default_port(monkeypatch: pytest.MonkeyPatch,
+                                                         zk_server: ZooKeeperCluster) -> None:
+    """Servers recorded by `zk start` are found first, even when another server answers on the default port."""
+    monkeypatch.setattr(run, "DEFAULT_PORT", zk_server.servers[0].client_port)
+    monkeypatch.setenv("ZKLAB_PORT", str(free_ports(1)[0]))
+    zk.start(1)
+    try:
+        assert run.existing_zookeeper() == f"127.0.0.1:{zk.base_port()}"
+    finally:
+        zk.stop()
+
+
+def test_without_docker_the_local_launcher_starts_and_stops(monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """Nothing found and no Docker engine: a private local server, one line on sharing one, stopped by `done()`."""
     monkeypatch.setattr(run, "DEFAULT_PORT", free_ports(1)[0])
     monkeypatch.setattr(run, "_docker_engine_answers", lambda: False)  # as on this machine: a client, no engine
     hosts, done = run.find_zookeeper()
@@ -34,3 +62,29 @@ def test_without_docker_the_local_launcher_starts_and_stops(monkeypatch: pytest.
     assert server_mode(port) == "standalone"
     done()
     assert server_mode(port) is None
+    assert "./run.sh zk start" in capsys.readouterr().out
+
+
+def test_a_command_whose_module_is_missing_is_one_line(monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """A command whose module this checkout lacks gives one line and exit 1, not a traceback."""
+    monkeypatch.setitem(run.MODULES, "check", "zklab.no_such_module")
+    assert run.main(["check", "leader"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "zklab.no_such_module" in err[0]
+
+
+def test_commands_reach_their_modules(capsys: pytest.CaptureFixture[str]) -> None:
+    """`run.sh zk status` and `run.sh tree --help` go to their modules without looking for a ZooKeeper."""
+    assert run.main(["zk", "status"]) == 0
+    assert "not running" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as leaving:
+        run.main(["tree", "--help"])
+    assert leaving.value.code == 0 and "run.sh tree" in capsys.readouterr().out
+
+
+def test_unknown_command_is_usage_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    """An unknown command prints the usage, which names every command, and exits 2."""
+    assert run.main(["bogus"]) == 2
+    usage = capsys.readouterr().err
+    assert all(name in usage for name in ("leader", "hashing", "smoke", "zk", "tree", "check", "soak"))

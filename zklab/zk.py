@@ -175,22 +175,29 @@ def start(servers: int) -> dict:
     state = {"servers": [{"sid": s.sid, "port": s.client_port, "config": str(s.data_dir / "zoo.cfg"),
                           "log": str(s.data_dir / "server.log"), "cmd": cluster.command(s)}
                          for s in cluster.servers]}
-    for server in state["servers"]:
-        server["pid"] = spawn(server["cmd"], Path(server["log"]), detached=True).pid
+    procs = {server["sid"]: _spawn(server) for server in state["servers"]}
     _save_state(state)  # recorded before the wait, so `zk stop` finds them even if we are interrupted
     try:
-        _wait_serving(state["servers"], START_TIMEOUT)
+        _wait_serving(state["servers"], procs, START_TIMEOUT)
     except ZkError:
         stop()
         raise
     return state
 
 
-def _wait_serving(servers: list[dict], timeout: float) -> None:
+def _spawn(server: dict) -> subprocess.Popen:
+    proc = spawn(server["cmd"], Path(server["log"]), detached=True)
+    server["pid"] = proc.pid
+    return proc
+
+
+def _wait_serving(servers: list[dict], procs: dict[int, subprocess.Popen], timeout: float) -> None:
+    """Wait until every server serves. Exits are seen through our own child handles: until the JVM
+    has been exec'd, its /proc entry still shows this Python, so process_state() would say 'gone'."""
     deadline = time.monotonic() + timeout
     while True:
         for server in servers:
-            if process_state(server) == "gone":
+            if procs[server["sid"]].poll() is not None:
                 raise ZkError(f"ZooKeeper server {server['sid']} exited at start: {_log_tail(server)}")
         if all(server_mode(s["port"], SRVR_TIMEOUT) for s in servers):
             return
@@ -268,9 +275,9 @@ def restart_member(sid: int) -> dict:
     """Stop one server if it runs, start it again on the same port and data, wait until it serves."""
     state, server = _member(sid)
     _terminate(server)
-    server["pid"] = spawn(server["cmd"], Path(server["log"]), detached=True).pid
+    proc = _spawn(server)
     _save_state(state)
-    _wait_serving([server], START_TIMEOUT)
+    _wait_serving([server], {sid: proc}, START_TIMEOUT)
     return server
 
 

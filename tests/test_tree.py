@@ -1,0 +1,130 @@
+"""`./run.sh tree`: the znodes drawn from watches, with marks for what changed, against a real ZooKeeper."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from kazoo.client import KazooClient
+
+from zklab.faults import wait_until
+from zklab.launcher import ZooKeeperCluster, free_ports
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Tree:
+    """`python -m zklab.tree` as a child with stdout a pipe; its lines are collected as they come."""
+
+    def __init__(self, *args: str):
+        self.proc = subprocess.Popen([sys.executable, "-m", "zklab.tree", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, env={**os.environ, "ZK_HOSTS": ""})
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for(self, predicate: Callable[[str], bool], what: str, timeout: float = 10) -> str:
+        return wait_until(lambda: next((line for line in list(self.lines) if predicate(line)), None),
+                          timeout=timeout, what=what)
+
+    def stop(self) -> tuple[int, str]:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        code = self.proc.wait(timeout=10)
+        self._reader.join(5)
+        return code, self.proc.stderr.read()
+
+
+@pytest.fixture
+def tree(zk_hosts: str) -> Iterator[Callable[..., Tree]]:
+    """Start tree views on this test's namespace; each is stopped after the test."""
+    started: list[Tree] = []
+
+    def start(*args: str) -> Tree:
+        view = Tree("--zk", zk_hosts, *args)
+        started.append(view)
+        return view
+
+    yield start
+    for view in started:
+        if view.proc.poll() is None:
+            view.proc.kill()
+            view.proc.wait()
+
+
+def test_once_shows_kind_owner_sequence_and_data(tree: Callable[..., Tree],
+                                                 make_client: Callable[..., KazooClient]) -> None:
+    """--once prints each znode's kind, its owner session if ephemeral, its sequence number and its data."""
+    client = make_client()
+    client.create("/lab/queue/job-", b"hello", sequence=True, ephemeral=True, makepath=True)
+    client.create("/lab/config", b"\x00\x01binary")
+    view = tree("--once")
+    assert view.proc.wait(timeout=15) == 0, view.proc.stderr.read()
+    view._reader.join(5)
+    row = next(line for line in view.lines if "job-0000000000" in line)
+    assert "ephemeral sequential" in row and f"0x{client.client_id[0]:x}" in row and "hello" in row
+    assert row.split()[row.split().index("sequential") + 1] == "0"
+    config = next(line for line in view.lines if "config" in line)
+    assert "persistent" in config and "·" in config  # bytes that do not print are shown as dots
+    assert view.stop()[1] == ""
+
+
+def test_watches_redraw_with_marks_and_ctrl_c_exits_cleanly(tree: Callable[..., Tree],
+                                                             make_client: Callable[..., KazooClient]) -> None:
+    """Creating, changing and deleting znodes each redraw the tree with +, * and -; Ctrl-C exits 0, no traceback."""
+    client = make_client()
+    client.ensure_path("/lab")
+    view = tree()
+    view.wait_for(lambda line: line.rstrip().endswith("/lab") or " /lab " in line, "the first drawing")
+    client.create("/lab/members/m1", b'{"weight": 1}', ephemeral=True, makepath=True)
+    view.wait_for(lambda line: line.startswith("+") and "m1" in line, "m1 marked new")
+    client.set("/lab/members/m1", b'{"weight": 2}')
+    view.wait_for(lambda line: line.startswith("*") and "m1" in line and '"weight": 2' in line, "m1 marked changed")
+    client.delete("/lab/members/m1")
+    view.wait_for(lambda line: line.startswith("-") and "m1" in line, "m1 marked gone")
+    code, err = view.stop()
+    assert code == 0 and "Traceback" not in err, err
+
+
+def test_says_disconnected_and_redraws_on_reconnect(own_server: ZooKeeperCluster) -> None:
+    """When ZooKeeper goes away the view says so, and it draws the tree again once the server is back."""
+    admin = KazooClient(hosts=own_server.hosts)
+    admin.start(timeout=10)
+    admin.ensure_path("/lab/kept")
+    admin.stop()
+    admin.close()
+    view = Tree("--zk", own_server.hosts)
+    try:
+        view.wait_for(lambda line: "kept" in line, "the first drawing")
+        own_server.stop_server(1)
+        view.wait_for(lambda line: "DISCONNECTED" in line, "the view to say it is disconnected")
+        drawn = len(view.lines)
+        own_server.start_server(1)
+        wait_until(lambda: any("kept" in line for line in view.lines[drawn:]), timeout=15,
+                   what="a new drawing after the reconnect")
+    finally:
+        code, err = view.stop()
+    assert code == 0 and "Traceback" not in err, err
+
+
+def test_bad_arguments_and_no_zookeeper_are_one_line() -> None:
+    """A path that is not absolute exits 2; an unreachable ZooKeeper exits 1 within the connect timeout."""
+    bad = subprocess.run([sys.executable, "-m", "zklab.tree", "lab"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=30)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 2  # argparse: usage, then the error
+    began = time.monotonic()
+    gone = subprocess.run([sys.executable, "-m", "zklab.tree", "--zk", f"127.0.0.1:{free_ports(1)[0]}"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=30)
+    assert gone.returncode == 1 and time.monotonic() - began < 8
+    assert len(gone.stderr.strip().splitlines()) == 1 and "./run.sh zk start" in gone.stderr

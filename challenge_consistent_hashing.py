@@ -41,15 +41,15 @@ import re
 import threading
 import time
 import uuid
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 
 import mmh3
 from kazoo.client import KazooClient, KazooState
-from kazoo.exceptions import KazooException, NoNodeError
+from kazoo.exceptions import KazooException, NoNodeError, SessionExpiredError
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.recipe.watchers import ChildrenWatch
-from kazoo.retry import KazooRetry
 
 # A fixed seed: every process, on every machine, puts every key and member at the same place.
 SEED = 0x5EED
@@ -185,10 +185,14 @@ class HashRing:
 
     def owner(self, key: Key) -> str:
         """The member owning `key`: the first point at or after the key's hash, clockwise."""
+        return self.owner_at(point(key))
+
+    def owner_at(self, position: int) -> str:
+        """The member owning a position on the ring (0 <= position < 2**128)."""
         points = self._points
         if not points:
             raise LookupError("the ring is empty: no member to own any key")
-        i = bisect.bisect_left(points, point(key))
+        i = bisect.bisect_left(points, position)
         return self._owners[i if i < len(points) else 0]  # past the last point, wrap to the first
 
     def owners(self, key: Key, n: int) -> list[str]:
@@ -424,148 +428,93 @@ class RingWatcher:
 
 
 # ================================================================ the demo
+# Everything below drives the recipe above: members that join, leave and crash, two routers, and a
+# report of what each change moved. None of it is needed to use the recipe.
 
 ROOT = "/lab/consistent-hashing"
 CONNECT_TIMEOUT = 5.0
+# Kazoo doubles its reconnect delay up to 60 s: after a 20 s outage, routers stayed stale for 14 s
+# after ZooKeeper was back. Retrying every half second at most costs nothing on a lab's loopback.
+CONNECTION_RETRY = {"max_tries": -1, "max_delay": 0.5}
+# kazoo's client.stop() can wait max(10 s, session timeout) for a connection that is gone: we give it this.
+STOP_TIMEOUT = 1.5
 RUN_ID = uuid.uuid4().hex[:4]  # member names stay unique when two copies of this script run
-BAR_WIDTH = 40
+BAR_UNIT = 16       # blocks in the bar of a member holding exactly an equal share (1/N of the keys)
+BAR_MAX = 4 * BAR_UNIT
+STRIP_WIDTH = 80    # columns in the picture of the ring
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 
-class Member:
-    """A storage node: its own session, an ephemeral znode, re-registered after a lost session."""
-
-    def __init__(self, name: str, zk: str, session_timeout: float, weight: float = 1):
-        self.name, self.weight, self.zk, self.session_timeout = name, weight, zk, session_timeout
-        self.client = KazooClient(hosts=zk, timeout=session_timeout)
-        self.crashed = False
-        self._lost = threading.Event()
-
-    def start(self) -> None:
-        self.client.start(timeout=CONNECT_TIMEOUT)
-        self.client.add_listener(self._on_state)
-        register_node(self.client, ROOT, self.name, self.weight)
-
-    def _on_state(self, state: str) -> None:
-        if state == KazooState.LOST:
-            self._lost.set()
-        elif state == KazooState.CONNECTED and self._lost.is_set() and not self.crashed:
-            self._lost.clear()
-            self.client.handler.spawn(self._reregister)  # not on kazoo's own thread
-
-    def _reregister(self) -> None:
-        with contextlib.suppress(KazooException):
-            register_node(self.client, ROOT, self.name, self.weight)
-
-    def leave(self) -> None:
-        """A clean exit: delete the znode (through a reconnect, if need be), close the session."""
-        retry = KazooRetry(max_tries=-1, max_delay=0.2, deadline=self.session_timeout)
-        with contextlib.suppress(KazooException):
-            retry(self.client.delete, f"{members_path(ROOT)}/{self.name}")
-        self.client.stop()
-        self.client.close()
-
-    def crash(self, observer: KazooClient) -> None:
-        """Die without a goodbye: ZooKeeper expires the session, which deletes the znode."""
-        self.crashed = True
-        for _ in range(5):  # the client may reconnect first and win its session back; try again
-            expire_session(self.zk, self.client.client_id)
-            if observer.exists(f"{members_path(ROOT)}/{self.name}") is None:
-                break
-        self.client.stop()
-        self.client.close()
+def new_client(zk: str, session_timeout: float) -> KazooClient:
+    return KazooClient(hosts=zk, timeout=session_timeout, connection_retry=CONNECTION_RETRY)
 
 
-def expire_session(zk: str, client_id: tuple[int, bytes]) -> None:
-    """Close a session from outside, as ZooKeeper does when it times out: a twin connection presents
-    the session's id and password, then closes it."""
-    twin = KazooClient(hosts=zk, client_id=client_id)
-    with contextlib.suppress(KazooException, KazooTimeoutError):
-        twin.start(timeout=CONNECT_TIMEOUT)
-        twin.stop()
-    twin.close()
+def stop_clients(clients: list[KazooClient], timeout: float = STOP_TIMEOUT) -> bool:
+    """Stop and close clients in parallel, within `timeout`; False if one is still stuck in kazoo."""
+    def stop(client: KazooClient) -> None:
+        with contextlib.suppress(Exception):
+            client.stop()
+            client.close()
+    threads = [threading.Thread(target=stop, args=(c,), daemon=True) for c in clients]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return not any(thread.is_alive() for thread in threads)
 
 
-class Report:
-    """What the learner sees on each change: membership, moved keys, load, and router agreement."""
+# ---------------------------------------------------------------- what the learner sees
 
-    def __init__(self, keys: list[str], show: int, started: float, routers: list[RingWatcher]):
-        self.keys, self.show, self.started, self.routers = keys, show, started, routers
+class Output:
+    """The console (one line per event, time on each) and the --events log; a closed stdout stops the demo."""
+
+    def __init__(self, started: float, events: object | None, on_closed: Callable[[], None]):
+        self.started, self.events, self.on_closed = started, events, on_closed
+        self.unicode = (getattr(sys.stdout, "encoding", "") or "").lower().replace("-", "") == "utf8"
+        self.arrow, self.block = ("\u2192", "\u2588") if self.unicode else ("->", "#")
+        self.closed = False
         self.lock = threading.Lock()
-        self.changes: list[tuple[float, float]] = []   # (moved, ideal)
-        self.worst_balance = 0.0
-        self.agreed = self.disagreed = 0
-        self.muted = False
-        self._owners_cache: tuple[str, list[str]] = ("", [])
-        self._narrated = threading.Condition()
-        self._last_narrated: str | None = None
 
     def say(self, text: str) -> None:
-        with self.lock:
-            print(f"{time.monotonic() - self.started:8.3f}s  {text}", flush=True)
+        self.write(f"{time.monotonic() - self.started:8.3f}s  {text}")
 
-    def ring_changed(self, old: HashRing, new: HashRing) -> None:
-        if self.muted:
+    def lines(self, lines: list[str]) -> None:
+        self.write("\n".join(" " * 11 + line for line in lines))
+
+    def write(self, text: str) -> None:
+        with self.lock:
+            if self.closed:
+                return
+            try:
+                print(text, flush=True)
+            except (OSError, ValueError):  # `| head` went away: keep running to clean up, print no more
+                self.closed = True
+                with contextlib.suppress(OSError, ValueError):
+                    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        if self.closed:
+            self.on_closed()
+
+    def event(self, event: str, **fields: object) -> None:
+        """One JSON line in the --events file; never raises into the demo."""
+        if self.events is None:
             return
-        before, after = self._owners_of(old), self._owners_of(new)
-        lines = [f"members ({len(new)}): " + " ".join(_label(n, w) for n, w in sorted(new.weights.items()))]
-        if before and after:
-            lines += self._movement(old, new, before, after)
-        if after:
-            lines += self._load(new, after)
-        with self.lock:
-            print("\n".join(" " * 11 + line for line in lines), flush=True)
-        self._check_agreement(new.fingerprint)
-        with self._narrated:
-            self._last_narrated = new.fingerprint
-            self._narrated.notify_all()
+        line = json.dumps({"t": time.monotonic(), "pid": os.getpid(), "run": RUN_ID, "event": event, **fields})
+        with self.lock, contextlib.suppress(OSError, ValueError):
+            self.events.write(line + "\n")
+            self.events.flush()
 
-    def wait_narrated(self, fingerprint: str, timeout: float = 3.0) -> None:
-        """Let the narrating router finish telling a change before the next one happens."""
-        with self._narrated:
-            self._narrated.wait_for(lambda: self._last_narrated == fingerprint, timeout)
 
-    def _owners_of(self, ring: HashRing) -> list[str] | None:
-        """Every key's owner on `ring`; the previous change's new ring is this one's old ring."""
-        if not len(ring):
-            return None
-        if self._owners_cache[0] != ring.fingerprint:
-            self._owners_cache = (ring.fingerprint, [ring.owner(k) for k in self.keys])
-        return self._owners_cache[1]
+def ring_strip(ring: HashRing, letters: Mapping[str, str], width: int = STRIP_WIDTH) -> str:
+    """The ring as `width` columns, 0 to 2**128 left to right; a column shows who owns its middle."""
+    if not len(ring):
+        return "." * width
+    return "".join(letters[ring.owner_at((2 * c + 1) * 2**128 // (2 * width))] for c in range(width))
 
-    def _movement(self, old: HashRing, new: HashRing, before: list[str], after: list[str]) -> list[str]:
-        moved = [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]
-        ideal = ideal_fraction(old.weights, new.weights)
-        fraction = len(moved) / len(self.keys)
-        self.changes.append((fraction, ideal))
-        lines = [f"moved {fraction:6.2%} of {len(self.keys):,} keys   (ideal {ideal:6.2%}: the changed member's share)"]
-        lines += [f"  {self.keys[i]}: {before[i]} \u2192 {after[i]}" for i in moved[:self.show]]
-        return lines
 
-    def _load(self, ring: HashRing, owners: list[str]) -> list[str]:
-        counts, total_weight = Counter(owners), sum(ring.weights.values())
-        shares = {n: counts[n] / len(owners) / (w / total_weight) for n, w in ring.weights.items()}
-        balance = max(shares.values())
-        self.worst_balance = max(self.worst_balance, balance)
-        lines = ["load (keys owned; bar scaled to the ideal share):"]
-        for name in ring.nodes:
-            bar = "\u2588" * min(2 * BAR_WIDTH, round(BAR_WIDTH * shares[name] / 2))
-            lines.append(f"  {name:<12} {counts[name]:>8,}  {bar}")
-        lines.append(f"max/mean {balance:.3f}  (1.000 is perfect; weights taken into account)")
-        return lines
-
-    def _check_agreement(self, fingerprint: str) -> None:
-        """Give the other routers up to a second to reach the ring this one just built."""
-        asked = time.monotonic()
-        for router in self.routers:
-            with contextlib.suppress(TimeoutError):
-                router.wait_for(lambda ring: ring.fingerprint == fingerprint, timeout=1.0)
-        waited_ms = (time.monotonic() - asked) * 1000
-        if all(router.fingerprint == fingerprint for router in self.routers):
-            self.agreed += 1
-            self.say(f"routers agree: yes, fingerprint {fingerprint} (the other router within {waited_ms:.1f} ms)")
-        else:
-            self.disagreed += 1
-            self.say(f"routers agree: NO, {[r.fingerprint for r in self.routers]} after {waited_ms:.0f} ms")
+def strip_changes(before: str, after: str) -> str:
+    """A ^ under every column whose owner changed."""
+    return "".join("^" if b != a else " " for b, a in zip(before, after, strict=True)).rstrip()
 
 
 def ideal_fraction(old: Mapping[str, float], new: Mapping[str, float]) -> float:
@@ -579,167 +528,410 @@ def _label(name: str, weight: float) -> str:
     return name if weight == 1 else f"{name}(x{weight:g})"
 
 
+class Report:
+    """What the learner sees on each change: membership, the ring, moved keys, load, router agreement."""
+
+    def __init__(self, out: Output, keys: list[str], show: int, strip: bool, routers: list[RingWatcher]):
+        self.out, self.keys, self.show, self.strip, self.routers = out, keys, show, strip, routers
+        self.changes: list[tuple[float, float]] = []   # (moved, ideal)
+        self.worst_balance = 0.0
+        self.agreed = self.disagreed = self.overlapped = 0
+        self.muted = False
+        self._owners_cache: tuple[str, list[str]] = ("", [])
+        self._seen = threading.Condition()
+        self._held: dict[int, set[str]] = {}    # router -> every fingerprint it has held
+        self._last_narrated: str | None = None
+
+    # -- every router's swaps and refusals (from its rebuild thread)
+
+    def ring_swapped(self, router: int, ring: HashRing) -> None:
+        self.out.event("ring", router=router, fingerprint=ring.fingerprint, members=ring.nodes)
+        with self._seen:
+            self._held.setdefault(router, set()).add(ring.fingerprint)
+            self._seen.notify_all()
+
+    def ignored(self, router: int, name: str, why: str) -> None:
+        self.out.event("ignored", router=router, member=name, why=why)
+        if router == 0:
+            self.out.say(f"ignored {name}: {why}; it stays off the ring")
+
+    # -- the narration, by router 0
+
+    def ring_changed(self, old: HashRing, new: HashRing) -> None:
+        self.ring_swapped(0, new)
+        if self.muted:
+            return
+        before, after = self._owners_of(old), self._owners_of(new)
+        lines = [f"members ({len(new)}): " + " ".join(_label(n, w) for n, w in sorted(new.weights.items()))]
+        if self.strip:
+            lines += self._strips(old, new)
+        if before and after:
+            lines += self._movement(old, new, before, after)
+        if after:
+            lines += self._load(new, after)
+        self.out.lines(lines)
+        self._check_agreement(new.fingerprint)
+        with self._seen:
+            self._last_narrated = new.fingerprint
+            self._seen.notify_all()
+
+    def wait_narrated(self, fingerprint: str, timeout: float = 3.0) -> None:
+        """Let the narrating router finish telling a change before the next one happens."""
+        with self._seen:
+            self._seen.wait_for(lambda: self._last_narrated == fingerprint, timeout)
+
+    def _owners_of(self, ring: HashRing) -> list[str] | None:
+        """Every key's owner on `ring`; the previous change's new ring is this one's old ring."""
+        if not len(ring):
+            return None
+        if self._owners_cache[0] != ring.fingerprint:
+            self._owners_cache = (ring.fingerprint, [ring.owner(k) for k in self.keys])
+        return self._owners_cache[1]
+
+    def _strips(self, old: HashRing, new: HashRing) -> list[str]:
+        names = sorted(set(old.nodes) | set(new.nodes))
+        letters = {n: LETTERS[i] if i < len(LETTERS) else "?" for i, n in enumerate(names)}
+        before, after = ring_strip(old, letters), ring_strip(new, letters)
+        legend = " ".join(f"{letters[n]}={n}" for n in names)
+        return [f"ring, 0 to 2^128 left to right; a column shows who owns its middle: {legend}",
+                f"  before |{before}|", f"  after  |{after}|", f"          {strip_changes(before, after)}"]
+
+    def _movement(self, old: HashRing, new: HashRing, before: list[str], after: list[str]) -> list[str]:
+        moved = [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]
+        ideal = ideal_fraction(old.weights, new.weights)
+        fraction = len(moved) / len(self.keys)
+        self.changes.append((fraction, ideal))
+        lines = [f"moved {fraction:6.2%} of {len(self.keys):,} keys   (ideal {ideal:6.2%}: the changed member's share)"]
+        lines += [f"  {self.keys[i]}: {before[i]} {self.out.arrow} {after[i]}" for i in moved[:self.show]]
+        return lines
+
+    def _load(self, ring: HashRing, owners: list[str]) -> list[str]:
+        """Bars to one scale (an equal share, 1/N of the keys), so weight 3 shows as 3x weight 1;
+        balance is each member's keys against its fair share, keys x weight / total weight."""
+        counts, total_weight, equal = Counter(owners), sum(ring.weights.values()), len(owners) / len(ring)
+        fair = {n: len(owners) * w / total_weight for n, w in ring.weights.items()}
+        balance = max(counts[n] / fair[n] for n in ring.nodes)
+        self.worst_balance = max(self.worst_balance, balance)
+        lines = [f"load (a bar of {BAR_UNIT} is an equal share, 1/{len(ring)} of the keys; "
+                 f"fair share = keys x weight / total weight):",
+                 f"  {'member':<12} {'weight':>6} {'keys':>8} {'fair share':>10}"]
+        for name in ring.nodes:
+            blocks = round(BAR_UNIT * counts[name] / equal)
+            bar = self.out.block * min(BAR_MAX, blocks) + ("+" if blocks > BAR_MAX else "")
+            lines.append(f"  {name:<12} {ring.weights[name]:>6g} {counts[name]:>8,} {fair[name]:>10,.0f}  {bar}")
+        lines.append(f"max/mean {balance:.3f}  (busiest member's keys over its fair share; 1.000 is perfect)")
+        return lines
+
+    def _check_agreement(self, fingerprint: str) -> None:
+        """Did every other router reach this ring? Give it a second. If it went straight past it because
+        a second change overlapped, and the narrator is behind, the next change's check tells."""
+        asked = time.monotonic()
+        with self._seen:
+            reached = self._seen.wait_for(
+                lambda: all(fingerprint in self._held.get(i, ()) for i in range(len(self.routers))), 1.0)
+        waited_ms = (time.monotonic() - asked) * 1000
+        if reached:
+            self.agreed += 1
+            self.out.say(f"routers agree: yes, fingerprint {fingerprint} (the other router within {waited_ms:.1f} ms)")
+        elif self.routers[0].pending:
+            self.overlapped += 1
+            self.out.say("routers agree: not checked, another change overlapped this one (the next check covers it)")
+        else:
+            self.disagreed += 1
+            self.out.say(f"routers agree: NO, {[r.fingerprint for r in self.routers]} after {waited_ms:.0f} ms")
+
+
+# ---------------------------------------------------------------- members, and how they leave
+
+class Member:
+    """A storage node: its own session, an ephemeral znode, registered again after a lost session."""
+
+    def __init__(self, name: str, zk: str, session_timeout: float, out: Output, weight: float = 1):
+        self.name, self.weight, self.zk, self.out = name, weight, zk, out
+        self.path = f"{members_path(ROOT)}/{name}"
+        self.client = new_client(zk, session_timeout)
+        self.crashed = False
+        self._lost = threading.Event()
+
+    def start(self, timeout: float) -> None:
+        self.client.start(timeout=timeout)
+        self.client.add_listener(self._on_state)
+        register_node(self.client, ROOT, self.name, self.weight, timeout=timeout)
+
+    def _on_state(self, state: str) -> None:  # kazoo's thread: only set flags and hand work on
+        if state == KazooState.LOST:
+            self._lost.set()
+        elif state == KazooState.CONNECTED and self._lost.is_set() and not self.crashed:
+            self._lost.clear()
+            self.client.handler.spawn(self._reregister)
+
+    def _reregister(self) -> None:
+        self.out.say(f"! {self.name} lost its session (ZooKeeper expired it); it registers again")
+        with contextlib.suppress(KazooException, KazooTimeoutError):
+            register_node(self.client, ROOT, self.name, self.weight, timeout=CONNECT_TIMEOUT)
+
+    def delete(self, deadline: float, hurry: threading.Event) -> bool:
+        """Delete the znode, through reconnects, until `deadline`; True once it is surely gone."""
+        while True:
+            try:
+                self.client.delete_async(self.path).get(timeout=max(0.05, min(0.5, deadline - time.monotonic())))
+                return True
+            except (NoNodeError, SessionExpiredError):
+                return True  # gone already, or with its expired session
+            except (KazooException, KazooTimeoutError):
+                if time.monotonic() >= deadline or hurry.wait(0.1):
+                    return False
+
+    def crash(self, observer: KazooClient) -> None:
+        """Die without a goodbye: ZooKeeper expires the session, which deletes the znode."""
+        self.crashed = True
+        for _ in range(5):  # the client may reconnect first and win its session back; try again
+            expire_session(self.zk, self.client.client_id)
+            with contextlib.suppress(KazooException, KazooTimeoutError):
+                if observer.exists_async(self.path).get(timeout=1.0) is None:
+                    break
+        stop_clients([self.client])
+
+
+def expire_session(zk: str, client_id: tuple[int, bytes]) -> None:
+    """Close a session from outside, as ZooKeeper does when it times out: a twin connection presents
+    the session's id and password, then closes it."""
+    twin = KazooClient(hosts=zk, client_id=client_id, connection_retry=CONNECTION_RETRY)
+    with contextlib.suppress(KazooException, KazooTimeoutError):
+        twin.start(timeout=CONNECT_TIMEOUT)
+    stop_clients([twin])
+
+
+# ---------------------------------------------------------------- the chaos run
+
 class Demo:
     def __init__(self, args: argparse.Namespace):
         self.args = args
         self.started = time.monotonic()
+        self.stopping, self.hurry = threading.Event(), threading.Event()
+        self.out = Output(self.started, args.events, self.stopping.set)
         self.routers: list[RingWatcher] = []
-        self.report = Report([f"key:{i}" for i in range(args.keys)], args.show, self.started, self.routers)
+        keys = [f"key:{i}" for i in range(args.keys)]
+        self.report = Report(self.out, keys, args.show, args.strip, self.routers)
         self.members: list[Member] = []
-        self.router_clients: list[KazooClient] = []
-        self.stopping = threading.Event()
+        self.clients: list[KazooClient] = []   # every session this demo opened, to close at the end
         self.rng = random.Random(args.seed)
+        # The first two events are a join and a departure, so even a 10 s run shows both lessons.
+        self.plan = ["join", "depart"]
+        self.ends = float("inf")
         self._next = 1
 
     def start(self) -> None:
         for i in range(2):
-            client = KazooClient(hosts=self.args.zk, timeout=self.args.session_timeout)
-            self.router_clients.append(client)
+            client = new_client(self.args.zk, self.args.session_timeout)
+            self.clients.append(client)
             client.start(timeout=CONNECT_TIMEOUT)
-            on_change = self.report.ring_changed if i == 0 else None  # one router narrates
-            self.routers.append(RingWatcher(client, ROOT, self.args.vnodes, on_change=on_change))
+            # Router 0 narrates every change; router 1 only records what it holds.
+            narrate = self.report.ring_changed if i == 0 else (lambda old, new, i=i: self.report.ring_swapped(i, new))
+            self.routers.append(RingWatcher(client, ROOT, self.args.vnodes, on_change=narrate, timeout=CONNECT_TIMEOUT,
+                                            on_ignored=lambda name, why, i=i: self.report.ignored(i, name, why)))
+            self.report.ring_swapped(i, self.routers[-1].ring)
         for _ in range(self.args.members):
             self.add_member()
 
+    def time_left(self) -> float:
+        return max(0.1, min(CONNECT_TIMEOUT, self.ends - time.monotonic()))
+
     def add_member(self) -> None:
-        member = Member(f"m{self._next}-{RUN_ID}", self.args.zk, self.args.session_timeout)
+        member = Member(f"m{self._next}-{RUN_ID}", self.args.zk, self.args.session_timeout, self.out)
         self._next += 1
-        self.report.say(f"+ {member.name} joins")
+        self.out.say(f"+ {member.name} joins")
         self.members.append(member)  # listed before it starts: a Ctrl-C in between must still close it
+        self.clients.append(member.client)
         try:
-            member.start()
+            member.start(self.time_left())
         except (KazooTimeoutError, KazooException) as exc:
-            self.report.say(f"  {member.name} could not register ({type(exc).__name__}); it stays out")
+            self.out.say(f"  {member.name} could not register ({type(exc).__name__}); it stays out")
             self.members.remove(member)
-            member.leave()
+            member.delete(time.monotonic() + 0.5, self.hurry)
+            stop_clients([member.client])
             return
         self.settle(lambda ring: member.name in ring)
 
     def chaos(self) -> None:
-        if len(self.members) <= 2:
-            return self.add_member()
-        action = self.rng.choice(["join", "leave", "crash"])
-        if action == "join":
+        action = self.plan.pop(0) if self.plan else self.rng.choice(["join", "depart"])
+        if action == "join" or len(self.members) <= 2:
             return self.add_member()
         member = self.rng.choice(self.members)
         self.members.remove(member)
-        if action == "leave":
-            self.report.say(f"- {member.name} leaves cleanly (deletes its znode)")
-            member.leave()
+        if self.rng.random() < 0.5:
+            self.out.say(f"- {member.name} leaves cleanly (deletes its znode)")
+            member.delete(time.monotonic() + self.time_left(), self.hurry)
+            stop_clients([member.client])
         else:
-            self.report.say(f"x {member.name} crashes (ZooKeeper expires its session)")
-            member.crash(self.router_clients[0])
+            self.out.say(f"x {member.name} crashes (ZooKeeper expires its session)")
+            member.crash(self.clients[0])
         self.settle(lambda ring: member.name not in ring)
 
     def settle(self, predicate: Callable[[HashRing], bool]) -> None:
         """Wait until the narrating router has seen the change and told it."""
         with contextlib.suppress(TimeoutError):
-            ring = self.routers[0].wait_for(predicate, timeout=2.0)
-            self.report.wait_narrated(ring.fingerprint)
+            ring = self.routers[0].wait_for(predicate, timeout=min(2.0, self.time_left()))
+            self.report.wait_narrated(ring.fingerprint, timeout=min(3.0, self.time_left()))
 
     def run(self) -> None:
         self.start()
-        ends = time.monotonic() + (self.args.duration or float("inf"))
-        while not self.stopping.wait(min(self.args.interval, max(0.0, ends - time.monotonic()))):
-            if time.monotonic() >= ends:
+        self.ends = time.monotonic() + (self.args.duration or float("inf"))
+        while not self.stopping.wait(min(self.args.interval, max(0.0, self.ends - time.monotonic()))):
+            if time.monotonic() >= self.ends:
                 break
             self.chaos()
 
-    def close(self) -> None:
+    def close(self) -> list[str]:
+        """Members delete their znodes (for at most a session timeout), then every session closes.
+        Returns the znodes it could not confirm gone: their sessions' expiry removes them."""
         self.stopping.set()
         self.report.muted = True  # the shutdown is not a lesson
-        for member in self.members:
-            member.leave()
+        deadline = time.monotonic() + self.args.session_timeout
+        left: list[str] = []
+        leaving = [threading.Thread(target=lambda m=m: m.delete(deadline, self.hurry) or left.append(m.path),
+                                    daemon=True) for m in self.members]
+        for thread in leaving:
+            thread.start()
+        for thread in leaving:
+            thread.join(max(0.0, deadline + 1 - time.monotonic()))
         for router in self.routers:
-            router.close()
-        for client in self.router_clients:
-            client.stop()
-            client.close()
+            router.close(timeout=0.5)
+        stop_clients(self.clients)
+        return sorted(left)
 
     def summary(self) -> str:
         r = self.report
         ratios = [moved / ideal for moved, ideal in r.changes if ideal]
+        skipped = f" ({r.overlapped} skipped: a second change overlapped)" if r.overlapped else ""
         return "\n".join([
             "", "summary",
             f"  membership changes seen   {len(r.changes)}",
             f"  keys moved / ideal        mean {sum(ratios) / len(ratios):.2f}x, worst {max(ratios):.2f}x"
             if ratios else "  keys moved / ideal        n/a",
             f"  worst load max/mean       {r.worst_balance:.3f}",
-            f"  routers agreed            {r.agreed} of {r.agreed + r.disagreed} checks",
+            f"  routers agreed            {r.agreed} of {r.agreed + r.disagreed} checks{skipped}",
         ])
 
 
 # ---------------------------------------------------------------- command line
 
-def _positive(kind: type) -> Callable[[str], float]:
+SESSION_HELP = ("seconds (default 4). ZooKeeper grants 2 to 20 ticks: 0.5-60 s on the lab's servers "
+                "(tick 250 ms, max 60 s), 4-40 s on a stock server")
+HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::(\d+))?")
+
+
+def _bounded(kind: type, low: float, high: float, low_open: bool = False) -> Callable[[str], float]:
+    """An argparse type: a finite `kind` within low..high (above low, if low_open)."""
+    words = f"{'a whole number' if kind is int else 'a finite number'} from {low:g} to {high:g}"
+    words += " (not 0)" if low_open and low == 0 else ""
+
     def check(text: str) -> float:
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {words}, not {text!r}") from None
+        if not (low < value if low_open else low <= value) or not value <= high:  # false for nan too
+            raise argparse.ArgumentTypeError(f"must be {words}, not {text}")
         return value
     check.__name__ = kind.__name__
     return check
 
 
 def _zk_hosts(text: str) -> str:
-    items = [part.strip() for part in text.split("/", 1)[0].split(",")]
-    if not text.strip() or not all(items) or any(":" in i and not i.rpartition(":")[2].isdigit() for i in items):
-        raise argparse.ArgumentTypeError(f"must be host:port[,host:port...], not {text!r}")
+    """host:port[,host:port...][/chroot], hosts as names, IPv4 or [IPv6]; ports 1..65535."""
+    hosts, slash, chroot = text.strip().partition("/")
+    for item in hosts.split(","):
+        match = HOST.fullmatch(item.strip())
+        if not match or not 1 <= int(match[1] or 2181) <= 65535:
+            raise argparse.ArgumentTypeError(f"must be host:port[,host:port...][/chroot] with ports 1 to 65535, "
+                                             f"not {text!r}")
+    if slash and any(part in ("", ".", "..") for part in chroot.split("/")):
+        raise argparse.ArgumentTypeError(f"the chroot must be an absolute znode path like /lab, with no empty "
+                                         f"part and no trailing slash, not {slash + chroot!r}")
     return text.strip()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Consistent hashing over ZooKeeper membership, under chaos.")
     parser.add_argument("--zk", type=_zk_hosts, default=os.environ.get("ZK_HOSTS", "127.0.0.1:2181"),
-                        help="ZooKeeper connection string (default: $ZK_HOSTS or 127.0.0.1:2181)")
-    parser.add_argument("--members", type=_positive(int), default=4, help="members at start (default 4)")
-    parser.add_argument("--vnodes", type=_positive(int), default=DEFAULT_VNODES, help="points per member")
-    parser.add_argument("--keys", type=_positive(int), default=100_000, help="keys for the statistics")
-    parser.add_argument("--show", type=int, default=12, help="moved sample keys to print (default 12)")
-    parser.add_argument("--interval", type=_positive(float), default=3.0, help="seconds between chaos events")
-    parser.add_argument("--duration", type=_positive(float), default=None, help="seconds to run (default: Ctrl-C)")
+                        help="ZooKeeper connection string, host:port[,host:port...][/chroot] "
+                             "(default: $ZK_HOSTS or 127.0.0.1:2181)")
+    parser.add_argument("--members", type=_bounded(int, 1, 100), default=4, help="members at start (default 4)")
+    parser.add_argument("--vnodes", type=_bounded(int, 1, 1000), default=DEFAULT_VNODES, help="points per member")
+    parser.add_argument("--keys", type=_bounded(int, 1, 1_000_000), default=100_000, help="keys for the statistics")
+    parser.add_argument("--show", type=_bounded(int, 0, 1000), default=3, help="moved sample keys to print (default 3)")
+    parser.add_argument("--interval", type=_bounded(float, 0.1, 3600), default=3.0,
+                        help="seconds between chaos events (default 3)")
+    parser.add_argument("--duration", type=_bounded(float, 0, 1e6, low_open=True), default=None,
+                        help="seconds to run (default: until Ctrl-C)")
     parser.add_argument("--seed", type=int, default=None, help="seed for the chaos driver")
-    parser.add_argument("--session-timeout", type=_positive(float), default=4.0, help="seconds (default 4)")
+    parser.add_argument("--session-timeout", type=_bounded(float, 0.5, 60), default=4.0, help=SESSION_HELP)
+    parser.add_argument("--no-strip", dest="strip", action="store_false", help="do not draw the ring's strip")
+    parser.add_argument("--events", metavar="FILE", help="append one JSON line per event to FILE")
     args = parser.parse_args(argv)
-    if args.show < 0:
-        parser.error("argument --show: must be 0 or more")
+    if args.events:
+        try:
+            args.events = open(args.events, "a", encoding="utf-8")  # noqa: SIM115 (open for the whole run)
+        except OSError as exc:
+            parser.error(f"argument --events: cannot write {args.events}: {exc.strerror}")
     return args
 
 
 def check_reachable(zk: str) -> str | None:
-    """None if ZooKeeper answers within CONNECT_TIMEOUT, else a one-line explanation."""
+    """None if ZooKeeper answers within CONNECT_TIMEOUT and the chroot exists, else a one-line explanation."""
+    hosts, slash, chroot = zk.partition("/")
+    client = KazooClient(hosts=hosts, timeout=CONNECT_TIMEOUT, connection_retry=CONNECTION_RETRY)
     try:
-        client = KazooClient(hosts=zk, timeout=CONNECT_TIMEOUT, connection_retry={"max_tries": -1, "max_delay": 1})
         client.start(timeout=CONNECT_TIMEOUT)
+        if slash and client.exists_async(slash + chroot).get(timeout=CONNECT_TIMEOUT) is None:
+            return (f"chroot {slash + chroot} does not exist on ZooKeeper at {hosts}; create it "
+                    f"(zkCli.sh create {slash + chroot}) or drop {slash + chroot} from --zk")
     except (KazooTimeoutError, KazooException, OSError, ValueError) as exc:
-        return f"cannot reach ZooKeeper at {zk} ({type(exc).__name__})"
-    client.stop()
-    client.close()
+        return (f"cannot reach ZooKeeper at {hosts} ({type(exc).__name__}); start one with `./run.sh hashing`, "
+                f"`docker compose up -d` or `python -m zklab.launcher`")
+    finally:
+        stop_clients([client])
     return None
+
+
+def quiet_kazoo() -> None:
+    logging.getLogger("kazoo").addHandler(logging.NullHandler())
+    logging.getLogger("kazoo").propagate = False  # kazoo's reconnect chatter would drown the report
+    warnings.filterwarnings("ignore", message="No chroot path exists")  # check_reachable says it in one line
+
+
+def shutdown(demo: Demo) -> None:
+    """Clean up whatever stopped the run. A second Ctrl-C or a SIGTERM now only hurries it along, and
+    only once every delete has been sent."""
+    signal.signal(signal.SIGINT, lambda *_: demo.hurry.set())
+    signal.signal(signal.SIGTERM, lambda *_: demo.hurry.set())
+    demo.out.say("shutting down: members leave, routers stop, sessions close")
+    left = demo.close()
+    for path in left:
+        demo.out.say(f"left behind: {path} (ZooKeeper did not answer; its session's expiry removes it)")
+    demo.out.event("exit", clean=not left, left=left)
+    demo.out.write(demo.summary())
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.getLogger("kazoo").addHandler(logging.NullHandler())
-    logging.getLogger("kazoo").propagate = False  # kazoo's reconnect chatter would drown the report
-    if problem := check_reachable(args.zk):
-        print(f"error: {problem}; start one with `./run.sh hashing`, `docker compose up -d` "
-              f"or `python -m zklab.launcher`", file=sys.stderr)
-        return 1
+    quiet_kazoo()
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    if problem := check_reachable(args.zk):
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
     demo = Demo(args)
-    print(f"consistent hashing over {args.zk}{members_path(ROOT)}: {args.vnodes} vnodes, "
-          f"{args.keys:,} keys; Ctrl-C stops")
     try:
+        demo.out.event("start", session_timeout=args.session_timeout)
+        demo.out.write(f"consistent hashing over {args.zk}{members_path(ROOT)}: {args.vnodes} vnodes, "
+                       f"{args.keys:,} keys; Ctrl-C stops")
         demo.run()
     except KeyboardInterrupt:
-        demo.report.say("interrupted")
+        demo.out.say("interrupted")
     finally:
-        demo.report.say("shutting down: members leave, routers stop, sessions close")
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
-        demo.close()
-    print(demo.summary())
+        shutdown(demo)
     return 0
 
 

@@ -23,20 +23,30 @@ Run `python challenge_leader_election.py --help`; the demo below runs workers an
 
 from __future__ import annotations
 
+# ruff: noqa: E402  (the guard below must run before the imports, which take a moment)
+import signal
+import sys
+
+if __name__ == "__main__":
+    # Ctrl-C while Python is still loading kazoo: nothing to clean up yet, so leave quietly.
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
+
 import argparse
+import contextlib
+import ipaddress
 import json
 import logging
+import math
 import os
 import random
 import re
-import signal
 import socket
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TextIO
 
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import (
@@ -186,6 +196,7 @@ class LeaderElection:
         self.notifications = 0              # predecessor watches that fired for us: the herd counter
         self.history: list[tuple[float, bool, str]] = []  # (monotonic time, leading?, why)
         self.last_handoff_ms: float | None = None
+        self.left_behind: list[str] = []    # nodes resign() could not get ZooKeeper to confirm deleted
         self._woken_at: float | None = None
 
     # -- what the world may ask
@@ -290,15 +301,19 @@ class LeaderElection:
             except ConnectionLoss:
                 # Retry through a reconnect: a node left behind holds up the queue until its
                 # session expires.
-                if time.monotonic() + 0.1 >= deadline:
-                    return False
-                time.sleep(0.1)
-                self._leaving[0] = (path, self.client.delete_async(path))
-                continue
+                if time.monotonic() + 0.1 < deadline:
+                    time.sleep(0.1)
+                    self._leaving[0] = (path, self.client.delete_async(path))
+                    continue
+                return self._give_up()
             except (KazooTimeoutError, ConnectionClosedError):
-                return False  # no answer in time, or a closed client that cannot ask
+                return self._give_up()  # no answer in time, or a closed client that cannot ask
             self._leaving.pop(0)
         return True
+
+    def _give_up(self) -> bool:
+        self.left_behind = [path for path, _ in self._leaving]
+        return False
 
     # -- callbacks from kazoo: they only flip a flag and wake our thread, never block
 
@@ -469,18 +484,73 @@ class LeaderElection:
 
 
 # ================================================================ the demo
+# Everything below only runs the recipe above under chaos and reports what happened.
 
 ROOT = "/lab/leader-election"
 CANDIDATES, LEDGER = f"{ROOT}/candidates", f"{ROOT}/ledger"
 WRITE_EVERY = 0.25   # seconds between a leader's ledger writes
 RUN_ID = uuid.uuid4().hex[:4]  # makes worker names unique across copies of this script
+# Kazoo doubles its reconnect delay up to a minute by default: after an outage a client could sleep
+# long after ZooKeeper is back. Capped, it is back within half a second.
+RECONNECT = {"max_tries": -1, "delay": 0.1, "max_delay": 0.5}
+# The relay gives up on a server that does not accept within this, so kazoo moves on to the next.
+UPSTREAM_TIMEOUT = 1.0
+# The first misfortune comes this soon (or after --interval, if shorter) and always strikes the
+# leader: even a 10 s run shows a fault and a hand-off.
+FIRST_FAULT_AFTER = 2.0
+# At shutdown we wait one session timeout for ZooKeeper to confirm each delete, plus this for the
+# sessions to close. Past that, ZooKeeper's session expiry removes what is left.
+CLOSE_GRACE = 1.0
+# After a second Ctrl-C or SIGTERM, how much longer the deletes already sent may take.
+HURRY_GRACE = 0.25
+
+
+class Shutdown:
+    """Ctrl-C, SIGTERM and a closed stdout all land here. The handlers only set events, so the main
+    thread is never interrupted halfway through starting or stopping a worker."""
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()  # stop the demo and clean up
+        self.hurry = threading.Event()      # a second signal: stop waiting for confirmations
+        self.why = ""
+
+    def install(self) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        if self.requested.is_set():
+            self.hurry.set()
+        else:
+            self.request(f"{signal.Signals(signum).name} received")
+
+    def request(self, why: str) -> None:
+        self.why = self.why or why
+        self.requested.set()
+
+
+class EventLog:
+    """--events FILE: one JSON object per line for an outside observer; it never raises into the demo."""
+
+    def __init__(self, file: TextIO | None):
+        self._file, self._lock = file, threading.Lock()
+
+    def write(self, event: str, t: float | None = None, **fields: object) -> None:
+        if self._file is None:
+            return
+        record = {"t": time.monotonic() if t is None else t, "pid": os.getpid(), "run": RUN_ID, "event": event}
+        line = json.dumps({**record, **fields})
+        with self._lock, contextlib.suppress(OSError, ValueError):  # a full disk must not stop the demo
+            self._file.write(line + "\n")
+            self._file.flush()
 
 
 class Timeline:
     """Prints one line per event, with the time since the demo started; keeps the numbers."""
 
-    def __init__(self) -> None:
+    def __init__(self, shutdown: Shutdown) -> None:
         self.started = time.monotonic()
+        self._shutdown = shutdown
         self._lock = threading.Lock()
         self.elections = 0
         self.handoffs_ms: list[float] = []
@@ -490,7 +560,21 @@ class Timeline:
     def say(self, who: str, what: str) -> None:
         with self._lock:
             if not self.muted:
-                print(f"{time.monotonic() - self.started:8.3f}s  {who:<10} {what}", flush=True)
+                self._print(f"{time.monotonic() - self.started:8.3f}s  {who:<10} {what}")
+
+    def out(self, text: str) -> None:
+        with self._lock:
+            self._print(text)
+
+    def _print(self, text: str) -> None:
+        try:
+            print(text, flush=True)
+        except (BrokenPipeError, ValueError):
+            # Nobody reads our output any more (say `| head`). Stop cleanly, and point stdout at
+            # /dev/null so that Python's last flush at exit has nowhere to fail.
+            self.muted = True
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            self._shutdown.request("stdout closed")
 
     def count(self, counter: str, handoff_ms: float | None = None) -> None:
         with self._lock:
@@ -535,14 +619,26 @@ class Link:
         while not self._severed:
             try:
                 near, _ = self._server.accept()
-                host = self._hosts[self._next % len(self._hosts)]  # kazoo retries: try each in turn
-                self._next += 1
-                far = socket.create_connection(host, timeout=CONNECT_TIMEOUT)
             except OSError:
+                continue
+            far = self._upstream()
+            if far is None:
+                near.close()  # kazoo sees the connection drop at once, and its next try goes to the next host
                 continue
             self._sockets += [near, far]
             for src, dst in ((near, far), (far, near)):
                 threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    def _upstream(self) -> socket.socket | None:
+        """A connection to the next server in turn (kazoo would try each in turn too), or None."""
+        host = self._hosts[self._next % len(self._hosts)]
+        self._next += 1
+        try:
+            far = socket.create_connection(host, timeout=UPSTREAM_TIMEOUT)
+        except OSError:
+            return None
+        far.settimeout(None)  # from now on, silence is the partition's business, not a time-out
+        return far
 
     def _pump(self, src: socket.socket, dst: socket.socket) -> None:
         try:
@@ -557,33 +653,83 @@ class Link:
             sock.close()
 
 
+def start_client(client: KazooClient, timeout: float, stop: threading.Event | None = None) -> bool:
+    """client.start() without its surprises: on a time-out it stops the client, which can block for
+    10 s, and it warns about a missing chroot. Waits at most `timeout`; True once connected."""
+    connected, deadline = client.start_async(), time.monotonic() + timeout
+    while not connected.wait(min(0.05, max(0.0, deadline - time.monotonic()))):
+        if time.monotonic() >= deadline or (stop is not None and stop.is_set()):
+            break
+    return client.connected
+
+
+def stop_client(client: KazooClient, timeout: float) -> bool:
+    """Close the session, waiting at most `timeout`: kazoo's stop() can block for max(10 s, session
+    timeout) while it cannot reach ZooKeeper. True if it finished in time."""
+    def stop_and_close() -> None:
+        with contextlib.suppress(Exception):
+            client.stop()
+            client.close()
+    thread = threading.Thread(target=stop_and_close, name="stop-client", daemon=True)
+    thread.start()
+    thread.join(max(0.0, timeout))
+    return not thread.is_alive()
+
+
+def close_session(zk: str, client_id: tuple[int, bytes] | None, deadline: float) -> bool:
+    """Close a session whose client is gone, presenting its id and password as a twin would.
+    True once ZooKeeper has it closed (or had expired it already)."""
+    if not client_id:
+        return True
+    twin = KazooClient(hosts=zk, client_id=client_id, connection_retry=dict(RECONNECT))
+    connected = start_client(twin, min(CONNECT_TIMEOUT, deadline - time.monotonic()))
+    return stop_client(twin, deadline - time.monotonic()) and connected
+
+
 class Worker:
     """One election candidate with its own session; while it leads, it writes the ledger."""
 
     def __init__(self, demo: Demo, index: int):
         self.name = f"w{index}-{RUN_ID}"
-        self.demo, self.timeline = demo, demo.timeline
+        self.demo, self.timeline, self.events = demo, demo.timeline, demo.events
         self.link = Link(demo.hosts)
         # The relay stands in for the servers; a chroot in --zk ("host:port/lab") still applies.
-        self.client = KazooClient(hosts=self.link.address + demo.chroot, timeout=demo.session_timeout)
+        self.client = KazooClient(hosts=self.link.address + demo.chroot, timeout=demo.session_timeout,
+                                  connection_retry=dict(RECONNECT))
         self.election = LeaderElection(self.client, CANDIDATES, self.name, on_elected=self._elected,
                                        on_revoked=self._revoked, on_joined=self._joined, on_woken=self._woken)
         self.sessions = 0
         self.crashed = self.resigned = False
+        self.crashed_session: tuple[int, bytes] | None = None
         self.last_epoch: int | None = None
+        # What the picture of the run is drawn from: measured times, nothing else.
+        self.joined_at: float | None = None
+        self.gone_at: float | None = None
+        self.partitions: list[tuple[float, float]] = []
+        self.rejections: list[float] = []
+        self.unconfirmed: list[str] = []  # nodes we asked ZooKeeper to delete, not yet confirmed gone
+        self._logged, self._term_epoch, self._log_lock = 0, None, threading.Lock()
         self._stop = threading.Event()
 
-    def start(self) -> None:
-        self.client.start(timeout=CONNECT_TIMEOUT)
+    def start(self, timeout: float) -> bool:
+        if not start_client(self.client, timeout, self.demo.stopping):
+            return False
         self.election.start()
         threading.Thread(target=self._work, name=f"work-{self.name}", daemon=True).start()
+        return True
+
+    # -- what the election tells us (on its thread)
 
     def _joined(self, election: LeaderElection) -> None:
-        if self.crashed:
+        if self.crashed or self.resigned:
             return  # a dead process prints nothing
-        queue = election.participants()
+        try:
+            queue = election.participants()
+        except (KazooException, *DISCONNECTED):
+            queue = []
         place = queue.index(self.name) + 1 if self.name in queue else "?"
         self.sessions += 1
+        self.joined_at = self.joined_at or time.monotonic()
         again = "session was LOST; rejoined as a new candidate" if self.sessions > 1 else "joined the election"
         self.timeline.say(self.name, f"{again}, #{place} in line")
 
@@ -594,6 +740,7 @@ class Worker:
         self.timeline.say(self.name, "notified: the candidate just before me left (only I am woken)")
 
     def _elected(self, election: LeaderElection) -> None:
+        self.log_terms()
         if election.epoch == self.last_epoch:  # the same node, after a reconnect: the same term
             self.timeline.say(self.name, f"resumes leading, epoch {election.epoch} (its node survived)")
             return
@@ -603,9 +750,23 @@ class Worker:
         self.timeline.say(self.name, f"ELECTED leader, epoch {election.epoch}{note}")
 
     def _revoked(self, election: LeaderElection, why: str) -> None:
-        if self.crashed:
-            return
-        self.timeline.say(self.name, f"stops leading: {why}")
+        self.log_terms()
+        if not self.crashed:
+            self.timeline.say(self.name, f"stops leading: {why}")
+
+    def log_terms(self) -> None:
+        """Copy the election's new history entries to --events: when this worker started and stopped acting."""
+        with self._log_lock:
+            history = self.election.history[:]
+            for t, leading, why in history[self._logged:]:
+                if leading:
+                    self._term_epoch = self.election.epoch  # called at once on election: still this term's
+                    self.events.write("lead", t=t, worker=self.name, epoch=self._term_epoch)
+                else:
+                    self.events.write("unlead", t=t, worker=self.name, epoch=self._term_epoch, why=why)
+            self._logged = len(history)
+
+    # -- the leader's work
 
     def _work(self) -> None:
         """While leading, append to the ledger; every write is fenced by ZooKeeper."""
@@ -617,61 +778,75 @@ class Worker:
         if token is None:
             return False
         try:
-            fenced_write(self.client, token, LEDGER, value)
+            version = fenced_write(self.client, token, LEDGER, value)
         except NotLeaderError as exc:
+            self.rejections.append(time.monotonic())
+            self.events.write("rejected", worker=self.name, epoch=token.epoch)
             self.timeline.count("rejected")
             self.timeline.say(self.name, f"STALE WRITE REJECTED (epoch {token.epoch}): {exc}")
             return False
-        except KazooException:
+        except (KazooException, *DISCONNECTED):
             return False
+        self.events.write("write", worker=self.name, epoch=token.epoch, version=version)
         self.timeline.count("accepted")
         return True
 
-    def resign(self) -> None:
-        self.resigned = True
-        self._stop.set()
-        self.election.resign()
-        self.client.stop()
+    # -- endings
 
     def crash(self) -> None:
         """Die without a goodbye: ZooKeeper notices only when the session times out."""
-        self.crashed = True
+        self.crashed, self.gone_at = True, time.monotonic()
         self.crashed_session = self.client.client_id
+        self.unconfirmed = self._full_paths([self.election.node_path])
         self._stop.set()
         self.link.sever()
-        self.client.stop()  # with the cable cut, it cannot say goodbye to ZooKeeper
+        stop_client(self.client, 1.0)  # with the cable cut, it cannot say goodbye to ZooKeeper
 
-    def close(self, zk_hosts: str) -> None:
+    def resign(self) -> None:
+        self.resigned, self.gone_at = True, time.monotonic()
+        self.leave()
+        self.finish(time.monotonic() + self.demo.session_timeout + CLOSE_GRACE)
+
+    def leave(self) -> None:
+        """Shutdown, first step: stop writing and ask ZooKeeper to delete our node; do not wait."""
         self._stop.set()
-        if self.crashed:
-            close_session(zk_hosts, self.crashed_session)  # leave no node behind for others to wait on
-            self.election.resign()
-        elif not self.resigned:
+        if not self.crashed:
             self.link.heal()
-            self.resign()
-        self.client.close()
+            self.unconfirmed = self.unconfirmed or self._full_paths([self.election.node_path])
+            self.election.leave()
+
+    def finish(self, deadline: float) -> None:
+        """Shutdown, second step: wait (until `deadline`) for ZooKeeper to confirm, and close the session."""
+        if self.crashed:
+            if close_session(self.demo.zk, self.crashed_session, deadline):
+                self.unconfirmed = []
+            self.election.resign(timeout=0)  # ends its thread; its client is closed already
+        else:
+            if self.election.resign(timeout=self.demo.session_timeout * RESIGN_PATIENCE):
+                self.unconfirmed = []
+            else:
+                self.unconfirmed = self._full_paths(self.election.left_behind)
+            connected = self.client.connected
+            if stop_client(self.client, deadline - time.monotonic()) and connected:
+                self.unconfirmed = []  # ZooKeeper closed the session, and its ephemeral nodes with it
         self.link.sever()
 
-
-def close_session(zk_hosts: str, client_id: tuple[int, bytes] | None) -> None:
-    """Close a session whose client is gone, presenting its id and password as a twin would."""
-    if not client_id:
-        return
-    twin = KazooClient(hosts=zk_hosts, client_id=client_id)
-    try:
-        twin.start(timeout=CONNECT_TIMEOUT)
-        twin.stop()
-    except KazooException:
-        pass  # already expired
-    twin.close()
+    def _full_paths(self, paths: list[str | None]) -> list[str]:
+        return [self.demo.chroot + path for path in paths if path]
 
 
 class Chaos:
-    """Every `interval` seconds, one seeded misfortune: crash, resign, join or partition."""
+    """Every `interval` seconds, one seeded misfortune: crash, resign, join or partition.
+    The first one always strikes the leader."""
 
     def __init__(self, demo: Demo, seed: int | None):
-        self.demo = demo
+        self.demo, self.timeline = demo, demo.timeline
         self.rng = random.Random(seed)
+
+    def first(self) -> None:
+        leader = self._await_leader()
+        if leader is not None:
+            self.strike(self.rng.choice(["crash", "resign", "partition"]), leader)
 
     def act(self) -> None:
         live = self.demo.live_workers()
@@ -679,82 +854,112 @@ class Chaos:
             return self.demo.add_worker("joins (chaos)")
         action = self.rng.choice(["crash", "resign", "join", "partition"])
         victim = self.rng.choice(live) if action != "partition" else self._leader(live)
-        if action == "crash" and victim:
-            self.demo.timeline.say(victim.name, "CRASHES: no goodbye, its session must time out")
-            self.demo.timeline.count("departures")
+        if action == "join" or victim is None:
+            return self.demo.add_worker("joins (chaos)")
+        self.strike(action, victim)
+
+    def strike(self, action: str, victim: Worker) -> None:
+        if action == "partition":
+            return self.partition(victim)
+        self.timeline.count("departures")
+        if action == "crash":
+            self.timeline.say(victim.name, "CRASHES: no goodbye, its session must time out")
             victim.crash()
-        elif action == "resign" and victim:
-            self.demo.timeline.say(victim.name, "resigns")
-            self.demo.timeline.count("departures")
-            victim.resign()
-        elif action == "partition" and victim:
-            self.partition(victim)
         else:
-            self.demo.add_worker("joins (chaos)")
+            self.timeline.say(victim.name, "resigns")
+            victim.resign()
 
     @staticmethod
     def _leader(workers: list[Worker]) -> Worker | None:
         return next((w for w in workers if w.election.is_leader), None)
 
+    def _await_leader(self) -> Worker | None:
+        deadline = time.monotonic() + self.demo.session_timeout
+        while not (leader := self._leader(self.demo.live_workers())) and time.monotonic() < deadline:
+            if not self.demo.pause(0.05):
+                return None
+        return leader
+
     def partition(self, leader: Worker) -> None:
         """Cut the leader off for 1.5 session timeouts, then heal and let it try a stale write."""
         token, hold = leader.election.token, self.demo.session_timeout * 1.5
-        self.demo.timeline.say(leader.name, f"PARTITIONED from ZooKeeper for {hold:.1f}s")
-        self.demo.timeline.count("departures")  # its session will expire and its node vanish
+        self.timeline.say(leader.name, f"PARTITIONED from ZooKeeper for {hold:.1f}s")
+        self.timeline.count("departures")  # its session will expire and its node vanish
+        cut_at = time.monotonic()
         leader.link.partition()
-        self.demo.stopping.wait(hold)
+        self.demo.pause(hold)  # the end of the demo, or Ctrl-C, cuts it short
         leader.link.heal()
-        while not leader.client.connected and not self.demo.stopping.wait(0.05):
+        leader.partitions.append((cut_at, time.monotonic()))
+        while not leader.client.connected and self.demo.pause(0.05):
             pass  # kazoo reconnects, hears its session expired (LOST) and opens a new one
-        self.demo.timeline.say(leader.name, "partition healed; it retries a write with its old epoch")
-        leader.write(token, f"late write from {leader.name}")
+        if leader.client.connected and not self.demo.stopping.is_set():
+            self.timeline.say(leader.name, "partition healed; it retries a write with its old epoch")
+            leader.write(token, f"late write from {leader.name}")
 
 
 class Demo:
-    def __init__(self, args: argparse.Namespace):
+    def __init__(self, args: argparse.Namespace, shutdown: Shutdown, events: EventLog):
         self.zk = args.zk
-        self.hosts = parse_hosts(args.zk)
-        self.chroot = "/" + args.zk.split("/", 1)[1] if "/" in args.zk else ""
+        self.hosts, self.chroot = parse_zk(args.zk)
         self.session_timeout = args.session_timeout
-        self.timeline = Timeline()
+        self.shutdown, self.stopping, self.events = shutdown, shutdown.requested, events
+        self.timeline = Timeline(shutdown)
         self.workers: list[Worker] = []
-        self.stopping = threading.Event()
+        self.ends = float("inf")
+        self.closing_at: float | None = None
         self._next_index = 1
 
     def live_workers(self) -> list[Worker]:
         return [w for w in self.workers if not (w.crashed or w.resigned)]
+
+    def pause(self, seconds: float) -> bool:
+        """Wait `seconds`, less if the demo ends sooner; False once the demo should stop."""
+        self.stopping.wait(max(0.0, min(seconds, self.ends - time.monotonic())))
+        return not self.stopping.is_set() and time.monotonic() < self.ends
 
     def add_worker(self, why: str = "starts") -> Worker:
         worker = Worker(self, self._next_index)
         self._next_index += 1
         self.timeline.say(worker.name, why)
         self.workers.append(worker)  # listed before it starts: a Ctrl-C in between must still close it
-        try:
-            worker.start()
-        except (KazooTimeoutError, KazooException) as exc:
-            self.timeline.say(worker.name, f"could not connect ({type(exc).__name__}); it stays out")
+        if not worker.start(max(0.1, min(CONNECT_TIMEOUT, self.ends - time.monotonic()))):
+            self.timeline.say(worker.name, "could not connect to ZooKeeper; it stays out")
             worker.resign()
         return worker
 
     def run(self, workers: int, interval: float, duration: float | None, seed: int | None) -> None:
+        self.ends = time.monotonic() + (duration or float("inf"))
         for _ in range(workers):
-            self.add_worker()
-        chaos, ends = Chaos(self, seed), time.monotonic() + (duration or float("inf"))
-        while not self.stopping.wait(min(interval, max(0.0, ends - time.monotonic()))):
-            if time.monotonic() >= ends:
-                break
+            if self.pause(0):
+                self.add_worker()
+        chaos = Chaos(self, seed)
+        if self.pause(min(interval, FIRST_FAULT_AFTER)):
+            chaos.first()
+        while self.pause(interval):
             chaos.act()
 
-    def close(self) -> None:
+    def close(self) -> list[str]:
+        """Ask ZooKeeper to delete every node first, then wait (bounded) for it to confirm and for the
+        sessions to close. Returns the nodes left for ZooKeeper's session expiry to remove."""
         self.stopping.set()
-        self.timeline.muted = True
+        self.closing_at, self.timeline.muted = time.monotonic(), True
         for worker in self.workers:
-            worker.close(self.zk)
+            worker.leave()  # every delete is on its way before we wait for any
+        deadline = time.monotonic() + self.session_timeout + CLOSE_GRACE
+        finishing = [threading.Thread(target=w.finish, args=(deadline,), daemon=True) for w in self.workers]
+        for thread in finishing:
+            thread.start()
+        while any(t.is_alive() for t in finishing) and time.monotonic() < deadline:
+            if self.shutdown.hurry.wait(0.02):  # a second Ctrl-C: the deletes were sent, wait no more
+                deadline = min(deadline, time.monotonic() + HURRY_GRACE)
+        for worker in self.workers:
+            worker.log_terms()
+        return [path for w in self.workers for path in w.unconfirmed]
 
-    def summary(self) -> str:
+    def summary(self, left: list[str], picture: bool) -> str:
         tl, terms = self.timeline, [w.election.history for w in self.workers]  # teardown included: still 1
         p50, p95 = percentile_ms(tl.handoffs_ms, 0.50), percentile_ms(tl.handoffs_ms, 0.95)
-        return "\n".join([
+        lines = [
             "", "summary",
             f"  elections                 {tl.elections}",
             f"  hand-off p50 / p95        {p50} / {p95}  (predecessor's node gone -> new leader acts)",
@@ -763,7 +968,18 @@ class Demo:
             "(at most one each; a herd wakes everyone)",
             f"  ledger writes accepted    {tl.accepted}",
             f"  ledger writes rejected    {tl.rejected}  (stale leaders, fenced by ZooKeeper)",
-        ])
+        ]
+        if left:
+            lines.append(f"  not cleaned up            {len(left)} node(s) ZooKeeper did not confirm deleted; "
+                         f"its session expiry removes them: {', '.join(left)}")
+        if picture:
+            lines += ["", *draw_timeline(self.lanes(), tl.started, self.closing_at or time.monotonic(),
+                                         utf8_output())]
+        return "\n".join(lines)
+
+    def lanes(self) -> list[Lane]:
+        return [Lane(w.name, w.election.history[:], w.joined_at, w.gone_at, w.crashed, w.partitions[:],
+                     w.rejections[:]) for w in self.workers]
 
 
 def percentile_ms(values: list[float], q: float) -> str:
@@ -784,56 +1000,194 @@ def most_at_once(histories: list[list[tuple[float, bool, str]]]) -> int:
     return peak
 
 
+# ---------------------------------------------------------------- the picture of a run
+
+PICTURE_WIDTH = 100  # columns, lane names included
+MARKS = {True: {"lead": "█", "wait": "─", "cut": "░", "gone": "✗", "rejected": "!"},   # UTF-8
+         False: {"lead": "#", "wait": "-", "cut": "~", "gone": "x", "rejected": "!"}}  # plain ASCII
+
+
+@dataclass
+class Lane:
+    """One worker's measured life: its terms (the election's history) and what the chaos did to it."""
+    name: str
+    history: list[tuple[float, bool, str]]
+    joined: float | None
+    gone: float | None
+    crashed: bool
+    partitions: list[tuple[float, float]]
+    rejections: list[float]
+
+    def terms(self, end: float) -> list[tuple[float, float]]:
+        """The intervals in which this worker acted as leader."""
+        spans, since = [], None
+        for t, leading, _ in self.history:
+            if leading and since is None:
+                since = t
+            elif not leading and since is not None:
+                spans.append((since, t))
+                since = None
+        return spans + ([(since, end)] if since is not None else [])
+
+
+def utf8_output() -> bool:
+    return (sys.stdout.encoding or "").lower().replace("-", "") == "utf8"
+
+
+def draw_timeline(lanes: list[Lane], start: float, end: float, utf8: bool) -> list[str]:
+    """One lane per worker, time left to right. A column covers a slice of time: it shows as leader
+    the worker that led for most of that slice, and also any other worker that led at the same
+    instant as it (which would break the rule). A hand-off inside a column shows one leader."""
+    marks, label = MARKS[utf8], max([len(lane.name) for lane in lanes] + [4]) + 1
+    columns = PICTURE_WIDTH - label - 2
+    step = max(end - start, 1e-9) / columns
+    slices = [(start + i * step, start + (i + 1) * step) for i in range(columns)]
+    leaders = [column_leaders(lanes, a, b, end) for a, b in slices]
+    rows = [f"{'':<{label}} 0s{f'{end - start:.1f}s':>{columns - 1}}"]
+    for lane in lanes:
+        cells = [lane_mark(lane, a, b, lane.name in led, marks) for (a, b), led in zip(slices, leaders, strict=True)]
+        rows.append(f"{lane.name:<{label}}|{''.join(cells)}|")
+    rows.append(f"{'':<{label}} {marks['lead']} leading  {marks['wait']} waiting in line  {marks['cut']} partitioned  "
+                f"{marks['gone']} crashed or resigned  {marks['rejected']} write rejected")
+    rows.append(f"{'':<{label}} one column = {step:.2f} s; it shows the worker that led for most of it")
+    return rows
+
+
+def column_leaders(lanes: list[Lane], a: float, b: float, end: float) -> set[str]:
+    """Who to mark as leading in [a, b): the longest leader, plus anyone leading at the same instant."""
+    clipped = {lane.name: [(max(s, a), min(e, b)) for s, e in lane.terms(end) if s < b and e > a]
+               for lane in lanes}
+    spent = {name: sum(e - s for s, e in spans) for name, spans in clipped.items() if spans}
+    if not spent:
+        return set()
+    main = max(spent, key=spent.get)
+    overlapping = {name for name in spent if name != main and any(
+        max(s1, s2) < min(e1, e2) for s1, e1 in clipped[name] for s2, e2 in clipped[main])}
+    return {main} | overlapping
+
+
+def lane_mark(lane: Lane, a: float, b: float, leading: bool, marks: dict[str, str]) -> str:
+    if any(a <= t < b for t in lane.rejections):
+        return marks["rejected"]
+    if leading:
+        return marks["lead"]
+    if lane.gone is not None and a <= lane.gone < b:
+        return marks["gone"]
+    if any(s < b and e > a for s, e in lane.partitions):
+        return marks["cut"]
+    if lane.joined is not None and lane.joined < b and (lane.gone is None or lane.gone > a):
+        return marks["wait"]
+    return " "
+
+
 # ---------------------------------------------------------------- command line
 
-def parse_hosts(zk: str) -> list[tuple[str, int]]:
-    hosts = []
-    for item in zk.split("/", 1)[0].split(","):
-        host, _, port = item.strip().rpartition(":")
-        hosts.append((host or item.strip(), int(port) if port.isdigit() else 2181))
-    return hosts
+HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
+SESSION_HELP = ("seconds (default 4). ZooKeeper grants 2 to 20 ticks: 0.5-60 s on the lab's servers "
+                "(tick 250 ms, max 60 s), 4-40 s on a stock server")
 
 
-def _positive(kind: type) -> Callable[[str], float]:
+def parse_zk(text: str) -> tuple[list[tuple[str, int]], str]:
+    """'host:port[,host:port...][/chroot]' as (hosts, chroot); ValueError says what is wrong."""
+    hosts_part, slash, rest = text.strip().partition("/")
+    chroot = slash + rest
+    if chroot and any(not part or part in (".", "..") or not part.isprintable() for part in rest.split("/")):
+        raise ValueError(f"the chroot {chroot!r} must be an absolute znode path, with no empty part "
+                         "and no trailing '/'")
+    return [parse_host(item.strip()) for item in hosts_part.split(",")], chroot
+
+
+def parse_host(item: str) -> tuple[str, int]:
+    """'host[:port]' or '[ipv6][:port]'; the port defaults to 2181."""
+    if item.startswith("["):
+        host, bracket, rest = item[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ValueError(f"{item!r}: write an IPv6 address as [::1]:2181")
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{item!r}: {host!r} is not an IPv6 address") from None
+        port = rest[1:] if rest else None
+    else:
+        host, colon, port = item.rpartition(":") if ":" in item else (item, "", None)
+        if ":" in host or not HOSTNAME.fullmatch(host):
+            raise ValueError(f"{item!r} is not host:port (an IPv6 address goes in brackets: [::1]:2181)")
+    if port is None:
+        return host, 2181
+    if not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+        raise ValueError(f"{item!r}: the port must be a number from 1 to 65535")
+    return host, int(port)
+
+
+def _zk_address(text: str) -> str:
+    try:
+        parse_zk(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"must be host:port[,host:port...][/chroot]: {exc}") from None
+    return text.strip()
+
+
+def _number(kind: type, low: float, high: float, above: bool = False) -> Callable[[str], float]:
+    """A checker for argparse: a finite `kind` within [low, high] (or (low, high] if `above`)."""
+    noun = "whole number" if kind is int else "finite number"
+    rule = f"above {low:g} and at most {high:g}" if above else f"from {low:g} to {high:g}"
+
     def check(text: str) -> float:
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not math.isfinite(value) or not (low < value if above else low <= value) \
+                or value > high:
+            raise argparse.ArgumentTypeError(f"must be a {noun} {rule}, not {text}")
         return value
     check.__name__ = kind.__name__
     return check
 
 
-def _zk_hosts(text: str) -> str:
-    items = [part.strip() for part in text.split("/", 1)[0].split(",")]
-    if not text.strip() or not all(items) or any(":" in i and not i.rpartition(":")[2].isdigit() for i in items):
-        raise argparse.ArgumentTypeError(f"must be host:port[,host:port...], not {text!r}")
-    return text.strip()
+def _events_file(path: str) -> TextIO:
+    try:
+        return open(path, "a", encoding="utf-8")  # noqa: SIM115 (open for the whole run)
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"cannot append to {path}: {exc.strerror}") from None
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Leader election with ZooKeeper, under chaos.")
-    parser.add_argument("--zk", type=_zk_hosts, default=os.environ.get("ZK_HOSTS", "127.0.0.1:2181"),
-                        help="ZooKeeper connection string (default: $ZK_HOSTS or 127.0.0.1:2181)")
-    parser.add_argument("--workers", type=_positive(int), default=5, help="candidates at start (default 5)")
-    parser.add_argument("--interval", type=_positive(float), default=5.0, help="seconds between chaos events")
-    parser.add_argument("--duration", type=_positive(float), default=None, help="seconds to run (default: Ctrl-C)")
+    parser.add_argument("--zk", type=_zk_address, default=os.environ.get("ZK_HOSTS", "127.0.0.1:2181"),
+                        help="ZooKeeper connection string, host:port[,host:port...][/chroot]; an IPv6 "
+                             "address goes in brackets, [::1]:2181 (default: $ZK_HOSTS or 127.0.0.1:2181)")
+    parser.add_argument("--workers", type=_number(int, 1, 100), default=5, help="candidates at start, 1-100 "
+                        "(default 5)")
+    parser.add_argument("--interval", type=_number(float, 0.1, 3600), default=5.0,
+                        help="seconds between chaos events, 0.1-3600 (default 5); the first one, which "
+                             f"always strikes the leader, comes after {FIRST_FAULT_AFTER:g} s at most")
+    parser.add_argument("--duration", type=_number(float, 0, 1e6, above=True), default=None,
+                        help="seconds to run (default: until Ctrl-C)")
     parser.add_argument("--seed", type=int, default=None, help="seed for the chaos driver")
-    parser.add_argument("--session-timeout", type=_positive(float), default=4.0, help="seconds (default 4)")
+    parser.add_argument("--session-timeout", type=_number(float, 0.5, 60), default=4.0, help=SESSION_HELP)
+    parser.add_argument("--events", type=_events_file, default=None, metavar="FILE",
+                        help="append one JSON line per event (lead, unlead, write, rejected, ...) to FILE")
+    parser.add_argument("--no-timeline", action="store_true", help="leave the leadership picture out of the summary")
     return parser.parse_args(argv)
 
 
-def check_reachable(zk: str) -> str | None:
-    """None if ZooKeeper answers within CONNECT_TIMEOUT, else a one-line explanation."""
-    client = KazooClient(hosts=zk, timeout=CONNECT_TIMEOUT, connection_retry={"max_tries": -1, "max_delay": 1})
+def check_zookeeper(zk: str, stop: threading.Event) -> str | None:
+    """None if ZooKeeper answers within CONNECT_TIMEOUT and has our chroot, else a one-line error."""
+    hosts, chroot = zk.partition("/")[0], parse_zk(zk)[1]
+    client = KazooClient(hosts=hosts, timeout=CONNECT_TIMEOUT, connection_retry=dict(RECONNECT))
     try:
-        client.start(timeout=CONNECT_TIMEOUT)
-        client.ensure_path(CANDIDATES)
-    except (KazooTimeoutError, KazooException, OSError, ValueError) as exc:
-        return f"cannot reach ZooKeeper at {zk} ({type(exc).__name__})"
+        if not start_client(client, CONNECT_TIMEOUT, stop):
+            return (f"error: cannot reach ZooKeeper at {zk}; start one with `./run.sh leader`, "
+                    "`docker compose up -d` or `python -m zklab.launcher`")
+        if chroot and client.exists_async(chroot).get(timeout=CONNECT_TIMEOUT) is None:
+            return (f"error: chroot {chroot} does not exist on ZooKeeper at {hosts}; "
+                    f"create it (zkCli.sh create {chroot}) or drop {chroot} from --zk")
+        client.ensure_path_async(chroot + CANDIDATES).get(timeout=CONNECT_TIMEOUT)
+    except (KazooException, *DISCONNECTED) as exc:
+        return f"error: ZooKeeper at {zk} did not let us create {CANDIDATES} ({type(exc).__name__})"
     finally:
-        client.stop()
-        client.close()
+        stop_client(client, 1.0)
     return None
 
 
@@ -841,27 +1195,28 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.getLogger("kazoo").addHandler(logging.NullHandler())
     logging.getLogger("kazoo").propagate = False  # kazoo's reconnect chatter would drown the timeline
-    if problem := check_reachable(args.zk):
-        print(f"error: {problem}; start one with `./run.sh leader`, `docker compose up -d` "
-              f"or `python -m zklab.launcher`", file=sys.stderr)
+    shutdown = Shutdown()
+    shutdown.install()
+    problem = check_zookeeper(args.zk, shutdown.requested)
+    if shutdown.requested.is_set():
+        return 0  # Ctrl-C before the demo started: nothing to clean up
+    if problem:
+        print(problem, file=sys.stderr)
         return 1
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    demo = Demo(args)
-    print(f"leader election at {args.zk}{CANDIDATES}, session timeout {args.session_timeout}s; Ctrl-C stops")
+    demo = Demo(args, shutdown, EventLog(args.events))
+    demo.events.write("start", session_timeout=args.session_timeout)
+    demo.timeline.out(f"leader election at {args.zk}{CANDIDATES}, session timeout {args.session_timeout}s; "
+                      "Ctrl-C stops")
     try:
         demo.run(args.workers, args.interval, args.duration, args.seed)
-    except KeyboardInterrupt:
-        demo.timeline.say("demo", "interrupted")
     finally:
-        demo.timeline.say("demo", "shutting down: every worker resigns and closes its session")
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
-        demo.close()
-    print(demo.summary())
+        demo.timeline.say("demo", f"{shutdown.why or 'time is up'}; shutting down: every worker resigns "
+                                  "and closes its session")
+        left = demo.close()
+        demo.events.write("exit", clean=not left, left=left)
+    demo.timeline.out(demo.summary(left, picture=not args.no_timeline))
     return 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:  # Ctrl-C before the demo started: nothing to clean up
-        sys.exit(0)
+    sys.exit(main())

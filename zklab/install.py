@@ -20,9 +20,11 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from zklab.launcher import ZooKeeperMissing, find_java
 
+T = TypeVar("T")
 APT_PACKAGES = ["zookeeper"]            # Debian's server package; it pulls in Java and the jars
 JRE_PACKAGE = "default-jre-headless"    # named too when Java is missing, so the JRE is headless-first
 
@@ -118,6 +120,21 @@ def offer(why: str, assume_yes: bool, machine: Machine | None = None,
         return False
     _say("the install failed; refreshing the package lists (a fresh machine has none) and trying again")
     return _run(steps.refresh) and _run(steps.install)
+
+
+def ensure(make: Callable[[], T], assume_yes: bool, who: str) -> T:
+    """`make()`; if Java or ZooKeeper is missing, offer to install them and `make()` again.
+
+    Otherwise the launcher's one-line error stands, with a hint on --yes where an install is possible.
+    """
+    try:
+        return make()
+    except ZooKeeperMissing as missing:
+        machine = Machine.probe()
+        if offer("no ZooKeeper found on this machine", assume_yes, machine):
+            return make()
+        hint = f"; or add --yes and {who} installs it" if not assume_yes and plan(machine, True) else ""
+        raise ZooKeeperMissing(f"{missing}{hint}") from None
 
 
 def wanted(argv: list[str]) -> tuple[bool, list[str]]:

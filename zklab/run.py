@@ -101,14 +101,7 @@ def find_zookeeper(assume_yes: bool = False) -> tuple[str, Callable[[], None]]:
 
 def _private_cluster(assume_yes: bool) -> ZooKeeperCluster:
     """The launcher's server; when Java or ZooKeeper is missing, offer to install them first."""
-    try:
-        return ZooKeeperCluster(servers=1)
-    except ZooKeeperMissing as missing:
-        machine = install.Machine.probe()
-        if install.offer("no ZooKeeper found on this machine", assume_yes, machine):
-            return ZooKeeperCluster(servers=1)
-        hint = "; or add --yes and the runner installs it" if install.plan(machine, True) and not assume_yes else ""
-        raise ZooKeeperMissing(f"{missing}{hint}") from None
+    return install.ensure(lambda: ZooKeeperCluster(servers=1), assume_yes, "the runner")
 
 
 # ---------------------------------------------------------------- running

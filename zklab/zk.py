@@ -29,6 +29,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from zklab import install
 from zklab.launcher import ZooKeeperCluster, ZooKeeperMissing, server_mode, spawn
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -179,7 +180,7 @@ def start(servers: int) -> dict:
     _save_state(state)  # recorded before the wait, so `zk stop` finds them even if we are interrupted
     try:
         _wait_serving(state["servers"], procs, START_TIMEOUT)
-    except ZkError:
+    except BaseException:  # a server that failed, or Ctrl-C while waiting: leave nothing half-started
         stop()
         raise
     return state
@@ -311,6 +312,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     begin = commands.add_parser("start", help="start servers in the background on 2181 (or 2181-2183)")
     begin.add_argument("--servers", type=int, choices=[1, 3], default=1, help="1 = standalone, 3 = ensemble")
+    begin.add_argument("--yes", action="store_true", help="install ZooKeeper without asking if it is missing")
     commands.add_parser("status", help="each server's port, pid and mode")
     commands.add_parser("stop", help="stop the servers `zk start` started")
     for name, what in [("kill", "kill -9 server N: a crash, no goodbye"), ("pause", "SIGSTOP server N: a frozen "
@@ -324,13 +326,21 @@ SIGNALS = {"kill": signal.SIGKILL, "pause": signal.SIGSTOP, "resume": signal.SIG
 DONE = {"kill": "killed (kill -9)", "pause": "paused (SIGSTOP)", "resume": "resumed (SIGCONT)"}
 
 
+def _start_installing(servers: int, assume_yes: bool) -> None:
+    """start(), offering to install ZooKeeper first when this machine has none (as ./run.sh leader does)."""
+    try:
+        install.ensure(lambda: start(servers), assume_yes or install.wanted([])[0], "`zk start`")
+    except ZooKeeperMissing as missing:
+        raise ZkError(str(missing)) from None
+
+
 def _run(args: argparse.Namespace) -> None:
     if args.command == "status":
         print("\n".join(status_lines()))
         return
     with _locked():
         if args.command == "start":
-            start(args.servers)
+            _start_installing(args.servers, args.yes)
             print("\n".join(status_lines()))
             print("started in the background; it keeps running after this terminal closes. "
                   "`./run.sh zk stop` stops it.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import re
 import signal
@@ -23,7 +24,7 @@ from zklab.launcher import free_ports, server_mode
 ROOT = Path(__file__).resolve().parent.parent
 CANDIDATES = "/lab/leader-election/candidates"
 DEMO_SECONDS = 10   # long enough for a lost session (4 s) to show after a kill 2-3 s in
-DEMO_SESSION = 4.0  # the session timeout issue 10 promises survives a ZooKeeper leader's death
+DEMO_SESSION = 4.0  # the session timeout that must survive a ZooKeeper leader's death (issue 10)
 Cli = Callable[..., subprocess.CompletedProcess]
 
 
@@ -160,17 +161,33 @@ def _run_ids(client: KazooClient) -> set[str]:
     return {name.split("__")[1].rsplit("-", 1)[1] for name in client.get_children(CANDIDATES) if name.count("__") == 2}
 
 
-def test_two_runs_join_one_election_and_survive_killing_the_zookeeper_leader(lab: tuple[Cli, dict[str, str]]) -> None:
+def _terms(events: Path) -> list[tuple[str, float, float]]:
+    """(worker, start, end) of every term of leadership in one run's --events log (end: its unlead, else exit)."""
+    records = [json.loads(line) for line in events.read_text().splitlines() if line.strip()]
+    end_of_run = max(r["t"] for r in records)
+    started: dict[str, float] = {}
+    terms = []
+    for record in records:
+        if record["event"] == "lead":
+            started[record["worker"]] = record["t"]
+        elif record["event"] == "unlead" and record["worker"] in started:
+            terms.append((record["worker"], started.pop(record["worker"]), record["t"]))
+    return terms + [(worker, t, end_of_run) for worker, t in started.items()]
+
+
+def test_two_runs_join_one_election_and_survive_killing_the_zookeeper_leader(lab: tuple[Cli, dict[str, str]],
+                                                                             tmp_path: Path) -> None:
     """Two `run.sh leader` copies meet in one election on `zk start --servers 3`; kill -9 of the ZooKeeper leader
-    loses no demo session, writes resume within a session timeout, and both exit 0 with one leader at a time."""
+    loses no demo session, leaders never overlap across the copies, and both exit 0 with no traceback."""
     cli, env = lab
     assert cli("start", "--servers", "3").returncode == 0
     hosts = zk.hosts_of(zk.load_state())
-    demo = [sys.executable, "-m", "zklab.run", "leader", "--duration", str(DEMO_SECONDS), "--session-timeout",
-            str(DEMO_SESSION), "--workers", "2", "--interval", "60"]  # no chaos: the kill is the only fault
+    events = [tmp_path / f"run{i}.jsonl" for i in range(2)]
     began = time.monotonic()
-    runs = [subprocess.Popen(demo, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            for _ in range(2)]
+    runs = [subprocess.Popen([sys.executable, "-m", "zklab.run", "leader", "--duration", str(DEMO_SECONDS),
+                              "--session-timeout", str(DEMO_SESSION), "--workers", "2", "--interval", "60",
+                              "--events", str(log)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True) for log in events]
     observer = KazooClient(hosts=hosts, timeout=4, connection_retry={"max_tries": -1, "max_delay": 0.5})
     departures: list[tuple[float, set[str]]] = []
     try:
@@ -189,13 +206,8 @@ def test_two_runs_join_one_election_and_survive_killing_the_zookeeper_leader(lab
         at_kill = wait_until(lambda: observer.exists(ledger), timeout=10, what="the first ledger write").version
         leader = next(sid for sid, m in _status(cli).items() if m.endswith("leader"))
         assert cli("kill", str(leader)).returncode == 0
-        killed = time.monotonic()
-        try:
-            wait_until(lambda: observer.retry(observer.exists, ledger).version > at_kill + 2, timeout=DEMO_SESSION)
-            resumed: float | None = time.monotonic() - killed
-        except AssertionError:
-            resumed = None
         outputs = [run.communicate(timeout=30)[0] for run in runs]
+        writes_after_kill = observer.retry(observer.get, ledger)[1].version - at_kill
     finally:
         for run in runs:
             if run.poll() is None:
@@ -203,11 +215,16 @@ def test_two_runs_join_one_election_and_survive_killing_the_zookeeper_leader(lab
                 run.wait(timeout=20)
         observer.stop()
         observer.close()
-    # Without chaos, a candidate leaves before its run's shutdown only when ZooKeeper expired its session.
-    lost = [(round(t - killed, 1), gone) for t, gone in departures if t < began + DEMO_SECONDS]
-    assert lost == [], f"sessions lost after the ZooKeeper leader was killed (seconds after the kill, nodes): {lost}"
-    assert resumed is not None, f"no leader wrote the ledger within {DEMO_SESSION}s of the ZooKeeper leader's death"
     for run, out in zip(runs, outputs, strict=True):
         assert run.returncode == 0, out
         assert "Traceback" not in out and "error" not in out.lower(), out
-        assert re.search(r"most leaders at once\s+1\b", out), out
+    # The demo's own chaos strikes each run's leader once (crash, partition or resign): those may leave.
+    # Any other candidate that leaves before its run shuts down lost its session to the kill.
+    struck = set(re.findall(r"(w\d+-\w+)\s+(?:CRASHES|PARTITIONED|resigns)", "".join(outputs)))
+    left_early = {node.split("__")[1] for t, gone in departures if t < began + DEMO_SECONDS for node in gone}
+    lost = sorted((left_early | set(re.findall(r"(w\d+-\w+)\s+session was LOST", "".join(outputs)))) - struck)
+    assert lost == [], f"sessions lost when the ZooKeeper leader was killed: {lost}\n" + "\n".join(outputs)
+    assert writes_after_kill > 0, "no ledger write after the ZooKeeper leader died\n" + "\n".join(outputs)
+    terms = sorted(term for log in events for term in _terms(log))
+    overlaps = [(a, b) for i, a in enumerate(terms) for b in terms[i + 1:] if b[1] < a[2] and a[0] != b[0]]
+    assert overlaps == [], f"two leaders at once across the two runs: {overlaps}"

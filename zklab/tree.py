@@ -171,7 +171,7 @@ def header(root: str, hosts: str, count: int, cut: bool, connected: bool, exists
     if not exists:
         return f"{clock}  {root} on {hosts} does not exist yet (start a demo: ./run.sh leader); waiting for it"
     more = f" (cut at {MAX_NODES})" if cut else ""
-    return f"{clock}  {root} on {hosts}: {count} znodes{more}   marks since the last drawing: + new  - gone  * data"
+    return f"{clock}  {root} on {hosts}: {count} znodes{more}   (+ new  - gone  * data changed)"
 
 
 # ---------------------------------------------------------------- the live view

@@ -37,6 +37,8 @@ MAX_NODES = 2000         # a bigger tree is cut here: the view is for the lab's 
 REDRAW_GAP = 0.2         # changes that arrive closer together than this are drawn together
 AGE_REFRESH = 1.0        # on a terminal, ages are redrawn once a second (nothing is read for it)
 NAME_WIDTH = 50          # tree branches plus the znode's name
+MIN_NAME_WIDTH = 24      # narrower than this, a name says nothing
+OTHER_COLUMNS = 66       # mark, kind, seq, owner and age, with their spaces: names get what is left
 DATA_WIDTH = 30          # characters of data shown
 # Kazoo's reconnect delay grows without bound by default; capped, the view is back within half a
 # second of its server (CONTRACTS A).
@@ -142,20 +144,21 @@ def _age(seconds: float) -> str:
     return f"{seconds // 3600:.0f}h{seconds % 3600 // 60:02.0f}m"
 
 
-def render(nodes: dict[str, Node], marks: dict[str, str], root: str, now: float) -> list[str]:
+def render(nodes: dict[str, Node], marks: dict[str, str], root: str, now: float,
+           width: int = NAME_WIDTH) -> list[str]:
     """The tree as text lines, gone znodes included (with their `-`) so a reader sees where they were."""
     children: dict[str, list[Node]] = {}
     for node in nodes.values():
         if node.path != root:
             children.setdefault(node.path.rsplit("/", 1)[0] or "/", []).append(node)
-    lines = [f"{'':2}{'znode':<{NAME_WIDTH}} {'kind':<21} {'seq':>6}  {'owner session':<18} {'age':>6}  data"]
+    lines = [f"{'':2}{'znode':<{width}} {'kind':<21} {'seq':>6}  {'owner session':<18} {'age':>6}  data"]
     stack: list[tuple[Node, str, str]] = [(nodes[root], "", "")] if root in nodes else []
     while stack:
         node, branch, indent = stack.pop()
         owner = f"0x{node.owner:x}" if node.owner else "-"
         sequence = "-" if node.sequence is None else str(node.sequence)
-        name = _short(branch + (node.path if node.path == root else node.name), NAME_WIDTH)
-        lines.append(f"{marks.get(node.path, ' '):2}{name:<{NAME_WIDTH}} {node.kind:<21} {sequence:>6}  "
+        name = _short(branch + (node.path if node.path == root else node.name), width)
+        lines.append(f"{marks.get(node.path, ' '):2}{name:<{width}} {node.kind:<21} {sequence:>6}  "
                      f"{owner:<18} {_age(now - node.created_ms / 1000):>6}  {_data(node.data)}".rstrip())
         kids = sorted(children.get(node.path, []), key=_sibling_order)
         for i, kid in reversed(list(enumerate(kids))):
@@ -214,10 +217,12 @@ class TreeView:
     def draw(self) -> None:
         exists = self.root in self.shown
         lines = [header(self.root, self.hosts, len(self.nodes or {}), self.cut, self.connected, exists)]
+        size = shutil.get_terminal_size()
+        # On a narrow terminal the names give way first, so that kind, owner and age stay in view.
+        width = max(MIN_NAME_WIDTH, min(NAME_WIDTH, size.columns - OTHER_COLUMNS)) if self.terminal else NAME_WIDTH
         if exists:
-            lines += render(self.shown, self.marks, self.root, time.time())
+            lines += render(self.shown, self.marks, self.root, time.time(), width)
         if self.terminal:
-            size = shutil.get_terminal_size()
             shown = [line[:size.columns] for line in lines[:max(size.lines - 1, 2)]]
             if len(lines) > len(shown):
                 shown[-1] = f"... {len(lines) - len(shown) + 1} more lines (make the window taller)"

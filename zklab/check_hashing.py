@@ -120,11 +120,12 @@ def leave(lab: Lab, found: Findings) -> None:
 
 def weights(lab: Lab, found: Findings) -> None:
     counts = Counter(owners(lab.script.HashRing(nodes={**{n: 1 for n in TEN[:9]}, "heavy": 2})))
-    ratio = counts["heavy"] / (sum(counts[n] for n in TEN[:9]) / 9)
+    light = sum(counts[n] for n in TEN[:9]) / 9
+    ratio = counts["heavy"] / light if light else float("inf")
     found.judge("weights", 1.7 <= ratio <= 2.3,
                 f"a weight-2 member holds {ratio:.2f}x a weight-1 member's keys (2x wanted)",
-                "A member with twice the weight must get twice the points, and so twice the keys. Look at "
-                "how HashRing counts a member's points (vnodes x weight).")
+                "A member with twice the weight must get twice the points, and enough points per member that "
+                "its share follows them. Look at how HashRing counts a member's points (vnodes x weight).")
 
 
 # ---------------------------------------------------------------- the order of joins

@@ -145,6 +145,7 @@ class WireTap:
         self.target = (host, int(port))
         self.delay_data = delay_data
         self.events: list[tuple[int, str]] = []   # (event type, path) of every watch notification
+        self.last_frame = time.monotonic()        # when a frame last passed, either way
         self._sockets: list[socket.socket] = []
         self._closed = False
         self._server = socket.create_server(("127.0.0.1", 0))
@@ -176,6 +177,7 @@ class WireTap:
 
     def _requests(self, src: socket.socket, dst: socket.socket, data_xids: set[int]) -> None:
         for index, frame in self._frames(src):
+            self.last_frame = time.monotonic()
             if index > 0 and len(frame) >= 12 and int.from_bytes(frame[8:12], "big", signed=True) == GET_DATA:
                 data_xids.add(int.from_bytes(frame[4:8], "big", signed=True))
             if not self._send(dst, frame):
@@ -184,6 +186,7 @@ class WireTap:
 
     def _replies(self, src: socket.socket, dst: socket.socket, data_xids: set[int]) -> None:
         for index, frame in self._frames(src):
+            self.last_frame = time.monotonic()
             xid = int.from_bytes(frame[4:8], "big", signed=True) if index > 0 and len(frame) >= 8 else None
             if xid == WATCH_EVENT_XID and len(frame) >= 32:
                 kind = int.from_bytes(frame[20:24], "big", signed=True)

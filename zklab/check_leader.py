@@ -31,6 +31,8 @@ SHORT_SESSION = 1.0
 REACT = 2.0
 # How long we watch for a candidate that should stay in line but might claim leadership anyway.
 TEMPTATION = 0.5
+# A pause on the wire this long means every candidate has handled what it heard (pings are rarer).
+QUIET = 0.1
 
 ADVICE_TWO_LEADERS = ("Two leaders at once is what an election exists to prevent: both would act and write. "
                       "Look at how LeaderElection decides it is first (election_order, _check_position).")
@@ -175,8 +177,16 @@ def in_order(lab: Lab, found: Findings) -> None:
 
 # ---------------------------------------------------------------- the herd, and the middle departure
 
+def quiet(taps: list[object], key: str) -> None:
+    """Wait until no frame has passed any tap for a while: every woken candidate has set its watch again."""
+    wait_for(lambda: time.monotonic() - max(t.last_frame for t in taps) > QUIET, REACT, key,
+             f"the candidates' connections never fell quiet for {QUIET * 1000:.0f} ms",
+             "Candidates that wait in line should not talk to ZooKeeper all the time.")
+
+
 def woken_by(departure: object, elections: list[object], taps: dict[str, object]) -> dict[str, int]:
     """Watch notifications each other candidate received because `departure` resigned."""
+    quiet(list(taps.values()), "no-herd")
     others = [e for e in elections if e is not departure and e.name in taps]
     before = {e.name: len(taps[e.name].events) for e in others}
     departure.resign()

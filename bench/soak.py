@@ -45,6 +45,7 @@ from bench.soak_observer import (
     ledger_matches,
     one_leader_per_epoch,
     terms,
+    warned_once,
 )
 from zklab.launcher import ZooKeeperCluster, ZooKeeperMissing, _die_with_parent
 from zklab.proxy import PartitionProxy
@@ -74,10 +75,14 @@ TICK = 0.05
 
 
 T0 = time.monotonic()  # the soak's log counts seconds from here
+LOG: list = []         # the log file in the work dir, once main() opened it
 
 
 def _say(who: str, what: str) -> None:
-    print(f"{time.monotonic() - T0:8.2f}s  {who:<8} {what}", flush=True)
+    line = f"{time.monotonic() - T0:8.2f}s  {who:<8} {what}"
+    print(line, flush=True)
+    for log in LOG:
+        print(line, file=log, flush=True)
 
 
 # ---------------------------------------------------------------- the demo processes
@@ -368,6 +373,10 @@ class Soak:
         tracebacks = [(r.label, tb) for r in runs if (tb := first_traceback(r.stderr))]
         self.tracebacks = tracebacks
         bad_lines = [f"{r.label}: {line}" for r in runs for line in r.log.bad_lines]
+        invalid = self.nemesis.invalid_members
+        accepted = [f"{r.label}: a ring held {sorted(r.log.members_seen & invalid)}" for r in runs
+                    if r.log.members_seen & invalid]
+        ignored = [event for r in runs for event in r.log.ignored]
         lines = sum(r.log.lines for r in runs)
         peak = self.sampler.peak_kb / 1024
         return [
@@ -382,6 +391,10 @@ class Soak:
             Verdict("when quiet, every router holds the observer's ring", self.observer.quiet_checks,
                     f"quiet checks ({self.observer.routers_compared} routers compared)",
                     self.observer.disagreements),
+            Verdict("no ring ever holds a member whose data is invalid", sum(r.log.ring_events for r in runs),
+                    f"ring events ({len(invalid)} invalid hostile members written)", accepted),
+            Verdict("an ignored member is warned about once per router", len(ignored), "warnings",
+                    warned_once(ignored)),
             Verdict("no znode of a run outlives its exit (+ session expiry)", self.observer.leftover_checks,
                     "exits checked", self.observer.leftovers),
             Verdict(f"every demo exits 0 within {EXIT_BOUND:.0f} s of a signal or its --duration", len(runs),
@@ -478,7 +491,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=None, help="seed for the nemesis (default: random, printed)")
     parser.add_argument("--write", action="store_true", help="record the table in bench/RESULTS.md")
     parser.add_argument("--workdir", type=Path, default=None,
-                        help="where demo events, stdout and stderr go (default: a new folder under /tmp)")
+                        help="where the soak's log and the demos' events, stdout and stderr go "
+                             "(default: a new folder under /tmp)")
     return parser.parse_args(argv)
 
 
@@ -487,6 +501,7 @@ def main(argv: list[str] | None = None) -> int:
     seed = args.seed if args.seed is not None else random.randrange(2**31)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="zklab-soak-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    LOG.append(open(workdir / "soak.log", "a"))  # noqa: SIM115 - open for the whole run
     _say("soak", f"{args.minutes:g} minutes, seed {seed}")
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM tears down like Ctrl-C
     soak = Soak(args.minutes, seed, workdir)

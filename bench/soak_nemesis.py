@@ -24,7 +24,7 @@ from zklab.launcher import ZooKeeperCluster
 from zklab.proxy import DIRECTIONS, PartitionProxy
 
 # Seconds between two faults: short enough that a one-minute soak deals every kind.
-GAP = (0.2, 1.0)
+GAP = (0.3, 1.5)
 # A killed server stays down this long before it restarts.
 DOWN = (0.5, 2.5)
 # A paused server (SIGSTOP) is continued within this bound: below the 4 s session timeout, so a
@@ -40,12 +40,19 @@ HOSTILE_HOLD = (2.0, 6.0)
 HOSTILE_PER_FAULT = (3, 5)
 # A znode's data is limited by jute.maxbuffer (1 MiB less a little): this is as large as it gets.
 HUGE_DATA = 1_000_000
+# Bounds on restarting a server: the nemesis waits for it in the soak's main thread.
+START_TIMEOUT = 15.0
 # How long a nemesis call to ZooKeeper may take before the nemesis gives up on it: short, because
 # the nemesis must also undo its other faults on time.
 ZK_CALL = 1.0
 # The "early" signal is sent within this many seconds of the demo's start (leaving the few ms that
 # sending and recording take inside the 100 ms).
 EARLY = 0.09
+
+# Member data that contract C says no router may put on its ring (the rest is either valid, or left
+# to the hashing demo's documented choice: empty data, and a megabyte that does hold a weight).
+INVALID = {"junk bytes", "weight 1e-9 (tiny)", "weight 1e9 (huge)", "weight Infinity", "weight NaN", "weight -1",
+           'weight "2" (a string)', "weight true", "data not an object"}
 
 ZK, LINK, DATA, PROCESS = "zookeeper", "link", "data", "process"
 KINDS = {  # what the table calls each fault -> its lane
@@ -118,6 +125,7 @@ class Nemesis:
         self.counts: Counter[str] = Counter()
         self.notes: dict[str, Counter[str]] = {kind: Counter() for kind in KINDS}
         self.errors: list[str] = []
+        self.invalid_members: set[str] = set()  # hostile members whose data no ring may accept
         self.pending: list[Undo] = []
         self.zk_recovered = 0.0        # when the ensemble last came back from a fault (sessions re-timed)
         self.quorum_lost_s = 0.0
@@ -188,7 +196,7 @@ class Nemesis:
     def _recovered(self) -> bool:
         """Wait (bounded) until every server serves again; from then, sessions count down afresh."""
         try:
-            self.cluster.wait_ready(20)
+            self.cluster.wait_ready(START_TIMEOUT)
         except (TimeoutError, RuntimeError) as exc:
             self.errors.append(f"ensemble did not recover: {exc}")
         self.zk_recovered = time.monotonic()
@@ -206,7 +214,7 @@ class Nemesis:
         return True
 
     def _start(self, sid: int) -> bool:
-        self.cluster.start_server(sid, timeout=30)
+        self.cluster.start_server(sid, timeout=START_TIMEOUT)
         self.say("nemesis", f"ZooKeeper server {sid} serves again ({self._role(sid)})")
         return self._recovered()
 
@@ -240,7 +248,7 @@ class Nemesis:
         sid = self.rng.choice(self._running())
         role = self._role(sid)
         self.say("nemesis", f"restart ZooKeeper server {sid} (the {role})")
-        self.cluster.restart_server(sid, timeout=30)
+        self.cluster.restart_server(sid, timeout=START_TIMEOUT)
         self.notes["restart a ZooKeeper server"][f"the {role}"] += 1
         return self._recovered()
 
@@ -293,9 +301,11 @@ class Nemesis:
                 self.client.create_async(path, data(), ephemeral=not persistent).get(timeout=ZK_CALL)
             except Exception as exc:  # noqa: BLE001 - ZooKeeper may be down: the fault did not happen
                 self.say("nemesis", f"could not write hostile member ({label}): {type(exc).__name__}")
-                continue
+                break  # do not hold up the undoing of other faults: try again later
             made.append(path)
             self.notes["hostile member znodes"][label] += 1
+            if label in INVALID:
+                self.invalid_members.add(path.rsplit("/", 1)[1])
         if made:
             held = self._later(HOSTILE_HOLD, DATA, "delete hostile members", lambda: self._delete(made))
             self.say("nemesis", f"wrote {len(made)} hostile member znodes for {held:.1f}s: "

@@ -49,6 +49,8 @@ class RunLog:
     started: bool = False
     exit_event: dict | None = None
     rings: dict[int, dict] = field(default_factory=dict)   # router -> its latest "ring" event
+    ring_events: int = 0
+    members_seen: set[str] = field(default_factory=set)    # every member any of its rings ever held
     leadership: list[dict] = field(default_factory=list)   # "lead" and "unlead" events, in file order
     writes: list[dict] = field(default_factory=list)
     rejected: int = 0
@@ -83,6 +85,8 @@ class RunLog:
             self.exit_event = event
         elif kind == "ring":
             self.rings[event.get("router")] = event
+            self.ring_events += 1
+            self.members_seen.update(event.get("members") or [])
         elif kind in ("lead", "unlead"):
             self.leadership.append(event)
         elif kind == "write":
@@ -154,6 +158,16 @@ def leaders_at_once(intervals: Iterable[Interval]) -> list[str]:
                      for s, e, w in active if w != who]
         active.append((start, end, who))
     return problems
+
+
+def warned_once(ignored: Iterable[dict]) -> list[str]:
+    """A member the routers ignore is warned about once per router, not once per rebuild."""
+    counts: dict[tuple, int] = {}
+    for event in ignored:
+        key = (event.get("pid"), event.get("router"), event.get("member"))
+        counts[key] = counts.get(key, 0) + 1
+    return [f"pid {pid} router {router} warned {n} times about member {member!r}"
+            for (pid, router, member), n in counts.items() if n > 1]
 
 
 def ledger_matches(observed: Iterable[tuple[int, bytes]], writes: Iterable[dict]) -> tuple[int, list[str]]:

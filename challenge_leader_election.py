@@ -501,8 +501,9 @@ FIRST_FAULT_AFTER = 2.0
 # At shutdown we wait one session timeout for ZooKeeper to confirm each delete, plus this for the
 # sessions to close. Past that, ZooKeeper's session expiry removes what is left.
 CLOSE_GRACE = 1.0
-# After a second Ctrl-C or SIGTERM, how much longer the deletes already sent may take.
-HURRY_GRACE = 0.25
+# After a second Ctrl-C or SIGTERM we stop waiting for sessions to close, and wait at most this
+# long for ZooKeeper to answer the deletes already sent.
+HURRY_GRACE = 1.0
 
 
 class Shutdown:
@@ -569,7 +570,7 @@ class Timeline:
     def _print(self, text: str) -> None:
         try:
             print(text, flush=True)
-        except (BrokenPipeError, ValueError):
+        except BrokenPipeError:
             # Nobody reads our output any more (say `| head`). Stop cleanly, and point stdout at
             # /dev/null so that Python's last flush at exit has nowhere to fail.
             self.muted = True
@@ -693,8 +694,12 @@ class Worker:
         self.name = f"w{index}-{RUN_ID}"
         self.demo, self.timeline, self.events = demo, demo.timeline, demo.events
         self.link = Link(demo.hosts)
-        # The relay stands in for the servers; a chroot in --zk ("host:port/lab") still applies.
-        self.client = KazooClient(hosts=self.link.address + demo.chroot, timeout=demo.session_timeout,
+        # The relay stands in for the servers: kazoo gets its address once per server, because it
+        # waits (session timeout / number of addresses) for each handshake. With one address it
+        # would wait a whole session timeout on a server that is still electing its leader.
+        # A chroot in --zk ("host:port/lab") still applies.
+        relay = ",".join([self.link.address] * len(demo.hosts))
+        self.client = KazooClient(hosts=relay + demo.chroot, timeout=demo.session_timeout,
                                   connection_retry=dict(RECONNECT))
         self.election = LeaderElection(self.client, CANDIDATES, self.name, on_elected=self._elected,
                                        on_revoked=self._revoked, on_joined=self._joined, on_woken=self._woken)
@@ -708,6 +713,7 @@ class Worker:
         self.partitions: list[tuple[float, float]] = []
         self.rejections: list[float] = []
         self.unconfirmed: list[str] = []  # nodes we asked ZooKeeper to delete, not yet confirmed gone
+        self.answered = threading.Event()  # set at shutdown once ZooKeeper answered for our node
         self._logged, self._term_epoch, self._log_lock = 0, None, threading.Lock()
         self._stop = threading.Event()
 
@@ -817,15 +823,19 @@ class Worker:
 
     def finish(self, deadline: float) -> None:
         """Shutdown, second step: wait (until `deadline`) for ZooKeeper to confirm, and close the session."""
+        if self.answered.is_set():
+            return  # finished already (it resigned during the run)
         if self.crashed:
             if close_session(self.demo.zk, self.crashed_session, deadline):
                 self.unconfirmed = []
+            self.answered.set()
             self.election.resign(timeout=0)  # ends its thread; its client is closed already
         else:
             if self.election.resign(timeout=self.demo.session_timeout * RESIGN_PATIENCE):
                 self.unconfirmed = []
             else:
                 self.unconfirmed = self._full_paths(self.election.left_behind)
+            self.answered.set()
             connected = self.client.connected
             if stop_client(self.client, deadline - time.monotonic()) and connected:
                 self.unconfirmed = []  # ZooKeeper closed the session, and its ephemeral nodes with it
@@ -950,7 +960,10 @@ class Demo:
         for thread in finishing:
             thread.start()
         while any(t.is_alive() for t in finishing) and time.monotonic() < deadline:
-            if self.shutdown.hurry.wait(0.02):  # a second Ctrl-C: the deletes were sent, wait no more
+            if self.shutdown.hurry.wait(0.02):
+                # A second Ctrl-C: the deletes are sent; wait for their answers, not for the sessions.
+                if all(w.answered.is_set() for w in self.workers):
+                    break
                 deadline = min(deadline, time.monotonic() + HURRY_GRACE)
         for worker in self.workers:
             worker.log_terms()

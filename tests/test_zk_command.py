@@ -5,7 +5,9 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import pty
 import re
+import select
 import signal
 import socket
 import subprocess
@@ -88,12 +90,29 @@ def _status(cli: Cli) -> dict[int, str]:
     return {int(m[1]): m[2].strip() for m in re.finditer(r"^(\d+)\s+\d+\s+(.*)$", out, re.MULTILINE)}
 
 
-def test_start_status_stop_leaves_no_jvm(lab: tuple[Cli, dict[str, str]]) -> None:
-    """`zk start` returns once the server serves on ZKLAB_PORT, status names it, stop leaves no JVM."""
+def _start_in_a_terminal_then_close_it(env: dict[str, str]) -> None:
+    """`./run.sh zk start` typed into a terminal whose shell stays; then the terminal closes (SIGHUP)."""
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: a session leader with the pty as its controlling terminal, like a login shell
+        os.chdir(ROOT)
+        os.execve("/bin/bash", ["bash", "-c", "bash run.sh zk start && echo READY && exec sleep 60"], env)
+    seen = b""
+    try:
+        deadline = time.monotonic() + 60
+        while b"READY" not in seen and time.monotonic() < deadline:
+            if select.select([terminal], [], [], 1)[0]:
+                seen += os.read(terminal, 4096)
+        assert b"READY" in seen, seen.decode(errors="replace")
+    finally:
+        os.close(terminal)  # the terminal closes: its session gets SIGHUP
+        os.waitpid(pid, 0)
+
+
+def test_start_outlives_its_terminal_and_stop_leaves_no_jvm(lab: tuple[Cli, dict[str, str]]) -> None:
+    """`zk start` from a terminal returns once the server serves, the server outlives the terminal closing,
+    status names its mode, and stop leaves no JVM."""
     cli, env = lab
-    started = subprocess.run(["bash", "run.sh", "zk", "start"], cwd=ROOT, env=env, capture_output=True, text=True,
-                             timeout=60)
-    assert started.returncode == 0, started.stderr
+    _start_in_a_terminal_then_close_it(env)
     port = int(env["ZKLAB_PORT"])
     assert server_mode(port) == "standalone"
     assert _status(cli)[1].endswith("standalone")

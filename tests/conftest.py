@@ -9,6 +9,9 @@ from collections.abc import Callable, Iterator
 import pytest
 from kazoo.client import KazooClient
 
+import challenge_consistent_hashing
+import challenge_leader_election
+from zklab.check_lab import RECONNECT_BACKOFF, Lab
 from zklab.launcher import ZooKeeperCluster
 from zklab.proxy import PartitionProxy
 
@@ -63,6 +66,7 @@ def make_client(zk_hosts: str) -> Iterator[Callable[..., KazooClient]]:
     clients: list[KazooClient] = []
 
     def make(hosts: str | None = None, timeout: float = SESSION_TIMEOUT, **kwargs: object) -> KazooClient:
+        kwargs.setdefault("connection_retry", dict(RECONNECT_BACKOFF))  # back within 0.5 s of a heal
         client = KazooClient(hosts=hosts or zk_hosts, timeout=timeout, **kwargs)
         clients.append(client)
         client.start(timeout=10)
@@ -87,3 +91,27 @@ def make_proxy(zk_server: ZooKeeperCluster) -> Iterator[Callable[..., PartitionP
     yield make
     for proxy in proxies:
         proxy.close()
+
+
+@pytest.fixture
+def leader_lab(zk_server: ZooKeeperCluster) -> Iterator[Lab]:
+    """The checker's lab for the election script, on the shared server: tests run the checker's guarantees."""
+    lab = Lab(challenge_leader_election, zk_server.servers[0].address)
+    yield lab
+    lab.close()
+
+
+@pytest.fixture
+def hashing_lab(zk_server: ZooKeeperCluster) -> Iterator[Lab]:
+    """The checker's lab for the hashing script, on the shared server."""
+    lab = Lab(challenge_consistent_hashing, zk_server.servers[0].address)
+    yield lab
+    lab.close()
+
+
+@pytest.fixture
+def ring_lab() -> Iterator[Lab]:
+    """The checker's lab for the hash ring alone: no ZooKeeper."""
+    lab = Lab(challenge_consistent_hashing)
+    yield lab
+    lab.close()

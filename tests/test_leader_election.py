@@ -10,14 +10,10 @@ import pytest
 from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException
 
-from challenge_leader_election import (
-    LeaderElection,
-    NotLeaderError,
-    election_order,
-    fenced_write,
-    most_at_once,
-)
-from zklab.faults import expire_session, restart_behind, settle, wait_until
+from challenge_leader_election import LeaderElection, NotLeaderError, election_order
+from zklab import check_leader
+from zklab.check_lab import Lab, holds, most_at_once
+from zklab.faults import expire_session, restart_behind, wait_until
 from zklab.launcher import ZooKeeperCluster
 from zklab.proxy import PartitionProxy
 
@@ -48,38 +44,12 @@ def the_leader(elections: list[LeaderElection], timeout: float = 10.0) -> Leader
         raise AssertionError(f"{exc}: {elections}") from None
 
 
-def elected_at(election: LeaderElection) -> float:
-    return next(t for t, leading, _ in reversed(election.history) if leading)
+# ---------------------------------------------------------------- the checker's guarantees
+# Each is defined once, in zklab.check_leader; `./run.sh check leader` runs the same scenarios.
 
-
-def revoked_at(election: LeaderElection) -> float:
-    return next(t for t, leading, _ in reversed(election.history) if not leading)
-
-
-def watchers_by_path(client: KazooClient) -> dict[str, int]:
-    """From the server's own `wchp`: how many sessions watch each path."""
-    counts: dict[str, int] = {}
-    path = None
-    for line in client.command(b"wchp").splitlines():
-        if line.startswith("/"):
-            path = line.strip()
-            counts[path] = 0
-        elif line.strip().startswith("0x") and path:
-            counts[path] += 1
-    return counts
-
-
-# ---------------------------------------------------------------- who leads
-
-def test_exactly_one_leader_and_it_is_the_lowest_sequence(make_client: MakeClient, chroot: str) -> None:
-    """Among 5 candidates exactly one leads, the lowest sequence; leader() and participants() agree."""
-    elections = start_candidates(make_client, 5)
-    leader = the_leader(elections)
-    queue = election_order(make_client().get_children(PATH))
-    assert leader.epoch == queue[0].seq and leader.name == queue[0].name
-    assert [e.participants() for e in elections] == [[c.name for c in queue]] * 5
-    assert {e.leader() for e in elections} == {leader.name}
-    assert most_at_once([e.history for e in elections]) == 1
+def test_exactly_one_leader_and_it_is_the_lowest_sequence(leader_lab: Lab) -> None:
+    """Among 5 candidates exactly one leads, the first in line; all see one queue; only the leader may write."""
+    holds(check_leader.ONE_LEADER, leader_lab)
 
 
 def test_sequence_numbers_compare_as_numbers() -> None:
@@ -88,38 +58,26 @@ def test_sequence_numbers_compare_as_numbers() -> None:
     assert [c.name for c in election_order(nodes)] == ["early", "late", "mid"]
 
 
-def test_departure_notifies_only_the_successor(make_client: MakeClient, chroot: str) -> None:
-    """Each candidate watches only its predecessor: a departure wakes exactly one candidate."""
-    elections = start_candidates(make_client, 6)
-    leader = the_leader(elections)
-    watched = watchers_by_path(make_client(hosts=None))
-    ours = {p: n for p, n in watched.items() if p.startswith(chroot + PATH)}
-    assert chroot + PATH not in ours, "someone watches the parent's children: a herd"
-    assert sorted(ours.values()) == [1] * 5  # five followers, one watcher each, on five different nodes
-
-    middle = elections[3]
-    middle.resign()                      # a follower leaves: only its successor (c4) hears of it
-    leader.resign()                      # the leader leaves: only c1 hears of it
-    rest = [e for e in elections if e not in (middle, leader)]
-    new = the_leader(rest)
-    for e in rest:
-        settle(e.client)
-    assert new.name == "c1"
-    assert {e.name: e.notifications for e in rest} == {"c1": 1, "c2": 0, "c4": 1, "c5": 0}
+def test_resign_hands_leadership_down_the_queue(leader_lab: Lab) -> None:
+    """Each resign hands leadership to the next in line, across sequence 9 to 10; closed is final."""
+    holds(check_leader.IN_ORDER, leader_lab)
 
 
-# ---------------------------------------------------------------- hand-overs
+def test_departure_notifies_only_the_successor(leader_lab: Lab) -> None:
+    """A departure wakes exactly one candidate, counted on the wire; a middle departure elects nobody."""
+    holds(check_leader.HERD, leader_lab)
 
-def test_resign_hands_leadership_over(make_client: MakeClient, chroot: str) -> None:
-    """resign() deletes the leader's node and the next candidate leads, with a higher epoch."""
-    elections = start_candidates(make_client, 3)
-    old = the_leader(elections)
-    old.resign()
-    new = the_leader(elections)
-    assert new.name == "c1" and not old.is_leader and new.epoch > old.epoch
-    assert old.name not in new.participants()
-    with pytest.raises(RuntimeError):
-        old.start()  # closed is final
+
+@pytest.mark.parametrize("fault", ["cut", "blackhole"])
+def test_partitioned_leader_steps_down_before_a_new_one_is_elected(fault: str, leader_lab: Lab) -> None:
+    """Partitioned past its session timeout, the old leader stops before anyone else leads, ZooKeeper
+    rejects its late write, and it rejoins at the back."""
+    holds(check_leader.PARTITION, leader_lab, fault=fault)
+
+
+def test_connection_loss_during_create_leaves_one_node(leader_lab: Lab) -> None:
+    """The reply to `create` is lost: the candidate finds its node by GUID, no orphan, no duplicate."""
+    holds(check_leader.LOST_CREATE, leader_lab)
 
 
 def test_session_expiry_elects_a_new_leader_and_the_old_rejoins(make_client: MakeClient, chroot: str,
@@ -137,63 +95,6 @@ def test_session_expiry_elects_a_new_leader_and_the_old_rejoins(make_client: Mak
     assert new.name == "d0" and new.epoch > old.epoch
     wait_until(lambda: new.participants()[-1:] == [old.name], 10, "the old leader to rejoin at the back")
     assert not old.is_leader
-
-
-@pytest.mark.parametrize("fault", ["cut", "blackhole"])
-def test_partitioned_leader_steps_down_before_a_new_one_is_elected(
-        fault: str, make_client: MakeClient, chroot: str, make_proxy: Callable[..., PartitionProxy]) -> None:
-    """Partitioned past its session timeout, the old leader revokes itself before anyone else leads,
-    and its late write with the old epoch is rejected by ZooKeeper."""
-    proxy = make_proxy()
-    old = LeaderElection(make_client(hosts=proxy.address + chroot), PATH, "old")
-    old.start()
-    wait_until(lambda: old.is_leader, 10, "the first candidate to lead")
-    rest = start_candidates(make_client, 2)
-    token = old.token
-    fenced_write(old.client, token, LEDGER, "before the partition")
-
-    getattr(proxy, fault)()
-    new = the_leader(rest, timeout=15)
-    assert not old.is_leader
-    assert revoked_at(old) < elected_at(new), "two leaders acted at the same time"
-    assert most_at_once([e.history for e in [old, *rest]]) == 1
-    fenced_write(new.client, new.token, LEDGER, "from the new leader")
-
-    proxy.heal()
-    wait_until(lambda: old.client.connected, 15, "the old leader to reconnect")
-    with pytest.raises(NotLeaderError, match="gone"):
-        fenced_write(old.client, token, LEDGER, "a stale leader's late write")
-    with pytest.raises(NotLeaderError):
-        old.fenced_set(LEDGER, "through the recipe")
-    assert b"from the new leader" in new.client.get(LEDGER)[0]
-
-
-def test_connection_loss_during_create_leaves_one_node(make_client: MakeClient, chroot: str,
-                                                      make_proxy: Callable[..., PartitionProxy]) -> None:
-    """The reply to `create` is lost: the candidate finds its node by GUID, no orphan, no duplicate."""
-    proxy = make_proxy()
-    admin = make_client()
-    election = LeaderElection(make_client(hosts=proxy.address + chroot, timeout=10.0), PATH, "lonely")
-    admin.ensure_path(PATH)
-    proxy.blackhole("to_client")          # requests reach ZooKeeper, replies never come back
-    election.start()
-    wait_until(lambda: admin.get_children(PATH), 10, "the create to reach ZooKeeper")
-    proxy.cut()                           # the pending create fails with ConnectionLoss
-    proxy.heal()
-    wait_until(lambda: election.is_leader, 15, "the candidate to lead with its one node")
-    assert len(admin.get_children(PATH)) == 1
-    election.resign()
-    assert admin.get_children(PATH) == []
-
-
-def test_only_the_leader_may_write(make_client: MakeClient, chroot: str) -> None:
-    """fenced_set raises NotLeaderError on a follower and succeeds on the leader."""
-    elections = start_candidates(make_client, 2)
-    leader = the_leader(elections)
-    follower = next(e for e in elections if e is not leader)
-    leader.fenced_set(LEDGER, "ok")
-    with pytest.raises(NotLeaderError):
-        follower.fenced_set(LEDGER, "nope")
 
 
 # ---------------------------------------------------------------- ZooKeeper's own failures

@@ -33,7 +33,7 @@ SCRIPTS = {"leader": "challenge_leader_election.py", "hashing": "challenge_consi
 RECONNECT_BACKOFF = {"max_tries": -1, "max_delay": 0.5}
 # Long enough for a loaded 2-core machine, short enough that an expiry costs a second or two.
 SESSION_TIMEOUT = 2.0
-# How long a lab waits for what it closes at the end (a resign, a watcher): a broken one must not hang us.
+# How long a lab waits for what it closes at the end (resigns, watchers, clients), in all.
 CLOSE_TIMEOUT = 3.0
 
 T = TypeVar("T")
@@ -277,9 +277,11 @@ class Lab:
         self._closers.append(closer)
 
     def close(self) -> None:
+        """Close everything, newest first, within CLOSE_TIMEOUT in all: a hung resign must not hang us."""
         closers, self._closers = self._closers, []
+        deadline = time.monotonic() + CLOSE_TIMEOUT
         for closer in reversed(closers):
-            bounded(closer, CLOSE_TIMEOUT)
+            bounded(closer, max(0.05, deadline - time.monotonic()))
 
 
 def bounded(call: Callable[[], object], timeout: float) -> bool:
@@ -362,9 +364,11 @@ class Check:
     needs_zk: bool = True
 
 
-def run_check(check: Check, lab: Lab, **options: object) -> tuple[list[Verdict], BaseException | None]:
+def run_check(check: Check, lab: Lab, bound: float | None = None,
+              **options: object) -> tuple[list[Verdict], BaseException | None]:
     """Run a scenario within its bound; every guarantee gets a verdict, crash and hang included."""
     found, outcome = Findings(), []
+    bound = check.bound if bound is None else min(bound, check.bound)
 
     def scenario() -> None:
         try:
@@ -376,7 +380,7 @@ def run_check(check: Check, lab: Lab, **options: object) -> tuple[list[Verdict],
 
     thread = threading.Thread(target=scenario, name="check", daemon=True)
     thread.start()
-    thread.join(check.bound)
+    thread.join(bound)
     hung = thread.is_alive()
     lab.close()
     error = outcome[0] if outcome else None
@@ -385,7 +389,7 @@ def run_check(check: Check, lab: Lab, **options: object) -> tuple[list[Verdict],
         if key in found.verdicts:
             verdicts.append(found.verdicts[key])
         elif hung:
-            verdicts.append(Verdict(key, False, f"did not finish within {check.bound:.0f} s",
+            verdicts.append(Verdict(key, False, f"did not finish within {bound:.0f} s",
                                     "A call into the script never returned: look for a call without a timeout."))
         elif error is not None:
             verdicts.append(Verdict(key, False, crash_figure(error, lab.script),

@@ -54,7 +54,10 @@ def _default_port() -> int:
 def _docker_engine_answers() -> bool:
     if not shutil.which("docker"):
         return False
-    return subprocess.run(["docker", "info"], capture_output=True, timeout=20).returncode == 0
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):  # an engine that does not answer in 20 s is no engine
+        return False
 
 
 def _compose_up(timeout: float = 60.0) -> str | None:

@@ -175,6 +175,18 @@ def test_stop_signals_only_its_own_jvms(lab: tuple[Cli, dict[str, str]], tmp_pat
         bystander.wait()
 
 
+def test_a_damaged_state_file_is_ignored_not_obeyed(lab: tuple[Cli, dict[str, str]]) -> None:
+    """Garbage or wrongly typed records in .zklab/state.json read as "not running": no traceback, no signal."""
+    cli, env = lab
+    Path(env["ZKLAB_STATE"]).mkdir(parents=True)
+    for text in ("{not json", '{"servers": [{"sid": "1", "pid": "1", "port": 2181}]}', '{"servers": [7]}'):
+        (Path(env["ZKLAB_STATE"]) / "state.json").write_text(text)
+        for command in (["status"], ["stop"], ["kill", "1"]):
+            result = cli(*command)
+            assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) <= 1, result.stderr
+        assert "not running" in cli("status").stdout
+
+
 def _run_ids(client: KazooClient) -> set[str]:
     # Candidate nodes are <guid>__<worker>-<run id>__<sequence>; the run id tells the copies apart.
     return {name.split("__")[1].rsplit("-", 1)[1] for name in client.get_children(CANDIDATES) if name.count("__") == 2}

@@ -70,7 +70,15 @@ def load_state() -> dict | None:
     except (OSError, ValueError):
         return None
     servers = state.get("servers") if isinstance(state, dict) else None
-    return state if isinstance(servers, list) and servers else None
+    return state if isinstance(servers, list) and servers and all(map(_well_formed, servers)) else None
+
+
+def _well_formed(server: object) -> bool:
+    """A record we can act on: anything else in the file is ignored, never signalled."""
+    return (isinstance(server, dict) and all(isinstance(server.get(k), int) for k in ("sid", "port", "pid"))
+            and all(isinstance(server.get(k), str) for k in ("config", "log"))
+            and isinstance(server.get("cmd"), list) and all(isinstance(arg, str) for arg in server["cmd"])
+            and 1 <= server["port"] <= 65535)
 
 
 def _save_state(state: dict) -> None:
@@ -110,11 +118,11 @@ def _reap(pid: int) -> None:
 
 def process_state(server: dict) -> str:
     """'running', 'paused' or 'gone'. A pid now used by another program counts as gone."""
-    pid = server.get("pid")
-    if not isinstance(pid, int) or pid <= 0:
+    pid = server["pid"]
+    if pid <= 0:
         return "gone"
     _reap(pid)
-    if str(server.get("config")) not in _cmdline(pid):
+    if server["config"] not in _cmdline(pid):
         return "gone"
     stat = Path(f"/proc/{pid}/stat")
     if stat.exists():
@@ -137,11 +145,8 @@ def shared_hosts() -> str | None:
     state = load_state()
     if state is None:
         return None
-    try:
-        if any(process_state(s) == "running" and server_mode(int(s["port"]), SRVR_TIMEOUT) for s in state["servers"]):
-            return hosts_of(state)
-    except (KeyError, TypeError, ValueError):
-        return None
+    if any(process_state(s) == "running" and server_mode(s["port"], SRVR_TIMEOUT) for s in state["servers"]):
+        return hosts_of(state)
     return None
 
 

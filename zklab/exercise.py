@@ -122,7 +122,7 @@ def things_to_try(challenge: str, exercises: list[Exercise] | None = None) -> st
 def show(exercise: Exercise) -> str:
     lines = [f"exercise {exercise.number}: {exercise.title}  ({exercise.script})",
              f"rule: {exercise.rule}", ""]
-    lines += [textwrap.fill(p, WIDTH) for p in exercise.task.split("\n\n")]
+    lines.append("\n\n".join(textwrap.fill(p, WIDTH) for p in exercise.task.split("\n\n")))
     lines += ["", "the edit:"]
     for edit in exercise.edits:
         lines += ["  - " + line for line in edit["find"].rstrip("\n").splitlines()]

@@ -1,0 +1,127 @@
+"""The checker as a learner meets it: one line per guarantee with its figure, plain words on failure, exit codes."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from zklab import exercise
+from zklab.check import guarantees
+from zklab.check_lab import ROOT, SCRIPTS
+
+MARK = re.compile(r"^(\u2714|\u2718|ok|XX) ")
+
+
+def run_check(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "zklab.check", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "PYTHONIOENCODING": "utf-8"})
+
+
+def copy_scripts(tmp_path: Path) -> Path:
+    for script in SCRIPTS.values():
+        shutil.copy(ROOT / script, tmp_path / script)
+    return tmp_path
+
+
+def edit(path: Path, find: str, replace: str) -> None:
+    text = path.read_text()
+    assert text.count(find) == 1
+    path.write_text(text.replace(find, replace))
+
+
+def test_clean_scripts_pass_with_one_line_per_guarantee() -> None:
+    """On the scripts as committed, every guarantee holds, each on one line with its figure, within bounds."""
+    result = run_check()
+    lines = [line for line in result.stdout.splitlines() if MARK.match(line)]
+    words = [*guarantees("leader").values(), *guarantees("hashing").values()]
+    assert result.returncode == 0, result.stdout
+    assert len(lines) == len(words) and all(line.startswith("\u2714 ") for line in lines), result.stdout
+    for text in words:
+        assert sum(line[2:].startswith(text + ": ") for line in lines) == 1, text
+    times = [float(t) for t in re.findall(r"guarantees hold \(([\d.]+) s\)", result.stdout)]
+    assert len(times) == 2 and times[0] < 25 and times[1] < 5, result.stdout  # leader, then hashing
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("args", [["nonsense"], ["--scripts", "/nonexistent"], ["leader", "hashing"]])
+def test_bad_arguments_exit_2_with_one_line(args: list[str]) -> None:
+    """Bad arguments: argparse's one-line error, exit 2, no ZooKeeper started."""
+    result = run_check(*args, timeout=30)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and "error:" in result.stderr.strip().splitlines()[-1]
+
+
+def test_a_crash_in_the_learners_code_is_a_failed_guarantee_in_plain_words(tmp_path: Path) -> None:
+    """LeaderElection.start raising is reported as such on each guarantee's line; a traceback only with -v."""
+    scripts = copy_scripts(tmp_path)
+    docstring = '"""Join the election and return at once; the work happens on a thread of our own."""'
+    edit(scripts / SCRIPTS["leader"], docstring, docstring + '\n        raise TypeError("boom")')
+    result = run_check("leader", "--scripts", str(scripts))
+    assert result.returncode == 1
+    assert "LeaderElection.start raised TypeError: boom" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    verbose = run_check("leader", "-v", "--scripts", str(scripts))
+    assert verbose.returncode == 1 and "Traceback" in verbose.stdout + verbose.stderr
+
+
+def test_a_script_that_does_not_import_is_one_line(tmp_path: Path) -> None:
+    """A syntax error in the script: one line naming it and its line, exit 1."""
+    scripts = copy_scripts(tmp_path)
+    path = scripts / SCRIPTS["hashing"]
+    path.write_text(path.read_text() + "\ndef broken(:\n")
+    result = run_check("hashing", "--scripts", str(scripts), timeout=30)
+    assert result.returncode == 1
+    assert re.search(r"the script imports: SyntaxError line \d+", result.stdout)
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+# ---------------------------------------------------------------- ./run.sh exercise
+
+def test_exercise_apply_then_reset_keeps_the_learners_own_edits(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """apply edits the script; reset undoes exactly that edit and leaves the learner's own changes alone."""
+    scripts = copy_scripts(tmp_path)
+    path = scripts / SCRIPTS["leader"]
+    original = path.read_text()
+    assert exercise.main(["--scripts", str(scripts), "apply", "1"]) == 0
+    applied = path.read_text()
+    assert applied != original
+    assert exercise.main(["--scripts", str(scripts), "apply", "2"]) == 1  # one exercise at a time
+    path.write_text(applied + "# my own note\n")
+    assert exercise.main(["--scripts", str(scripts), "reset"]) == 0
+    assert path.read_text() == original + "# my own note\n"
+    assert exercise.main(["--scripts", str(scripts), "reset"]) == 0
+    assert "no exercise is applied" in capsys.readouterr().out
+
+
+def test_exercise_apply_refuses_a_script_edited_where_the_exercise_edits(tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """When the exercise's snippet was changed by hand, apply changes nothing and says why in one line."""
+    scripts = copy_scripts(tmp_path)
+    first = exercise.load_all()[0]
+    path = scripts / first.script
+    edit(path, first.edits[0]["find"], first.edits[0]["find"].replace("self", "self ", 1))
+    before = path.read_text()
+    assert exercise.main(["--scripts", str(scripts), "apply", "1"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "does not match exercise 1" in err[0] and "nothing was changed" in err[0]
+    assert path.read_text() == before
+
+
+def test_exercise_list_show_and_bad_numbers(capsys: pytest.CaptureFixture[str]) -> None:
+    """list numbers every exercise; show tells the task, the rule and the verdict; a bad number exits 2."""
+    exercises = exercise.load_all()
+    assert exercise.main(["list"]) == 0
+    listed = capsys.readouterr().out
+    assert all(f"{e.number:>3}  {e.challenge:<8} {e.title}" in listed for e in exercises)
+    assert exercise.main(["show", "1"]) == 0
+    shown = capsys.readouterr().out
+    assert exercises[0].rule in shown and "breaks:" in shown
+    assert exercise.main(["show", "99"]) == 2
+    assert "exercise list" in capsys.readouterr().err

@@ -98,6 +98,7 @@ class Run:
     stderr: Path
     started: float
     deadline: float           # when it must have exited: its --duration, or a signal, plus EXIT_BOUND
+    winds_down: float         # from here its --duration may be over and the demo shutting down
     signaled: str | None = None
     signaled_at: float | None = None
     exit_t: float | None = None
@@ -143,7 +144,7 @@ class Demos:
                                     start_new_session=True, preexec_fn=_die_with_parent)
         started = time.monotonic()
         run = Run(name, kind, slot, proc, RunLog(events), stderr, started,
-                  started + START_ALLOWANCE + duration + EXIT_BOUND)
+                  started + START_ALLOWANCE + duration + EXIT_BOUND, started + duration)
         with self._lock:
             self.runs.append(run)
         threading.Thread(target=self._wait, args=(run,), name=f"wait-{name}", daemon=True).start()
@@ -287,7 +288,9 @@ class Soak:
         self.nemesis.heal()
         deadline = time.monotonic() + QUIET_BOUND
         while True:
-            logs = {r.label: r.log for r in self.demos.live() if r.kind == "hashing" and r.signaled is None}
+            now = time.monotonic()  # a demo shutting down (signalled, or at its --duration) routes no more
+            logs = {r.label: r.log for r in self.demos.live()
+                    if r.kind == "hashing" and r.signaled is None and now < r.winds_down}
             differ = self.observer.disagreeing(logs)
             if logs and not differ:
                 self.observer.quiet_checks += 1

@@ -189,7 +189,7 @@ class Demos:
                 self._restart_at[run.slot] = now + self.rng.uniform(*RESTART_AFTER)
         for run in self.live():
             if now > run.deadline:
-                after = f"{run.signaled} ({EXIT_BOUND:.0f} s)" if run.signaled else "its --duration"
+                after = run.signaled or f"its --duration (allowing {START_ALLOWANCE:.0f} s to start)"
                 self.kill(run, f"demo did not exit within {EXIT_BOUND:.0f} s of {after}")
         for slot, at in list(self._restart_at.items()):
             if now >= at and not self.stopping:

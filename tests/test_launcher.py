@@ -12,6 +12,7 @@ from kazoo.client import KazooClient
 
 from zklab.faults import wait_until
 from zklab.launcher import ZooKeeperCluster, four_letter_word
+from zklab.run import RECONNECT_RETRY
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,7 +32,7 @@ def test_standalone_serves_and_stops_without_leftovers() -> None:
     with ZooKeeperCluster(servers=1) as cluster:
         pid = cluster.servers[0].process.pid
         assert cluster.servers[0].mode() == "standalone"
-        client = KazooClient(hosts=cluster.hosts)
+        client = KazooClient(hosts=cluster.hosts, connection_retry=RECONNECT_RETRY)
         client.start(timeout=10)
         client.create("/hello", b"world")
         assert client.get("/hello")[0] == b"world"
@@ -53,7 +54,7 @@ def test_ensemble_has_one_leader_and_stops_without_leftovers(ensemble: ZooKeeper
 
 def test_ensemble_survives_leader_kill_9(ensemble: ZooKeeperCluster) -> None:
     """With its leader killed by SIGKILL, the ensemble elects a new one and keeps serving writes."""
-    client = KazooClient(hosts=ensemble.hosts, timeout=4)
+    client = KazooClient(hosts=ensemble.hosts, timeout=4, connection_retry=RECONNECT_RETRY)
     client.start(timeout=10)
     try:
         client.create("/before", b"1")
@@ -74,14 +75,14 @@ def test_ensemble_survives_leader_kill_9(ensemble: ZooKeeperCluster) -> None:
 def test_restart_keeps_data_and_port(own_server: ZooKeeperCluster) -> None:
     """A restarted member comes back on the same port with the same data."""
     server = own_server.servers[0]
-    client = KazooClient(hosts=own_server.hosts)
+    client = KazooClient(hosts=own_server.hosts, connection_retry=RECONNECT_RETRY)
     client.start(timeout=10)
     client.create("/persistent", b"kept")
     client.stop()
     client.close()
     own_server.restart_server(server.sid)
     assert "Mode: standalone" in four_letter_word(server.client_port)
-    client = KazooClient(hosts=own_server.hosts)
+    client = KazooClient(hosts=own_server.hosts, connection_retry=RECONNECT_RETRY)
     client.start(timeout=10)
     assert client.get("/persistent")[0] == b"kept"
     client.stop()

@@ -16,6 +16,7 @@ from kazoo.client import KazooClient
 
 from zklab.faults import wait_until
 from zklab.launcher import ZooKeeperCluster, free_ports
+from zklab.run import RECONNECT_RETRY
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -99,7 +100,7 @@ def test_watches_redraw_with_marks_and_ctrl_c_exits_cleanly(tree: Callable[..., 
 
 def test_says_disconnected_and_redraws_on_reconnect(own_server: ZooKeeperCluster) -> None:
     """When ZooKeeper goes away the view says so, and it draws the tree again once the server is back."""
-    admin = KazooClient(hosts=own_server.hosts, connection_retry={"max_tries": -1, "max_delay": 0.5})
+    admin = KazooClient(hosts=own_server.hosts, connection_retry=RECONNECT_RETRY)
     admin.start(timeout=10)
     admin.ensure_path("/lab/kept")
     admin.stop()

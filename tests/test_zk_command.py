@@ -22,6 +22,7 @@ from kazoo.client import KazooClient
 from zklab import zk
 from zklab.faults import wait_until
 from zklab.launcher import free_ports, server_mode
+from zklab.run import RECONNECT_RETRY
 
 ROOT = Path(__file__).resolve().parent.parent
 CANDIDATES = "/lab/leader-election/candidates"
@@ -219,7 +220,7 @@ def test_two_runs_join_one_election_and_survive_killing_the_zookeeper_leader(lab
                               "--session-timeout", str(DEMO_SESSION), "--workers", "2", "--interval", "60",
                               "--events", str(log)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True) for log in events]
-    observer = KazooClient(hosts=hosts, timeout=4, connection_retry={"max_tries": -1, "max_delay": 0.5})
+    observer = KazooClient(hosts=hosts, timeout=4, connection_retry=RECONNECT_RETRY)
     departures: list[tuple[float, set[str]]] = []
     try:
         observer.start(timeout=10)

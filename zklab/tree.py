@@ -30,6 +30,8 @@ from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import KazooException, NoNodeError
 from kazoo.handlers.threading import KazooTimeoutError
 
+from zklab.run import RECONNECT_RETRY, existing_zookeeper
+
 CONNECT_TIMEOUT = 5.0    # an unreachable ZooKeeper is reported within this
 REQUEST_TIMEOUT = 5.0    # every read has a deadline; a read that misses it waits for the next change
 CLOSE_TIMEOUT = 3.0      # closing the session at exit: never wait longer than this
@@ -40,9 +42,6 @@ NAME_WIDTH = 50          # tree branches plus the znode's name
 MIN_NAME_WIDTH = 24      # narrower than this, a name says nothing
 OTHER_COLUMNS = 66       # mark, kind, seq, owner and age, with their spaces: names get what is left
 DATA_WIDTH = 30          # characters of data shown
-# Kazoo's reconnect delay grows without bound by default; capped, the view is back within half a
-# second of its server (CONTRACTS A).
-RECONNECT_RETRY = {"max_tries": -1, "max_delay": 0.5}
 SEQUENCE = re.compile(r"(\d{10})$")  # ZooKeeper appends a 10-digit counter to a sequential znode's name
 MARK_COLOURS = {"+": "\x1b[32m", "-": "\x1b[31m", "*": "\x1b[33m"}
 
@@ -321,7 +320,6 @@ def main(argv: list[str] | None = None) -> int:
     _quiet_kazoo()
     hosts = args.zk
     if hosts is None:
-        from zklab.run import existing_zookeeper
         hosts = existing_zookeeper()
     if hosts is None:
         print("error: no ZooKeeper found (ZK_HOSTS, the lab's shared server, 127.0.0.1:2181); start one with "

@@ -417,6 +417,9 @@ def report(soak: Soak, verdicts: list[Verdict]) -> str:
     violations = sum(len(v.problems) for v in verdicts)
     fault_rows = [[kind, nemesis.counts[kind], _detail(nemesis, kind)] for kind in KINDS]
     outcome = ", ".join(f"{n} {what}" for what, n in soak.outcomes.most_common())
+    runs = [r for r in soak.demos.runs if r.exit_t is not None and not r.hung]
+    after_signal = [r.exit_t - r.signaled_at for r in runs if r.signaled_at is not None]
+    after_duration = [r.exit_t - r.winds_down for r in runs if r.signaled_at is None and r.exit_t > r.winds_down]
     check_rows = [[v.name, f"{v.checked} {v.what}", len(v.problems) if not v.problems else f"**{len(v.problems)}**"]
                   for v in verdicts]
     parts = [
@@ -427,7 +430,10 @@ def report(soak: Soak, verdicts: list[Verdict]) -> str:
         "--duration and started again after it exits.",
         "Faults injected:",
         table(["fault", "count", "detail"], fault_rows),
-        f"Demo runs: {len(soak.demos.runs)} ({outcome}). Quorum lost for {nemesis.quorum_lost_s:.1f} s in total.",
+        f"Demo runs: {len(soak.demos.runs)} ({outcome}). Slowest exit after a signal: "
+        f"{max(after_signal, default=0):.1f} s; after the --duration: {max(after_duration, default=0):.1f} s "
+        f"from the process's start (bound {EXIT_BOUND:.0f} s, plus {START_ALLOWANCE:.0f} s to start for the "
+        f"duration). Quorum lost for {nemesis.quorum_lost_s:.1f} s in total.",
         "Invariants checked:",
         table(["invariant", "checked", "violations"], check_rows),
         f"**{violations} violations, {len(soak.tracebacks)} tracebacks, {len(soak.observer.leftovers)} leftovers, "

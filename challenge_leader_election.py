@@ -808,10 +808,10 @@ class Worker:
         self.link.sever()
         stop_client(self.client, 1.0)  # with the cable cut, it cannot say goodbye to ZooKeeper
 
-    def resign(self) -> None:
+    def resign(self, deadline: float) -> None:
         self.resigned, self.gone_at = True, time.monotonic()
         self.leave()
-        self.finish(time.monotonic() + self.demo.session_timeout + CLOSE_GRACE)
+        self.finish(deadline)
 
     def leave(self) -> None:
         """Shutdown, first step: stop writing and ask ZooKeeper to delete our node; do not wait."""
@@ -831,7 +831,8 @@ class Worker:
             self.answered.set()
             self.election.resign(timeout=0)  # ends its thread; its client is closed already
         else:
-            if self.election.resign(timeout=self.demo.session_timeout * RESIGN_PATIENCE):
+            patience = min(self.demo.session_timeout * RESIGN_PATIENCE, deadline - time.monotonic())
+            if self.election.resign(timeout=max(0.0, patience)):
                 self.unconfirmed = []
             else:
                 self.unconfirmed = self._full_paths(self.election.left_behind)
@@ -877,7 +878,7 @@ class Chaos:
             victim.crash()
         else:
             self.timeline.say(victim.name, "resigns")
-            victim.resign()
+            victim.resign(self.demo.deadline(self.demo.session_timeout + CLOSE_GRACE))
 
     @staticmethod
     def _leader(workers: list[Worker]) -> Worker | None:
@@ -922,6 +923,10 @@ class Demo:
     def live_workers(self) -> list[Worker]:
         return [w for w in self.workers if not (w.crashed or w.resigned)]
 
+    def deadline(self, seconds: float) -> float:
+        """`seconds` from now, but no later than the end of the demo (give or take a moment)."""
+        return min(time.monotonic() + seconds, max(self.ends, time.monotonic() + 0.5))
+
     def pause(self, seconds: float) -> bool:
         """Wait `seconds`, less if the demo ends sooner; False once the demo should stop."""
         self.stopping.wait(max(0.0, min(seconds, self.ends - time.monotonic())))
@@ -933,8 +938,9 @@ class Demo:
         self.timeline.say(worker.name, why)
         self.workers.append(worker)  # listed before it starts: a Ctrl-C in between must still close it
         if not worker.start(max(0.1, min(CONNECT_TIMEOUT, self.ends - time.monotonic()))):
-            self.timeline.say(worker.name, "could not connect to ZooKeeper; it stays out")
-            worker.resign()
+            if not self.stopping.is_set():
+                self.timeline.say(worker.name, "could not connect to ZooKeeper; it stays out")
+            worker.resign(self.deadline(1.0))  # it never joined: there is no node to wait for
         return worker
 
     def run(self, workers: int, interval: float, duration: float | None, seed: int | None) -> None:
@@ -1080,12 +1086,13 @@ def column_leaders(lanes: list[Lane], a: float, b: float, end: float) -> set[str
 
 
 def lane_mark(lane: Lane, a: float, b: float, leading: bool, marks: dict[str, str]) -> str:
+    """What one lane shows for [a, b): the rarest event wins, so a crash or a rejection is never hidden."""
     if any(a <= t < b for t in lane.rejections):
         return marks["rejected"]
-    if leading:
-        return marks["lead"]
     if lane.gone is not None and a <= lane.gone < b:
         return marks["gone"]
+    if leading:
+        return marks["lead"]
     if any(s < b and e > a for s, e in lane.partitions):
         return marks["cut"]
     if lane.joined is not None and lane.joined < b and (lane.gone is None or lane.gone > a):

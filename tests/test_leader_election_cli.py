@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from kazoo.client import KazooClient
 
@@ -15,11 +16,14 @@ FAST = ["--session-timeout", "1.5", "--interval", "1"]
 
 
 def test_duration_run_prints_timeline_and_summary(zk_hosts: str, make_client: Callable[..., KazooClient]) -> None:
-    """A seeded chaos run ends by itself, with one leader at a time and no node left behind."""
-    result = run_script(SCRIPT, "--zk", zk_hosts, "--duration", "7", "--workers", "3", "--seed", "4", *FAST)
+    """A seeded chaos run ends by itself, with one leader at a time and no node left behind; --no-timeline
+    leaves the picture out."""
+    result = run_script(SCRIPT, "--zk", zk_hosts, "--duration", "7", "--workers", "3", "--seed", "4", "--no-timeline",
+                        *FAST)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     out = result.stdout
+    assert "waiting in line" not in out  # --no-timeline leaves the picture out
     assert "ELECTED leader, epoch" in out and "joined the election" in out
     assert "most leaders at once      1" in out
     assert "ledger writes accepted" in out and "hand-off p50 / p95" in out
@@ -56,3 +60,10 @@ def test_two_copies_join_one_election(zk_hosts: str, make_client: Callable[..., 
     assert [code for code, _, _ in results] == [0, 0]
     elected = sum(out.count("ELECTED") for _, out, _ in results)
     assert elected >= 1
+
+
+def test_unwritable_events_file_is_one_line(tmp_path: Path) -> None:
+    """--events naming a file that cannot be appended to: argparse's one-line error, exit 2."""
+    result = run_script(SCRIPT, "--events", str(tmp_path / "no-such-dir" / "events.jsonl"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].endswith("No such file or directory")

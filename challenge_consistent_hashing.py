@@ -22,12 +22,13 @@ own keys move. The demo prints exactly that, measured, next to the ideal.
 
 from __future__ import annotations
 
-import signal
 import sys
 
-if __name__ == "__main__":  # Ctrl-C or SIGTERM while Python is still loading: nothing to clean up yet
-    signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+if __name__ == "__main__":  # Ctrl-C or SIGTERM while Python loads kazoo: nothing to clean up yet, exit quietly.
+    import _signal  # `signal`'s C core, already loaded: importing `signal` itself is slow enough to be hit
+
+    _signal.signal(_signal.SIGINT, lambda *_: sys.exit(0))
+    _signal.signal(_signal.SIGTERM, lambda *_: sys.exit(0))
 
 import argparse
 import bisect
@@ -38,6 +39,7 @@ import logging
 import os
 import random
 import re
+import signal
 import threading
 import time
 import uuid
@@ -545,6 +547,8 @@ class Report:
     # -- every router's swaps and refusals (from its rebuild thread)
 
     def ring_swapped(self, router: int, ring: HashRing) -> None:
+        if self.muted:
+            return  # the shutdown: routers stop one by one, and what they hold no longer serves anyone
         self.out.event("ring", router=router, fingerprint=ring.fingerprint, members=ring.nodes)
         with self._seen:
             self._held.setdefault(router, set()).add(ring.fingerprint)
@@ -558,9 +562,9 @@ class Report:
     # -- the narration, by router 0
 
     def ring_changed(self, old: HashRing, new: HashRing) -> None:
-        self.ring_swapped(0, new)
         if self.muted:
             return
+        self.ring_swapped(0, new)
         before, after = self._owners_of(old), self._owners_of(new)
         lines = [f"members ({len(new)}): " + " ".join(_label(n, w) for n, w in sorted(new.weights.items()))]
         if self.strip:

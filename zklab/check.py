@@ -89,7 +89,7 @@ def report(verdict: Verdict, words: str, verbose: bool) -> None:
 
 def check_challenge(challenge: str, directory: Path, zookeeper: Background, verbose: bool) -> bool:
     started = time.monotonic()
-    say(f"{SCRIPTS[challenge]} ({directory})")
+    say(SCRIPTS[challenge] + ("" if directory == ROOT else f" in {directory}"))
     try:
         script = load_script(challenge, directory)
     except Exception as exc:

@@ -310,6 +310,7 @@ class LeaderSampler:
         self.candidates: list[object] = []
         self.most = 0
         self.overlap: list[str] = []   # names acting together when `most` was reached
+        self.together = 0.0            # seconds during which two or more acted at once
         self.error: BaseException | None = None
         self._stop = threading.Event()
         self._interval = interval
@@ -321,12 +322,17 @@ class LeaderSampler:
         self._thread.join(1.0)
 
     def _run(self) -> None:
+        last = time.monotonic()
         while not self._stop.wait(self._interval):
             try:
                 acting = [c.name for c in list(self.candidates) if c.is_leader]
             except Exception as exc:
                 self.error = exc
                 return
+            now = time.monotonic()
+            if len(acting) > 1:
+                self.together += now - last
+            last = now
             if len(acting) > self.most:
                 self.most, self.overlap = len(acting), acting
 

@@ -27,6 +27,8 @@ from zklab.faults import settle
 PATH, LEDGER = "/election", "/ledger"
 # The partitioned leader's session: ZooKeeper expires it 1 s after it last heard from it.
 SHORT_SESSION = 1.0
+# How long the partition goes on after the next leader was elected: a stale leader shows in that time.
+AFTER_ELECTION = 0.5
 # How long a candidate gets to take over, or to notice something, once ZooKeeper has told it.
 REACT = 2.0
 # How long we watch for a candidate that should stay in line but might claim leadership anyway.
@@ -126,8 +128,8 @@ def one_leader(lab: Lab, found: Findings) -> None:
                      "Only the leader may write: fenced_set must refuse unless is_leader holds.")
     most, figure = overlap_figure(sampler, elections)
     found.judge("one-leader", most == 1,
-                f"5 candidates, 1 leading (the first in line), all see the same queue, a follower's write "
-                f"refused; {figure}", ADVICE_TWO_LEADERS)
+                f"1 of 5 candidates leads, the first in line; all see one queue; a follower's write is refused; "
+                f"{figure}", ADVICE_TWO_LEADERS)
 
 
 # ---------------------------------------------------------------- leadership passes down the queue
@@ -171,7 +173,7 @@ def in_order(lab: Lab, found: Findings) -> None:
                      "resign() is final: a closed election must not rejoin.")
     most, figure = overlap_figure(sampler, elections)
     found.judge("in-order", most == 1,
-                f"5 hand-offs, each to the next in line (sequence 10 after 9), slowest {max(handoffs):.1f} ms; "
+                f"5 hand-offs, each to the next in line (10 after 9), slowest {max(handoffs):.1f} ms; "
                 f"{figure}", ADVICE_TWO_LEADERS)
 
 
@@ -230,7 +232,7 @@ def herd(lab: Lab, found: Findings) -> None:
         time.sleep(0.005)
     most, figure = overlap_figure(sampler, elections)
     found.judge("middle", most == 1 and not elections[4].is_leader,
-                f"c3 left from the middle of the queue: c4 stayed in line behind c1; {figure}",
+                f"c3 left the middle of the queue, c4 stayed behind c1: {figure}",
                 "c4 took its predecessor's departure as its election while c1 still led. A vanished "
                 "predecessor does not mean you lead: read the children again when the watch fires "
                 "(LeaderElection's watch callback, _check_position).")
@@ -268,10 +270,25 @@ def lost_create(lab: Lab, found: Findings) -> None:
     election.resign()
     wait_for(lambda: not admin.get_children(PATH), REACT, "lost-create",
              "resign() left a node behind", "resign() must delete the candidate's node.")
-    found.hold("lost-create", "after a lost reply to create: 1 node, found by its GUID, and it leads")
+    found.hold("lost-create", "1 node after a lost reply to create, found by its GUID; it leads")
 
 
 # ---------------------------------------------------------------- a partitioned leader, fenced
+
+def judge_partition(found: Findings, sampler: LeaderSampler, old: object, rest: list[object], new: object) -> None:
+    most, figure = overlap_figure(sampler, [old, *rest])
+    stopped, started = stopped_leading(old), started_leading(new)
+    gap = started - stopped if stopped is not None and started is not None else None
+    ok = most == 1 and old.is_leader is False and gap is not None and gap > 0
+    found.judge("partition", ok,
+                f"the partitioned leader stopped {gap:.2f} s before {new.name} started; {figure}" if ok else
+                f"the partitioned leader went on leading {sampler.together:.2f} s after {new.name} started, until "
+                f"the link healed; {figure}",
+                "Cut off from ZooKeeper, a leader cannot know whether its session lives on. It must stop on "
+                "SUSPENDED and, as SUSPENDED comes late, when its lease (2/3 of a session after ZooKeeper's "
+                "last answer) runs out. Look at LeaderElection's connection listener, is_leader and the "
+                "lease renewal.")
+
 
 def partition(lab: Lab, found: Findings, fault: str = "blackhole") -> None:
     chroot, sampler, proxy = lab.namespace(), LeaderSampler(), lab.proxy()
@@ -285,22 +302,14 @@ def partition(lab: Lab, found: Findings, fault: str = "blackhole") -> None:
 
     getattr(proxy, fault)()
     new = sole_leader(rest, "partition", bound=SHORT_SESSION + 2 * REACT)
-    most, figure = overlap_figure(sampler, [old, *rest])
-    stopped, started = stopped_leading(old), started_leading(new)
-    gap = started - stopped if stopped is not None and started is not None else None
-    found.judge("partition", most == 1 and old.is_leader is False and gap is not None and gap > 0,
-                f"the partitioned leader stopped {gap or 0:.2f} s before {new.name} started; {figure}"
-                if gap and gap > 0 else f"the partitioned leader was still leading when {new.name} started; "
-                f"{figure}",
-                "Cut off from ZooKeeper, a leader cannot know whether its session lives on. It must stop on "
-                "SUSPENDED and, as SUSPENDED comes late, when its lease (2/3 of a session after ZooKeeper's "
-                "last answer) runs out. Look at LeaderElection's connection listener, is_leader and the "
-                "lease renewal.")
     new.fenced_set(LEDGER, "from the new leader")
-
+    time.sleep(AFTER_ELECTION)  # the partition lasts a little past the election, as real ones do
     proxy.heal()
-    wait_for(lambda: old.client.connected, 2 * REACT, "stale-write",
-             "the old leader did not reconnect after the partition healed", "")
+    try:
+        wait_for(lambda: old.client.connected, 2 * REACT, "stale-write",
+                 "the old leader did not reconnect after the partition healed", "")
+    finally:  # judged once the old leader has heard its session is gone: any overlap is over by then
+        judge_partition(found, sampler, old, rest, new)
     try:
         lab.script.fenced_write(old.client, token, LEDGER, "a stale leader's late write")
     except lab.script.NotLeaderError:
@@ -318,7 +327,7 @@ def partition(lab: Lab, found: Findings, fault: str = "blackhole") -> None:
              f"after its session expired, the old leader did not rejoin within {2 * REACT:.0f} s",
              "LOST means the session and its node are gone: forget the node and join again as a new "
              "candidate. Look at LeaderElection's connection listener (LOST) and _step.")
-    found.hold("rejoin", "after its session expired, the old leader rejoined at the back of the queue")
+    found.hold("rejoin", "after its session expired, the old leader rejoined last in line")
 
 
 # ---------------------------------------------------------------- what `check leader` runs, in order

@@ -112,10 +112,13 @@ def verdict_words(exercise: Exercise) -> list[str]:
 
 def things_to_try(challenge: str, exercises: list[Exercise] | None = None) -> str:
     """The README's "Things to try" list for one challenge, generated from exercises/."""
-    lines = []
+    from zklab.check import guarantees
+
+    words, lines = guarantees(challenge), []
     for e in exercises or load_all():
         if e.challenge == challenge:
-            lines.append(f"- **{e.number}. {e.title}** (rule: {e.rule}). `./run.sh exercise show {e.number}`")
+            broken = "; ".join(f"\u2718 {words[k]}" for k in e.fails) or "every guarantee still holds"
+            lines.append(f"{e.number}. **{e.title}** (rule: {e.rule}). `check` then reports: {broken}.")
     return "\n".join(lines)
 
 

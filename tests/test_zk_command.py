@@ -258,5 +258,6 @@ def test_two_runs_join_one_election_and_survive_killing_the_zookeeper_leader(lab
     assert lost == [], f"sessions lost when the ZooKeeper leader was killed: {lost}\n" + "\n".join(outputs)
     assert writes_after_kill > 0, "no ledger write after the ZooKeeper leader died\n" + "\n".join(outputs)
     terms = sorted(term for log in events for term in _terms(log))
-    overlaps = [(a, b) for i, a in enumerate(terms) for b in terms[i + 1:] if b[1] < a[2] and a[0] != b[0]]
+    overlaps = [(a, b) for i, a in enumerate(terms) for b in terms[i + 1:]
+                if a[0] != b[0] and a[1] < b[2] and b[1] < a[2]]
     assert overlaps == [], f"two leaders at once across the two runs: {overlaps}"

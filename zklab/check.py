@@ -150,7 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     quiet(args.verbose)
     zookeeper = Background()
     try:
-        results = [check_challenge(c, args.scripts.resolve(), zookeeper, args.verbose) for c in args.challenges]
+        results = []
+        for i, challenge in enumerate(args.challenges):
+            if i:
+                say()
+            results.append(check_challenge(challenge, args.scripts.resolve(), zookeeper, args.verbose))
     except ZooKeeperNotReady as exc:
         print(f"error: the checker needs a ZooKeeper of its own and could not start one: {exc}", file=sys.stderr)
         return 1

@@ -541,7 +541,7 @@ class Report:
         self.muted = False
         self._owners_cache: tuple[str, list[str]] = ("", [])
         self._seen = threading.Condition()
-        self._held: dict[int, set[str]] = {}    # router -> every fingerprint it has held
+        self._held: dict[int, dict[str, float]] = {}   # router -> fingerprint -> when it last swapped to it
         self._last_narrated: str | None = None
 
     # -- every router's swaps and refusals (from its rebuild thread)
@@ -551,7 +551,7 @@ class Report:
             return  # the shutdown: routers stop one by one, and what they hold no longer serves anyone
         self.out.event("ring", router=router, fingerprint=ring.fingerprint, members=ring.nodes)
         with self._seen:
-            self._held.setdefault(router, set()).add(ring.fingerprint)
+            self._held.setdefault(router, {})[ring.fingerprint] = time.monotonic()
             self._seen.notify_all()
 
     def ignored(self, router: int, name: str, why: str) -> None:
@@ -564,6 +564,7 @@ class Report:
     def ring_changed(self, old: HashRing, new: HashRing) -> None:
         if self.muted:
             return
+        since = self._held.get(0, {}).get(old.fingerprint, 0.0)  # when this router took the old ring
         self.ring_swapped(0, new)
         before, after = self._owners_of(old), self._owners_of(new)
         lines = [f"members ({len(new)}): " + " ".join(_label(n, w) for n, w in sorted(new.weights.items()))]
@@ -574,7 +575,7 @@ class Report:
         if after:
             lines += self._load(new, after)
         self.out.lines(lines)
-        self._check_agreement(new.fingerprint)
+        self._check_agreement(new.fingerprint, since)
         with self._seen:
             self._last_narrated = new.fingerprint
             self._seen.notify_all()
@@ -597,8 +598,9 @@ class Report:
         letters = {n: LETTERS[i] if i < len(LETTERS) else "?" for i, n in enumerate(names)}
         before, after = ring_strip(old, letters), ring_strip(new, letters)
         legend = " ".join(f"{letters[n]}={n}" for n in names)
-        return [f"ring, 0 to 2^128 left to right; a column shows who owns its middle: {legend}",
-                f"  before |{before}|", f"  after  |{after}|", f"          {strip_changes(before, after)}"]
+        marks = strip_changes(before, after) or "(no column changed owner)"
+        return [f"ring, 0 to 2^128 left to right, 1/{STRIP_WIDTH} a column, lettered by who owns its middle:",
+                f"  {legend}", f"  before |{before}|", f"  after  |{after}|", f"          {marks}"]
 
     def _movement(self, old: HashRing, new: HashRing, before: list[str], after: list[str]) -> list[str]:
         moved = [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]
@@ -626,17 +628,21 @@ class Report:
         lines.append(f"max/mean {balance:.3f}  (busiest member's keys over its fair share; 1.000 is perfect)")
         return lines
 
-    def _check_agreement(self, fingerprint: str) -> None:
-        """Did every other router reach this ring? Give it a second. If it went straight past it because
-        a second change overlapped, and the narrator is behind, the next change's check tells."""
+    def _check_agreement(self, fingerprint: str, since: float) -> None:
+        """Did every other router reach this ring (since this one took the previous ring)? Give it a second.
+        If it went straight past it because a second change overlapped, and this router is behind, the next
+        change's check tells."""
         asked = time.monotonic()
         with self._seen:
-            reached = self._seen.wait_for(
-                lambda: all(fingerprint in self._held.get(i, ()) for i in range(len(self.routers))), 1.0)
+            reached = self._seen.wait_for(lambda: all(
+                self._held.get(i, {}).get(fingerprint, -1.0) >= since for i in range(len(self.routers))), 1.0)
         waited_ms = (time.monotonic() - asked) * 1000
         if reached:
             self.agreed += 1
-            self.out.say(f"routers agree: yes, fingerprint {fingerprint} (the other router within {waited_ms:.1f} ms)")
+            lag = max(self._held[i][fingerprint] for i in range(len(self.routers))) - self._held[0][fingerprint]
+            self.out.say(f"routers agree: yes, fingerprint {fingerprint} "
+                         f"(the other router got there {lag * 1000:.1f} ms after this one)" if lag > 0 else
+                         f"routers agree: yes, fingerprint {fingerprint} (the other router got there first)")
         elif self.routers[0].pending:
             self.overlapped += 1
             self.out.say("routers agree: not checked, another change overlapped this one (the next check covers it)")
@@ -792,8 +798,8 @@ class Demo:
         self.stopping.set()
         self.report.muted = True  # the shutdown is not a lesson
         deadline = time.monotonic() + self.args.session_timeout
-        left: list[str] = []
-        leaving = [threading.Thread(target=lambda m=m: m.delete(deadline, self.hurry) or left.append(m.path),
+        gone: list[str] = []
+        leaving = [threading.Thread(target=lambda m=m: m.delete(deadline, self.hurry) and gone.append(m.path),
                                     daemon=True) for m in self.members]
         for thread in leaving:
             thread.start()
@@ -802,7 +808,7 @@ class Demo:
         for router in self.routers:
             router.close(timeout=0.5)
         stop_clients(self.clients)
-        return sorted(left)
+        return sorted(m.path for m in self.members if m.path not in gone)
 
     def summary(self) -> str:
         r = self.report

@@ -35,16 +35,18 @@ from bench.soak_nemesis import KINDS, Nemesis
 from bench.soak_observer import (
     CONNECTION_RETRY,
     MEMORY_LIMIT_MB,
+    SWALLOWED_AT_STARTUP,
     LeftoverCheck,
     MemorySampler,
     Observer,
     RunLog,
     epochs_never_go_back,
-    first_traceback,
+    in_interpreter_startup,
     leaders_at_once,
     ledger_matches,
     one_leader_per_epoch,
     terms,
+    tracebacks,
     warned_once,
 )
 from zklab.launcher import ZooKeeperCluster, ZooKeeperMissing, _die_with_parent
@@ -101,6 +103,7 @@ class Run:
     winds_down: float         # from here its --duration may be over and the demo shutting down
     signaled: str | None = None
     signaled_at: float | None = None
+    resent: bool = False      # the interpreter swallowed the first signal at start-up; it was sent again
     exit_t: float | None = None
     hung: str | None = None
     peak_kb: int = 0
@@ -171,6 +174,14 @@ class Demos:
         age = (run.signaled_at - run.started) * 1000
         _say("nemesis", f"{sig.name} to {run.label} ({age:.0f} ms after its start)")
 
+    def _resend(self, run: Run) -> None:
+        """Python itself swallowed the signal before the script's first line: press Ctrl-C again."""
+        run.resent = True
+        run.proc.send_signal(signal.Signals[run.signaled])
+        run.signaled_at = time.monotonic()
+        run.deadline = run.signaled_at + EXIT_BOUND
+        _say("nemesis", f"{run.signaled} again to {run.label}: the interpreter swallowed the first at start-up")
+
     def kill(self, run: Run, why: str) -> None:
         if run.exit_t is None and run.hung is None:
             run.hung = why
@@ -188,6 +199,8 @@ class Demos:
             if run.slot is not None and not self.stopping:
                 self._restart_at[run.slot] = now + self.rng.uniform(*RESTART_AFTER)
         for run in self.live():
+            if run.signaled and not run.resent and SWALLOWED_AT_STARTUP in _text(run.stderr):
+                self._resend(run)
             if now > run.deadline:
                 after = run.signaled or f"its --duration (allowing {START_ALLOWANCE:.0f} s to start)"
                 self.kill(run, f"demo did not exit within {EXIT_BOUND:.0f} s of {after}")
@@ -209,6 +222,13 @@ class Demos:
         for run in self.runs:
             run.proc.wait(10)
         self.service(time.monotonic())
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
 
 
 # ---------------------------------------------------------------- the soak
@@ -357,9 +377,12 @@ class Soak:
             # A signal that lands while the interpreter itself starts has its default effect; nothing
             # was registered yet, so nothing is left behind.
             return f"killed by {signal.Signals(-rc).name} before its start event", None
-        err = [line for line in run.stderr.read_text(errors="replace").splitlines() if line.strip()]
+        err = [line for line in _text(run.stderr).splitlines() if line.strip()]
         if rc == 1 and len(err) == 1 and "cannot reach ZooKeeper" in err[0]:
             return "exit 1: ZooKeeper unreachable at start", None
+        if rc == 1 and err == ["KeyboardInterrupt"] and not started:
+            # Python reports a SIGINT this way while it reads and compiles the script: no line had run.
+            return "SIGINT while Python compiled the script (exit 1)", None
         return f"exit {rc}", f"exit code {rc}; stderr: {' | '.join(err[-3:])[:300]}"
 
     def _over_memory(self, run: Run, rss_kb: int) -> None:
@@ -373,8 +396,9 @@ class Soak:
         writes = [w for r in runs for w in r.log.writes]
         intervals = [i for r in runs for i in terms(r.log.leadership, r.exit_t or time.monotonic(), f"{r.label}:")]
         compared, ledger_problems = ledger_matches(self.observer.ledger.seen, writes)
-        tracebacks = [(r.label, tb) for r in runs if (tb := first_traceback(r.stderr))]
-        self.tracebacks = tracebacks
+        groups = [(r.label, group) for r in runs for group in tracebacks(r.stderr)]
+        self.startup_tracebacks = [(label, g) for label, g in groups if in_interpreter_startup(g)]
+        self.tracebacks = [(label, "\n".join(g[:8])) for label, g in groups if not in_interpreter_startup(g)]
         bad_lines = [f"{r.label}: {line}" for r in runs for line in r.log.bad_lines]
         invalid = self.nemesis.invalid_members
         accepted = [f"{r.label}: a ring held {sorted(r.log.members_seen & invalid)}" for r in runs
@@ -404,8 +428,10 @@ class Soak:
                     "demo runs", self.exit_problems),
             Verdict(f"no demo process over {MEMORY_LIMIT_MB} MB", self.sampler.samples,
                     f"samples (peak {peak:.0f} MB, {self.sampler.peak_of})", self.memory_problems),
-            Verdict("no traceback in any demo's stderr", len(runs), "stderr files",
-                    [f"{label}: {tb.splitlines()[0]}" for label, tb in tracebacks]),
+            Verdict("no traceback in any demo's stderr", len(runs),
+                    f"stderr files ({len(self.startup_tracebacks)} more inside Python's own start-up, "
+                    "before the script's first line)",
+                    [f"{label}: {tb.splitlines()[-1]}" for label, tb in self.tracebacks]),
             Verdict("every events line is a JSON event", lines, "lines", bad_lines),
         ]
 

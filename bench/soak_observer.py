@@ -277,16 +277,42 @@ def read_status(pid: int) -> dict[str, int]:
     return figures
 
 
-def first_traceback(stderr: Path, lines: int = 6) -> str | None:
-    """The first lines of the first traceback in a demo's stderr, or None."""
+# CPython's own start-up runs before a script's first line, and a signal that lands there is the
+# interpreter's to handle: no script can. A SIGINT while Python looks at argv[0] is reported with this
+# line and a traceback of frozen frames, then swallowed: the script runs as if nothing happened.
+SWALLOWED_AT_STARTUP = "Failed checking if argv[0] is an import path entry"
+
+
+def tracebacks(stderr: Path) -> list[list[str]]:
+    """Every traceback in a demo's stderr, chained ones ("During handling ...") kept together."""
     try:
         text = stderr.read_text(errors="replace").splitlines()
     except OSError:
-        return None
-    for i, line in enumerate(text):
-        if "Traceback" in line:
-            return "\n".join(text[i:i + lines])
-    return None
+        return []
+    groups: list[list[str]] = []
+    inside = chained = False
+    previous = ""
+    for line in text:
+        previous, before = (line, previous) if line.strip() else (previous, previous)
+        if line.startswith("Traceback (most recent call last):"):
+            if not chained:
+                groups.append([before] if before == SWALLOWED_AT_STARTUP else [])
+            groups[-1].append(line)
+            inside, chained = True, False
+        elif inside and line.strip():
+            groups[-1].append(line)
+            inside = line.startswith(" ")  # the first line not indented is the exception itself
+        elif groups and line.startswith(("During handling", "The above exception")):
+            groups[-1].append(line)
+            chained = True
+        elif line.strip():
+            chained = False
+    return groups
+
+
+def in_interpreter_startup(group: list[str]) -> bool:
+    """A traceback that Python printed while it started, before the script's first line (see above)."""
+    return group[0] == SWALLOWED_AT_STARTUP
 
 
 # ---------------------------------------------------------------- the observer

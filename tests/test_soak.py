@@ -12,7 +12,15 @@ import pytest
 
 from bench.soak import main, write_results
 from bench.soak_nemesis import KINDS
-from bench.soak_observer import epochs_never_go_back, leaders_at_once, ledger_matches, one_leader_per_epoch, terms
+from bench.soak_observer import (
+    epochs_never_go_back,
+    in_interpreter_startup,
+    leaders_at_once,
+    ledger_matches,
+    one_leader_per_epoch,
+    terms,
+    tracebacks,
+)
 from zklab.launcher import four_letter_word
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,6 +99,23 @@ def test_the_observers_ledger_must_match_what_the_demos_reported() -> None:
     seen = [(1, b'{"epoch": 5, "leader": "a", "value": "x"}'), (2, b'{"epoch": 6, "leader": "c", "value": "y"}')]
     compared, problems = ledger_matches(seen, writes)
     assert compared == 2 and len(problems) == 1 and "version 2" in problems[0]
+
+
+def test_a_traceback_counts_against_the_demo_unless_python_printed_it_before_the_script_ran(tmp_path: Path) -> None:
+    """Chained tracebacks are one; the one CPython prints (and swallows) while it starts is told apart."""
+    stderr = tmp_path / "demo.stderr"
+    stderr.write_text("\n".join([
+        "Failed checking if argv[0] is an import path entry",
+        "Traceback (most recent call last):", '  File "<frozen zipimport>", line 92, in __init__', "KeyError: 'x'",
+        "", "During handling of the above exception, another exception occurred:", "",
+        "Traceback (most recent call last):", '  File "<frozen zipimport>", line 94, in __init__', "KeyboardInterrupt",
+        "some output",
+        "Traceback (most recent call last):", '  File "/lab/challenge_leader_election.py", line 27, in <module>',
+        "    import signal", "KeyboardInterrupt", "error: cannot reach ZooKeeper"]))
+    groups = tracebacks(stderr)
+    assert [len(g) for g in groups] == [8, 4]
+    assert [in_interpreter_startup(g) for g in groups] == [True, False]
+    assert groups[1][-1] == "KeyboardInterrupt"
 
 
 def test_write_results_replaces_only_the_soak_section(tmp_path: Path) -> None:

@@ -451,6 +451,12 @@ def new_client(zk: str, session_timeout: float) -> KazooClient:
     return KazooClient(hosts=zk, timeout=session_timeout, connection_retry=CONNECTION_RETRY)
 
 
+def connect(client: KazooClient, timeout: float) -> None:
+    """client.start(), bounded: on a timeout kazoo's own start() stops the client, which can take 10 s."""
+    if not client.start_async().wait(timeout) or not client.connected:
+        raise KazooTimeoutError(f"no ZooKeeper answered within {timeout:g} s")
+
+
 def stop_clients(clients: list[KazooClient], timeout: float = STOP_TIMEOUT) -> bool:
     """Stop and close clients in parallel, within `timeout`; False if one is still stuck in kazoo."""
     def stop(client: KazooClient) -> None:
@@ -664,7 +670,7 @@ class Member:
         self._lost = threading.Event()
 
     def start(self, timeout: float) -> None:
-        self.client.start(timeout=timeout)
+        connect(self.client, timeout)
         self.client.add_listener(self._on_state)
         register_node(self.client, ROOT, self.name, self.weight, timeout=timeout)
 
@@ -708,7 +714,7 @@ def expire_session(zk: str, client_id: tuple[int, bytes]) -> None:
     the session's id and password, then closes it."""
     twin = KazooClient(hosts=zk, client_id=client_id, connection_retry=CONNECTION_RETRY)
     with contextlib.suppress(KazooException, KazooTimeoutError):
-        twin.start(timeout=CONNECT_TIMEOUT)
+        connect(twin, CONNECT_TIMEOUT)
     stop_clients([twin])
 
 
@@ -735,7 +741,7 @@ class Demo:
         for i in range(2):
             client = new_client(self.args.zk, self.args.session_timeout)
             self.clients.append(client)
-            client.start(timeout=CONNECT_TIMEOUT)
+            connect(client, CONNECT_TIMEOUT)
             # Router 0 narrates every change; router 1 only records what it holds.
             narrate = self.report.ring_changed if i == 0 else (lambda old, new, i=i: self.report.ring_swapped(i, new))
             self.routers.append(RingWatcher(client, ROOT, self.args.vnodes, on_change=narrate, timeout=CONNECT_TIMEOUT,
@@ -893,7 +899,7 @@ def check_reachable(zk: str) -> str | None:
     hosts, slash, chroot = zk.partition("/")
     client = KazooClient(hosts=hosts, timeout=CONNECT_TIMEOUT, connection_retry=CONNECTION_RETRY)
     try:
-        client.start(timeout=CONNECT_TIMEOUT)
+        connect(client, CONNECT_TIMEOUT)
         if slash and client.exists_async(slash + chroot).get(timeout=CONNECT_TIMEOUT) is None:
             return (f"chroot {slash + chroot} does not exist on ZooKeeper at {hosts}; create it "
                     f"(zkCli.sh create {slash + chroot}) or drop {slash + chroot} from --zk")
@@ -932,7 +938,7 @@ def main(argv: list[str] | None = None) -> int:
     if problem := check_reachable(args.zk):
         print(f"error: {problem}", file=sys.stderr)
         return 1
-    demo = Demo(args)
+    demo, code = Demo(args), 0
     try:
         demo.out.event("start", session_timeout=args.session_timeout)
         demo.out.write(f"consistent hashing over {args.zk}{members_path(ROOT)}: {args.vnodes} vnodes, "
@@ -940,9 +946,12 @@ def main(argv: list[str] | None = None) -> int:
         demo.run()
     except KeyboardInterrupt:
         demo.out.say("interrupted")
+    except (KazooException, KazooTimeoutError, TimeoutError) as exc:  # only the routers' start can raise
+        demo.out.say(f"stopped: ZooKeeper stopped answering while the routers started ({type(exc).__name__})")
+        code = 1
     finally:
         shutdown(demo)
-    return 0
+    return code
 
 
 if __name__ == "__main__":

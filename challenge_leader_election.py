@@ -26,12 +26,14 @@ from __future__ import annotations
 import _signal  # `signal` without its enums, which take a while to load: the guard starts sooner
 
 # ruff: noqa: E402  (the guard below must run before the imports, which take a moment)
-import sys
+import os
 
 if __name__ == "__main__":
-    # Ctrl-C or SIGTERM while Python is still loading kazoo: nothing to clean up yet, so leave quietly.
+    # Ctrl-C or SIGTERM while Python is still loading kazoo: nothing to clean up yet, so leave at once
+    # and quietly. (Not sys.exit: an exception raised in the middle of an import can come out as a
+    # different one, with a traceback.)
     for _sig in (_signal.SIGINT, _signal.SIGTERM):
-        _signal.signal(_sig, lambda *_: sys.exit(0))
+        _signal.signal(_sig, lambda *_: os._exit(0))
 
 import argparse
 import contextlib
@@ -39,11 +41,11 @@ import ipaddress
 import json
 import logging
 import math
-import os
 import random
 import re
 import signal
 import socket
+import sys
 import threading
 import time
 import uuid

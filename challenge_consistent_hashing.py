@@ -62,10 +62,11 @@ DEFAULT_VNODES = 160
 # (a weight of 1e-9 made the busiest member's load read 11,200,000x its fair share); above 100 one
 # member outweighs a hundred others, which is a misconfiguration, not a member.
 MIN_WEIGHT, MAX_WEIGHT = 0.01, 100
-# A cap on the whole ring. A point costs about 60 bytes in Python (a 128-bit int, and a slot in two
-# lists), so 2 million points is about 120 MB per router: room for 100 members at weight 100 with
-# 125 vnodes, while one hostile znode can no longer ask for 10**11 points and exhaust memory.
-MAX_POINTS = 2_000_000
+# A cap on the whole ring. A point costs about 120 bytes of a router's memory (a 128-bit int, a slot in
+# two lists, and what building them leaves behind): a million points is about 120 MB per router, and the
+# demo runs two in one process. That is room for 6,250 members of weight 1 with 160 vnodes; without a cap,
+# one znode saying {"weight": 1e9} asked for 1.6 x 10**11 points and the kernel killed the router at 24 GB.
+MAX_POINTS = 1_000_000
 # Our member data is {"weight": 2.5}: a few bytes. Reading more than this is not worth a router's time.
 MAX_DATA_BYTES = 1024
 # Each add or remove copies the point list once; for more changes than this, one sort is cheaper.

@@ -128,6 +128,23 @@ def weights(lab: Lab, found: Findings) -> None:
                 "its share follows them. Look at how HashRing counts a member's points (vnodes x weight).")
 
 
+# ---------------------------------------------------------------- wide points
+
+def wide_points(lab: Lab, found: Findings) -> None:
+    labels = [f"m{i}#{j}" for i in range(1000) for j in range(100)]  # 1,000 members, 100 points each
+    points = [lab.script.point(label) for label in labels]
+    if not all(isinstance(p, int) for p in points):
+        kind = next(type(p).__name__ for p in points if not isinstance(p, int))
+        found.fail("points", f"point() gave a {kind}, not an integer",
+                   "Points must compare as integers: as strings, \"10\" sorts before \"9\". Look at point().")
+        return
+    distinct, widest = len(set(points)), max(points)
+    found.judge("points", distinct == len(labels) and widest >= 2**64,
+                f"100,000 member points land on {distinct:,} distinct positions, up to 2^{widest.bit_length()}",
+                "Points on a narrow ring collide: by the birthday bound, 10,000 slots give two members the same "
+                "point at about 120 members. Use all 128 bits of the hash: look at point().")
+
+
 # ---------------------------------------------------------------- the order of joins
 
 def order(lab: Lab, found: Findings) -> None:
@@ -142,7 +159,7 @@ def order(lab: Lab, found: Findings) -> None:
                    "how HashRing sorts its points.")
         return
     real = script.point
-    script.point = lambda label: real(label) % 16   # 16 positions: ties between points everywhere
+    script.point = lambda label: int(real(label)) % 16   # 16 positions: ties between points everywhere
     try:
         names, keys = [f"n{i}" for i in range(6)], KEYS[:2000]
         bulk = owners(ring_class(vnodes=5, nodes=names), keys)
@@ -277,10 +294,11 @@ BALANCE = Check({"balance": "keys spread evenly over 10 members"}, balance, boun
 JOIN = Check({"join": "a join moves about 1/N of the keys, only to the joiner"}, join, bound=20, needs_zk=False)
 LEAVE = Check({"leave": "a departure moves only the leaver's keys"}, leave, bound=20, needs_zk=False)
 WEIGHTS = Check({"weights": "a member's share follows its weight"}, weights, bound=20, needs_zk=False)
+POINTS = Check({"points": "points are 128-bit: members never collide"}, wide_points, bound=20, needs_zk=False)
 ORDER = Check({"order": "the order of joins changes no owner, even when points tie"}, order, bound=20,
               needs_zk=False)
 ROUTERS = Check({"routers": "routers follow joins, leaves and crashes within a second"}, routers, bound=20)
 SWAP = Check({"swap": "a router swaps in a whole new ring; the ring a reader holds never changes"}, swap,
              bound=15)
 CALLBACK = Check({"callback": "a watch callback never waits on ZooKeeper"}, callback, bound=15)
-CHECKS = [AGREE, BALANCE, JOIN, LEAVE, WEIGHTS, ORDER, ROUTERS, SWAP, CALLBACK]
+CHECKS = [AGREE, BALANCE, JOIN, LEAVE, WEIGHTS, POINTS, ORDER, ROUTERS, SWAP, CALLBACK]

@@ -97,7 +97,7 @@ def test_exercise_apply_then_reset_keeps_the_learners_own_edits(tmp_path: Path,
     assert exercise.main(["--scripts", str(scripts), "reset"]) == 0
     assert path.read_text() == original + "# my own note\n"
     assert exercise.main(["--scripts", str(scripts), "reset"]) == 0
-    assert "no exercise is applied" in capsys.readouterr().out
+    assert "no exercise's edit is in place" in capsys.readouterr().out
 
 
 def test_exercise_apply_refuses_a_script_edited_where_the_exercise_edits(tmp_path: Path,

@@ -180,7 +180,8 @@ def cmd_reset(exercises: list[Exercise], args: argparse.Namespace) -> int:
         if text != path.read_text():
             write_atomically(path, text)
     if not undone:
-        print("no exercise is applied; your own edits, if any, are untouched (`git diff` shows them)")
+        print("no exercise's edit is in place; your own edits, if any, are untouched "
+              "(`git diff` shows them, `git checkout -- <script>` would discard them)")
     return 0
 
 

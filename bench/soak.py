@@ -456,10 +456,9 @@ def report(soak: Soak, verdicts: list[Verdict]) -> str:
         "--duration and started again after it exits.",
         "Faults injected:",
         table(["fault", "count", "detail"], fault_rows),
-        f"Demo runs: {len(soak.demos.runs)} ({outcome}). Slowest exit after a signal: "
-        f"{max(after_signal, default=0):.1f} s; after the --duration: {max(after_duration, default=0):.1f} s "
-        f"from the process's start (bound {EXIT_BOUND:.0f} s, plus {START_ALLOWANCE:.0f} s to start for the "
-        f"duration). Quorum lost for {nemesis.quorum_lost_s:.1f} s in total.",
+        f"Demo runs: {len(soak.demos.runs)} ({outcome}). Slowest exit: {max(after_signal, default=0):.1f} s "
+        f"after a signal, {max(after_duration, default=0):.1f} s after its --duration ran out (counted from the "
+        f"process's start; bound {EXIT_BOUND:.0f} s). Quorum lost for {nemesis.quorum_lost_s:.1f} s in total.",
         "Invariants checked:",
         table(["invariant", "checked", "violations"], check_rows),
         f"**{violations} violations, {len(soak.tracebacks)} tracebacks, {len(soak.observer.leftovers)} leftovers, "

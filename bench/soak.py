@@ -252,6 +252,7 @@ class Soak:
         self.memory_problems: list[str] = []
         self.interrupted = False
         self.where = ""
+        self.scripts = scripts_version()  # read at the start: the demos that ran are the ones named
 
     # -- the whole run
 
@@ -451,7 +452,8 @@ def report(soak: Soak, verdicts: list[Verdict]) -> str:
     parts = [
         "## Chaos soak",
         f"`python -m bench.soak --minutes {soak.minutes:g} --seed {soak.seed}`, "
-        f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}: a 3-server ensemble, two copies of "
+        f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}, demos from {soak.scripts}: "
+        "a 3-server ensemble, two copies of "
         "each demo (one of each behind partition proxies), session timeout 4 s, every demo run with a random "
         "--duration and started again after it exits.",
         "Faults injected:",
@@ -473,6 +475,18 @@ def report(soak: Soak, verdicts: list[Verdict]) -> str:
         parts += ["First traceback of each run that printed one:"]
         parts += [f"```\n{label}:\n{tb}\n```" for label, tb in soak.tracebacks[:5]]
     return "\n\n".join(parts)
+
+
+def scripts_version() -> str:
+    """The commit the demo scripts came from, and whether the working tree changed them since."""
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10)
+    try:
+        commit = git("rev-parse", "--short", "HEAD").stdout.strip()
+        changed = git("diff", "--quiet", "HEAD", "--", *SCRIPTS.values()).returncode != 0
+    except (OSError, subprocess.SubprocessError):
+        return "an unknown commit"
+    return f"commit {commit}" + (" with uncommitted changes to the demos" if changed else "") if commit else "no git"
 
 
 def _detail(nemesis: Nemesis, kind: str) -> str:

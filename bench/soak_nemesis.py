@@ -97,6 +97,8 @@ def hostile_variants(rng: random.Random) -> list[tuple[str, Callable[[int], str]
         ("weight true", plain, lambda: _json({"weight": True}), False),
         ("empty data", plain, lambda: b"", False),
         ("data not an object", plain, lambda: b"[1, 2]", False),
+        ("weight 100 (the largest allowed)", plain, lambda: _json({"weight": 100}), False),
+        ("weight 0.01 (the smallest allowed)", plain, lambda: _json({"weight": 0.01}), False),
         ("persistent member", plain, weight_1, True),
         ('name ending in "_"', lambda n: f"a{n}_", weight_1, False),
         ("name with spaces", lambda n: f"a member n{n}", weight_1, False),

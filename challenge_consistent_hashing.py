@@ -49,7 +49,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 import mmh3
 from kazoo.client import KazooClient, KazooState
-from kazoo.exceptions import KazooException, NoNodeError, SessionExpiredError
+from kazoo.exceptions import ConnectionClosedError, KazooException, NoNodeError, SessionExpiredError
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.recipe.watchers import ChildrenWatch
 
@@ -695,28 +695,34 @@ class Member:
                 return True
             except (NoNodeError, SessionExpiredError):
                 return True  # gone already, or with its expired session
+            except ConnectionClosedError:
+                return False  # this client was stopped (a crash): not ours to delete any more
             except (KazooException, KazooTimeoutError):
                 if time.monotonic() >= deadline or hurry.wait(0.1):
                     return False
 
-    def crash(self, observer: KazooClient) -> None:
+    def crash(self, observer: KazooClient, deadline: float) -> None:
         """Die without a goodbye: ZooKeeper expires the session, which deletes the znode."""
         self.crashed = True
         for _ in range(5):  # the client may reconnect first and win its session back; try again
-            expire_session(self.zk, self.client.client_id)
-            with contextlib.suppress(KazooException, KazooTimeoutError):
-                if observer.exists_async(self.path).get(timeout=1.0) is None:
-                    break
+            expire_session(self.zk, self.client.client_id, max(0.1, deadline - time.monotonic()))
+            if self._gone(observer, deadline) or time.monotonic() >= deadline:
+                break
         stop_clients([self.client])
 
+    def _gone(self, observer: KazooClient, deadline: float) -> bool:
+        with contextlib.suppress(KazooException, KazooTimeoutError):
+            return observer.exists_async(self.path).get(timeout=max(0.1, min(1.0, deadline - time.monotonic()))) is None
+        return False
 
-def expire_session(zk: str, client_id: tuple[int, bytes]) -> None:
+
+def expire_session(zk: str, client_id: tuple[int, bytes], timeout: float = CONNECT_TIMEOUT) -> None:
     """Close a session from outside, as ZooKeeper does when it times out: a twin connection presents
     the session's id and password, then closes it."""
     twin = KazooClient(hosts=zk, client_id=client_id, connection_retry=CONNECTION_RETRY)
     with contextlib.suppress(KazooException, KazooTimeoutError):
-        connect(twin, CONNECT_TIMEOUT)
-    stop_clients([twin])
+        connect(twin, timeout)
+    stop_clients([twin], timeout=min(STOP_TIMEOUT, timeout))
 
 
 # ---------------------------------------------------------------- the chaos run
@@ -766,7 +772,7 @@ class Demo:
             self.out.say(f"  {member.name} could not register ({type(exc).__name__}); it stays out")
             self.members.remove(member)
             member.delete(time.monotonic() + 0.5, self.hurry)
-            stop_clients([member.client])
+            self.forget(member)
             return
         self.settle(lambda ring: member.name in ring)
 
@@ -779,11 +785,16 @@ class Demo:
         if self.rng.random() < 0.5:
             self.out.say(f"- {member.name} leaves cleanly (deletes its znode)")
             member.delete(time.monotonic() + self.time_left(), self.hurry)
-            stop_clients([member.client])
         else:
             self.out.say(f"x {member.name} crashes (ZooKeeper expires its session)")
-            member.crash(self.clients[0])
+            member.crash(self.routers[0].client, time.monotonic() + self.time_left())
+        self.forget(member)
         self.settle(lambda ring: member.name not in ring)
+
+    def forget(self, member: Member) -> None:
+        """Close a departed member's session (if the crash has not) and stop tracking it."""
+        stop_clients([member.client])
+        self.clients.remove(member.client)
 
     def settle(self, predicate: Callable[[HashRing], bool]) -> None:
         """Wait until the narrating router has seen the change and told it."""
@@ -811,9 +822,9 @@ class Demo:
         for thread in leaving:
             thread.start()
         for thread in leaving:
-            thread.join(max(0.0, deadline + 1 - time.monotonic()))
+            thread.join(max(0.0, deadline + 0.3 - time.monotonic()))
         for router in self.routers:
-            router.close(timeout=0.5)
+            router.close(timeout=0.2)
         stop_clients(self.clients)
         return sorted(m.path for m in self.members if m.path not in gone)
 

@@ -987,7 +987,7 @@ class Demo:
             "", "summary",
             f"  elections                 {tl.elections}",
             f"  hand-off p50 / p95        {p50} / {p95}  (predecessor's node gone -> new leader acts)",
-            f"  most leaders at once      {most_at_once(terms)}  (must be 1)",
+            f"  most leaders at once      {most_at_once(terms)}  (never more than 1)",
             f"  watchers notified         {tl.notified} for {tl.departures} departures  "
             "(at most one each; a herd wakes everyone)",
             f"  ledger writes accepted    {tl.accepted}",

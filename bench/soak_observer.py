@@ -311,8 +311,11 @@ def tracebacks(stderr: Path) -> list[list[str]]:
 
 
 def in_interpreter_startup(group: list[str]) -> bool:
-    """A traceback that Python printed while it started, before the script's first line (see above)."""
-    return group[0] == SWALLOWED_AT_STARTUP
+    """A traceback that Python printed while it started, before the script's first line: either the
+    swallowed one (see above), or one whose only frame is the script at line 0 (no line had run)."""
+    frames = [line.strip() for line in group if line.strip().startswith('File "')]
+    at_line_0 = len(frames) == 1 and frames[0].endswith(", line 0, in <module>")
+    return group[0] == SWALLOWED_AT_STARTUP or at_line_0
 
 
 # ---------------------------------------------------------------- the observer

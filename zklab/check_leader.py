@@ -313,10 +313,16 @@ def partition(lab: Lab, found: Findings, fault: str = "blackhole") -> None:
     try:
         lab.script.fenced_write(old.client, token, LEDGER, "a stale leader's late write")
     except lab.script.NotLeaderError:
-        ledger = lab.client(chroot).get(LEDGER)[0]
-        found.judge("stale-write", b"from the new leader" in ledger,
-                    f"stale write rejected by ZooKeeper (epoch {token.epoch}, after epoch {new.epoch} wrote)",
-                    "The ledger lost the new leader's write.")
+        try:
+            old.fenced_set(LEDGER, "through the recipe")
+        except lab.script.NotLeaderError:
+            ledger = lab.client(chroot).get(LEDGER)[0]
+            found.judge("stale-write", b"from the new leader" in ledger,
+                        f"stale write rejected by ZooKeeper (epoch {token.epoch}, after epoch {new.epoch} wrote)",
+                        "The ledger lost the new leader's write.")
+        else:
+            found.fail("stale-write", "the deposed leader's fenced_set was accepted",
+                       "Only the leader may write: fenced_set must refuse unless is_leader holds.")
     else:
         found.fail("stale-write", f"ZooKeeper accepted the deposed leader's write with its old epoch "
                    f"{token.epoch}, after the new leader (epoch {new.epoch}) wrote",

@@ -111,11 +111,10 @@ def one_leader(lab: Lab, found: Findings) -> None:
     if leader is not elections[0]:
         raise Broken("one-leader", f"{leader.name} leads, but c0 joined first and is first in line",
                      "The lowest sequence number leads. Look at how LeaderElection orders the queue.")
-    queues = {e.name: e.participants() for e in elections}
-    if any(queue != names for queue in queues.values()) or {e.leader() for e in elections} != {"c0"}:
-        odd = next(f"{n} sees {q}" for n, q in queues.items() if q != names) if any(
-            q != names for q in queues.values()) else "leader() disagrees with the queue"
-        raise Broken("one-leader", f"candidates see different queues: {odd}",
+    odd = [f"{e.name} sees {queue}" for e in elections if (queue := e.participants()) != names]
+    odd += [f"{e.name}'s leader() is {answer}" for e in elections if (answer := e.leader()) != "c0"]
+    if odd:
+        raise Broken("one-leader", f"candidates see different queues: {odd[0]}",
                      "Every candidate reads the same children from ZooKeeper and must order them the same "
                      "way. Look at participants() and election_order.")
     leader.fenced_set(LEDGER, "from the leader")

@@ -140,7 +140,7 @@ def wide_points(lab: Lab, found: Findings) -> None:
         return
     distinct, widest = len(set(points)), max(points)
     found.judge("points", distinct == len(labels) and widest >= 2**64,
-                f"100,000 member points land on {distinct:,} distinct positions, up to 2^{widest.bit_length()}",
+                f"100,000 member points land on {distinct:,} distinct positions ({widest.bit_length()}-bit)",
                 "Points on a narrow ring collide: by the birthday bound, 10,000 slots give two members the same "
                 "point at about 120 members. Use all 128 bits of the hash: look at point().")
 

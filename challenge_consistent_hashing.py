@@ -446,6 +446,12 @@ BAR_UNIT = 16       # blocks in the bar of a member holding exactly an equal sha
 BAR_MAX = 4 * BAR_UNIT
 STRIP_WIDTH = 80    # columns in the picture of the ring
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+CONNECTION_NEWS = {
+    KazooState.SUSPENDED: "! router 0 lost its connection to ZooKeeper: it routes with the ring it holds, "
+                          "which goes stale if members change meanwhile",
+    KazooState.CONNECTED: "router 0 is connected again: its children watch catches up on what changed",
+    KazooState.LOST: "! router 0's session expired: it will rebuild from a fresh list of members",
+}
 
 
 def new_client(zk: str, session_timeout: float) -> KazooClient:
@@ -754,8 +760,14 @@ class Demo:
             self.routers.append(RingWatcher(client, ROOT, self.args.vnodes, on_change=narrate, timeout=CONNECT_TIMEOUT,
                                             on_ignored=lambda name, why, i=i: self.report.ignored(i, name, why)))
             self.report.ring_swapped(i, self.routers[-1].ring)
+        self.clients[0].add_listener(self._router_connection)
         for _ in range(self.args.members):
             self.add_member()
+
+    def _router_connection(self, state: str) -> None:
+        """Narrate router 0's connection (kazoo's thread: hand the printing on)."""
+        if not self.report.muted:
+            self.clients[0].handler.spawn(self.out.say, CONNECTION_NEWS[state])
 
     def time_left(self) -> float:
         return max(0.1, min(CONNECT_TIMEOUT, self.ends - time.monotonic()))

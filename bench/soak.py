@@ -385,9 +385,11 @@ class Soak:
             # The demos' documented exit when ZooKeeper stops answering while they start: an orderly
             # shutdown that reports what it could not clean up (the leftover check holds it to that).
             return "exit 1: ZooKeeper lost while starting (orderly, with its exit event)", None
-        if rc == 1 and err == ["KeyboardInterrupt"] and not started:
-            # Python reports a SIGINT this way while it reads and compiles the script: no line had run.
-            return "SIGINT while Python compiled the script (exit 1)", None
+        groups = tracebacks(run.stderr)
+        python_startup = err == ["KeyboardInterrupt"] or (groups and all(map(in_interpreter_startup, groups)))
+        if rc == 1 and not started and python_startup:
+            # Python exits 1 for a SIGINT while it imports site or compiles the script: no line had run.
+            return "SIGINT inside Python's own start-up (exit 1)", None
         return f"exit {rc}", f"exit code {rc}; stderr: {' | '.join(err[-3:])[:300]}"
 
     def _over_memory(self, run: Run, rss_kb: int) -> None:
@@ -403,7 +405,7 @@ class Soak:
         compared, ledger_problems = ledger_matches(self.observer.ledger.seen, writes)
         groups = [(r.label, group) for r in runs for group in tracebacks(r.stderr)]
         self.startup_tracebacks = [(label, g) for label, g in groups if in_interpreter_startup(g)]
-        self.tracebacks = [(label, "\n".join(g[:8])) for label, g in groups if not in_interpreter_startup(g)]
+        self.tracebacks = [(label, g) for label, g in groups if not in_interpreter_startup(g)]
         bad_lines = [f"{r.label}: {line}" for r in runs for line in r.log.bad_lines]
         invalid = self.nemesis.invalid_members
         accepted = [f"{r.label}: a ring held {sorted(r.log.members_seen & invalid)}" for r in runs
@@ -436,7 +438,7 @@ class Soak:
             Verdict("no traceback in any demo's stderr", len(runs),
                     f"stderr files ({len(self.startup_tracebacks)} more inside Python's own start-up, "
                     "before the script's first line)",
-                    [f"{label}: {tb.splitlines()[-1]}" for label, tb in self.tracebacks]),
+                    [f"{label}: {group[-1]}" for label, group in self.tracebacks]),
             Verdict("every events line is a JSON event", lines, "lines", bad_lines),
         ]
 
@@ -477,7 +479,8 @@ def report(soak: Soak, verdicts: list[Verdict]) -> str:
         parts += ["Violations (first 10 of each):", "\n".join(evidence)]
     if soak.tracebacks:
         parts += ["First traceback of each run that printed one:"]
-        parts += [f"```\n{label}:\n{tb}\n```" for label, tb in soak.tracebacks[:5]]
+        parts += [f"```\n{label}:\n" + "\n".join(group[:6] + ["  ...", group[-1]]) + "\n```"
+                  for label, group in soak.tracebacks[:5]]
     return "\n\n".join(parts)
 
 

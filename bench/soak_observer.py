@@ -311,11 +311,13 @@ def tracebacks(stderr: Path) -> list[list[str]]:
 
 
 def in_interpreter_startup(group: list[str]) -> bool:
-    """A traceback that Python printed while it started, before the script's first line: either the
-    swallowed one (see above), or one whose only frame is the script at line 0 (no line had run)."""
+    """A traceback that Python printed while it started, before the script's first line: the swallowed
+    one (see above), one inside the site module (which Python imports before any script), or one
+    whose only frame is the script at line 0 (not a statement of it had run)."""
     frames = [line.strip() for line in group if line.strip().startswith('File "')]
+    in_site = any(frame.startswith('File "<frozen site>"') for frame in frames)
     at_line_0 = len(frames) == 1 and frames[0].endswith(", line 0, in <module>")
-    return group[0] == SWALLOWED_AT_STARTUP or at_line_0
+    return group[0] == SWALLOWED_AT_STARTUP or in_site or at_line_0
 
 
 # ---------------------------------------------------------------- the observer

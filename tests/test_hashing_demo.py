@@ -84,7 +84,7 @@ def test_hostile_member_is_reported_once(zk_hosts: str, tmp_path: Path, make_cli
 
 # ---------------------------------------------------------------- shutdown is bounded and complete
 
-@pytest.mark.parametrize("seed, departure", [(2, "leaves cleanly"), (3, "crashes")])
+@pytest.mark.parametrize("seed, departure", [(3, "crashes")])  # the crash path is the slower one to bound
 def test_duration_holds_with_zookeeper_gone_for_good(own_server: ZooKeeperCluster, tmp_path: Path,
                                                     seed: int, departure: str) -> None:
     """ZooKeeper dies for good before a departure: the run still ends within --duration + session timeout + 5 s,
@@ -133,18 +133,27 @@ def test_closed_stdout_still_closes_every_session(zk_hosts: str, make_client: Ma
     assert observer.get_children(MEMBERS) == []
 
 
-@pytest.mark.parametrize("delay", [0.0, 0.02, 0.04, 0.06, 0.1])
-def test_ctrl_c_while_starting_is_quiet(zk_hosts: str, delay: float) -> None:
-    """Ctrl-C in the first moments: nothing from the script on stderr; once it runs (~30 ms), exit 0 and silence.
+def catches_sigterm(pid: int) -> bool:
+    """True once the process handles SIGTERM: the script's first lines have run (Python alone does not)."""
+    caught = int(re.search(r"SigCgt:\s*([0-9a-f]+)", Path(f"/proc/{pid}/status").read_text())[1], 16)
+    return bool(caught & 1 << (signal.SIGTERM - 1))
 
-    Before that, the interpreter is still starting (site-packages) and reports the Ctrl-C itself:
-    no script can catch a signal before its first line runs."""
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the signal mask from /proc")
+@pytest.mark.parametrize("delay", [0.0, 0.02, 0.04, 0.06])
+def test_ctrl_c_while_starting_is_quiet(zk_hosts: str, delay: float) -> None:
+    """Ctrl-C in the script's first 60 ms (Python still loading kazoo): exit 0 and nothing on stderr.
+
+    Timed from the script's first line: before it, the interpreter itself is starting and reports a Ctrl-C
+    its own way; no script can catch a signal before it runs."""
     proc = start_script(SCRIPT, "--zk", zk_hosts, *QUIET)
+    wait_until(lambda: catches_sigterm(proc.pid) or "mmh3" in Path(f"/proc/{proc.pid}/maps").read_text(),
+               10, "the script to start", interval=0.001)
+    assert catches_sigterm(proc.pid), "the script loaded mmh3 before it handled signals"
     time.sleep(delay)  # the moment of the Ctrl-C is the fault itself
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
-    assert SCRIPT not in err, err
-    assert delay < 0.1 or (proc.returncode == 0 and err == ""), err
+    assert proc.returncode == 0 and err == "", err
 
 
 # ---------------------------------------------------------------- recovery

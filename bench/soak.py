@@ -248,6 +248,7 @@ class Soak:
         self.started = time.monotonic()
         self.ends = self.started + minutes * 60
         self.outcomes: Counter[str] = Counter()
+        self.signal_ages: dict[str, list[float]] = {}  # outcome -> ms from start to the signal
         self.exit_problems: list[str] = []
         self.memory_problems: list[str] = []
         self.interrupted = False
@@ -355,6 +356,8 @@ class Soak:
         rc, started = run.proc.returncode, run.log.started
         outcome, problem = self._classify(run, rc, started)
         self.outcomes[outcome] += 1
+        if run.signaled_at is not None:
+            self.signal_ages.setdefault(outcome, []).append((run.signaled_at - run.started) * 1000)
         if problem:
             self.exit_problems.append(f"{run.label}: {problem}")
             _say("observer", f"VIOLATION {run.label}: {problem}")
@@ -449,7 +452,8 @@ def report(soak: Soak, verdicts: list[Verdict]) -> str:
     nemesis = soak.nemesis
     violations = sum(len(v.problems) for v in verdicts)
     fault_rows = [[kind, nemesis.counts[kind], _detail(nemesis, kind)] for kind in KINDS]
-    outcome = ", ".join(f"{n} {what}" for what, n in soak.outcomes.most_common())
+    outcome = ", ".join(f"{n} {what}{_ages(soak.signal_ages.get(what), 'start' in what)}"
+                        for what, n in soak.outcomes.most_common())
     runs = [r for r in soak.demos.runs if r.exit_t is not None and not r.hung]
     after_signal = [r.exit_t - r.signaled_at for r in runs if r.signaled_at is not None]
     after_duration = [r.exit_t - r.winds_down for r in runs if r.signaled_at is None and r.exit_t > r.winds_down]
@@ -482,6 +486,11 @@ def report(soak: Soak, verdicts: list[Verdict]) -> str:
         parts += [f"```\n{label}:\n" + "\n".join(group[:6] + ["  ...", group[-1]]) + "\n```"
                   for label, group in soak.tracebacks[:5]]
     return "\n\n".join(parts)
+
+
+def _ages(ages: list[float] | None, show: bool) -> str:
+    """For start-up outcomes: how soon after the process started its signal was sent."""
+    return f" (signalled {min(ages):.0f}-{max(ages):.0f} ms after start)" if ages and show else ""
 
 
 def scripts_version() -> str:

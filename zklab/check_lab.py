@@ -388,6 +388,7 @@ def run_check(check: Check, lab: Lab, bound: float | None = None,
     thread.start()
     thread.join(bound)
     hung = thread.is_alive()
+    where = stuck_in(thread, lab.script) if hung else ""  # before closing, which may wake it
     lab.close()
     error = outcome[0] if outcome else None
     verdicts = []
@@ -395,8 +396,8 @@ def run_check(check: Check, lab: Lab, bound: float | None = None,
         if key in found.verdicts:
             verdicts.append(found.verdicts[key])
         elif hung:
-            verdicts.append(Verdict(key, False, f"did not finish within {bound:.0f} s",
-                                    "A call into the script never returned: look for a call without a timeout."))
+            verdicts.append(Verdict(key, False, f"{where} did not return within {bound:.0f} s",
+                                    "A call into the script never returned: look for a wait without a timeout."))
         elif error is not None:
             verdicts.append(Verdict(key, False, crash_figure(error, lab.script),
                                     "The script raised where the guarantee expected an answer."))
@@ -404,6 +405,21 @@ def run_check(check: Check, lab: Lab, bound: float | None = None,
             verdicts.append(Verdict(key, False, "not measured: an earlier step of the scenario failed",
                                     "Fix the failure above first."))
     return verdicts, error
+
+
+def stuck_in(thread: threading.Thread, script: ModuleType) -> str:
+    """'LeaderElection.start (challenge_leader_election.py line 250)': where a hung check waits in the script."""
+    frame = sys._current_frames().get(thread.ident)
+    mine = []
+    while frame is not None:
+        if frame.f_code.co_filename == script.__file__:
+            mine.append(frame)
+        frame = frame.f_back
+    if not mine:
+        return "the scenario"
+    outer, inner = mine[-1], mine[0]
+    name = getattr(outer.f_code, "co_qualname", outer.f_code.co_name)
+    return f"{name} ({Path(inner.f_code.co_filename).name} line {inner.f_lineno})"
 
 
 def holds(check: Check, lab: Lab, **options: object) -> None:

@@ -337,12 +337,12 @@ def partition(lab: Lab, found: Findings, fault: str = "blackhole") -> None:
 
 # ---------------------------------------------------------------- what `check leader` runs, in order
 
-ONE_LEADER = Check({"one-leader": "one leader at a time, the first in line"}, one_leader, bound=15)
-IN_ORDER = Check({"in-order": "leadership passes down the queue in sequence order"}, in_order, bound=15)
+ONE_LEADER = Check({"one-leader": "one leader at a time, the first in line"}, one_leader, bound=8)
+IN_ORDER = Check({"in-order": "leadership passes down the queue in sequence order"}, in_order, bound=8)
 HERD = Check({"no-herd": "a departure wakes only the candidate behind it",
-              "middle": "a departure in the middle of the queue elects nobody"}, herd, bound=15)
-LOST_CREATE = Check({"lost-create": "a lost reply to create leaves no orphan node"}, lost_create, bound=15)
+              "middle": "a departure in the middle of the queue elects nobody"}, herd, bound=8)
+LOST_CREATE = Check({"lost-create": "a lost reply to create leaves no orphan node"}, lost_create, bound=8)
 PARTITION = Check({"partition": "a partitioned leader stops before the next one starts",
                    "stale-write": "a deposed leader's late write is rejected by ZooKeeper",
-                   "rejoin": "an expired leader rejoins at the back of the queue"}, partition, bound=20)
+                   "rejoin": "an expired leader rejoins at the back of the queue"}, partition, bound=12)
 CHECKS = [ONE_LEADER, IN_ORDER, HERD, LOST_CREATE, PARTITION]

@@ -512,8 +512,8 @@ HURRY_GRACE = 1.0
 
 
 class Shutdown:
-    """Ctrl-C, SIGTERM and a closed stdout all land here. The handlers only set events, so the main
-    thread is never interrupted halfway through starting or stopping a worker."""
+    """Ctrl-C, SIGTERM and a closed stdout all land here, as events: the main thread is never
+    interrupted halfway through starting or stopping a worker."""
 
     def __init__(self) -> None:
         self.requested = threading.Event()  # stop the demo and clean up
@@ -521,10 +521,22 @@ class Shutdown:
         self.why = ""
 
     def install(self) -> None:
+        # A Python signal handler runs between two steps of the main thread, maybe while it holds the
+        # lock inside one of these Events: setting the Event there would deadlock. So the handlers do
+        # nothing; Python also writes each signal's number to a pipe, and a thread of ours acts on it.
+        read_end, write_end = os.pipe()
+        os.set_blocking(write_end, False)
+        signal.set_wakeup_fd(write_end)
         for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, self._on_signal)
+            signal.signal(signum, lambda *_: None)
+        threading.Thread(target=self._listen, args=(read_end,), name="signals", daemon=True).start()
 
-    def _on_signal(self, signum: int, _frame: object) -> None:
+    def _listen(self, read_end: int) -> None:
+        while received := os.read(read_end, 16):
+            for signum in received:
+                self._on_signal(signum)
+
+    def _on_signal(self, signum: int) -> None:
         if self.requested.is_set():
             self.hurry.set()
         else:
@@ -1243,5 +1255,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def leave_now(code: int) -> None:
+    """Exit without Python's finalization. It puts the default signal handlers back, so a second
+    Ctrl-C or SIGTERM landing in those last milliseconds would kill us instead of letting us exit
+    with `code`; and there is nothing left to close: sessions are closed, output is flushed."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    leave_now(main())

@@ -30,11 +30,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kazoo.client import KazooClient
+
 from bench.common import machine, table
 from bench.soak_nemesis import KINDS, Nemesis
 from bench.soak_observer import (
     CONNECTION_RETRY,
     MEMORY_LIMIT_MB,
+    ROUTERS,
     SWALLOWED_AT_STARTUP,
     LeftoverCheck,
     MemorySampler,
@@ -282,8 +285,8 @@ class Soak:
         return self._verdicts()
 
     @staticmethod
-    def _client(hosts: str) -> object:
-        from kazoo.client import KazooClient
+    def _client(hosts: str) -> KazooClient:
+        """The nemesis's own session, for hostile znodes: long enough to outlive every fault it deals."""
         client = KazooClient(hosts=hosts, timeout=30.0, connection_retry=CONNECTION_RETRY)
         client.start(timeout=30)
         return client
@@ -316,7 +319,7 @@ class Soak:
             differ = self.observer.disagreeing(logs)
             if logs and not differ:
                 self.observer.quiet_checks += 1
-                self.observer.routers_compared += 2 * len(logs)
+                self.observer.routers_compared += len(ROUTERS) * len(logs)
                 _say("observer", f"quiet: {len(logs)} hashing processes' routers agree with the observer, "
                                  f"fingerprint {self.observer.ring.fingerprint}")
                 return
@@ -331,7 +334,7 @@ class Soak:
         else:
             _say("observer", "quiet check skipped: no hashing demo was live")
 
-    def _teardown(self, sampler: MemorySampler, admin: object, proxies: list[PartitionProxy]) -> None:
+    def _teardown(self, sampler: MemorySampler, admin: KazooClient, proxies: list[PartitionProxy]) -> None:
         self.nemesis.heal(lanes=("zookeeper", "link", "data"))
         self.demos.stop_all()
         deadline = time.monotonic() + SESSION_TIMEOUT + LEFTOVER_MARGIN + 2

@@ -27,6 +27,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -115,7 +116,8 @@ class Run:
 class Demos:
     """The four demo copies, restarted after each exit, plus the extra copies the nemesis signals early."""
 
-    def __init__(self, workdir: Path, direct: str, proxied: str, rng: random.Random, on_exit: object):
+    def __init__(self, workdir: Path, direct: str, proxied: str, rng: random.Random,
+                 on_exit: Callable[[Run], None]):
         self.workdir, self.hosts, self.rng, self.on_exit = workdir, {False: direct, True: proxied}, rng, on_exit
         self.runs: list[Run] = []
         self.stopping = False

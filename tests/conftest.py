@@ -115,3 +115,11 @@ def ring_lab() -> Iterator[Lab]:
     lab = Lab(challenge_consistent_hashing)
     yield lab
     lab.close()
+
+
+@pytest.fixture
+def partitionable_ensemble() -> Iterator[ZooKeeperCluster]:
+    """A fresh 3-server ensemble whose server-to-server links run through proxies: `isolate(sid)`
+    partitions one member from its peers while its clients stay connected to it."""
+    with ZooKeeperCluster(servers=3, peer_proxies=True) as cluster:
+        yield cluster

@@ -3,6 +3,8 @@
 The lab's tests, benchmarks and `run.sh` need a ZooKeeper without Docker. This launcher runs the
 real server (QuorumPeerMain) as child JVMs, on free ports, from a temporary folder, and never leaves
 a JVM behind. It can also stop, kill -9 and restart one member, which is how the fault tests work.
+With `peer_proxies=True` every server-to-server link runs through a PartitionProxy, so a test can
+cut one member off from its peers while its clients stay connected to it (`isolate`, `heal_peers`).
 
     python -m zklab.launcher --servers 3      # prints the connection string, Ctrl-C stops
 """
@@ -24,6 +26,8 @@ import time
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from zklab.proxy import PartitionProxy
 
 # A short tick lets sessions time out in a second or two: ZooKeeper accepts session timeouts
 # between 2 and 20 ticks unless told otherwise, and we widen the upper bound below.
@@ -173,8 +177,12 @@ class ZooKeeperCluster:
     """`servers` real ZooKeeper servers (1 = standalone, 3 = ensemble) on loopback."""
 
     def __init__(self, servers: int = 1, tick_ms: int = TICK_MS, workdir: str | None = None,
-                 client_ports: list[int] | None = None):
-        """`client_ports` fixes the ports clients use (one per server), as `./run.sh zk` does; else free ones."""
+                 client_ports: list[int] | None = None, peer_proxies: bool = False):
+        """`client_ports` fixes the ports clients use (one per server), as `./run.sh zk` does; else free ones.
+
+        `peer_proxies` routes every server-to-server connection (quorum and election) through a
+        PartitionProxy of its own, so `isolate()` can partition one member from its peers.
+        """
         if servers < 1:
             raise ValueError("a cluster needs at least one server")
         if client_ports is not None and len(client_ports) != servers:
@@ -190,6 +198,12 @@ class ZooKeeperCluster:
             ports[0::3] = client_ports
         self.servers = [Server(i + 1, *ports[3 * i:3 * i + 3], self.workdir / f"zk{i + 1}")
                         for i in range(servers)]
+        # (from sid, to sid) -> the proxies `from` uses to reach `to`'s quorum and election ports.
+        self.peer_links: dict[tuple[int, int], tuple[PartitionProxy, PartitionProxy]] = {}
+        if peer_proxies and servers > 1:
+            self.peer_links = {(a.sid, b.sid): (PartitionProxy(("127.0.0.1", b.peer_port)),
+                                                PartitionProxy(("127.0.0.1", b.election_port)))
+                               for a in self.servers for b in self.servers if a is not b}
         for server in self.servers:
             self._write_config(server)
 
@@ -214,9 +228,40 @@ class ZooKeeperCluster:
             "forceSync=no",                   # a lab server: the page cache survives kill -9
         ]
         if len(self.servers) > 1:
-            lines += [f"server.{s.sid}=127.0.0.1:{s.peer_port}:{s.election_port}" for s in self.servers]
+            lines += [f"server.{s.sid}=127.0.0.1:{self._peer_ports(server, s)}" for s in self.servers]
             (server.data_dir / "myid").write_text(f"{server.sid}\n")
         (server.data_dir / "zoo.cfg").write_text("\n".join(lines) + "\n")
+
+    def _peer_ports(self, server: Server, peer: Server) -> str:
+        """'quorum:election' ports where `server` finds `peer`: the real ones, or its proxies to them.
+
+        A server listens on the ports of its own `server.N=` line and connects to the others at the
+        ports its config gives, so only its own line must hold its real ports.
+        """
+        link = self.peer_links.get((server.sid, peer.sid))
+        return f"{peer.peer_port}:{peer.election_port}" if link is None else f"{link[0].port}:{link[1].port}"
+
+    # -- partitions between servers (peer_proxies=True)
+
+    def isolate(self, sid: int, how: str = "blackhole") -> None:
+        """Partition server `sid` from every peer, both ways; its clients stay connected to it.
+
+        "blackhole" holds every byte (as dropped packets do: the peers notice only by timeouts),
+        "cut" resets every connection (as a host that is down). Both directions matter: the quorum
+        link is opened by the follower, and an election link by either side.
+        """
+        if how not in ("blackhole", "cut"):
+            raise ValueError(f"how must be 'blackhole' or 'cut', not {how!r}")
+        links = [link for pair, link in self.peer_links.items() if sid in pair]
+        if not links:
+            raise RuntimeError("isolate() needs ZooKeeperCluster(..., peer_proxies=True) and 2+ servers")
+        for proxy in (p for link in links for p in link):
+            proxy.blackhole() if how == "blackhole" else proxy.cut()
+
+    def heal_peers(self) -> None:
+        """Undo every isolate(): new server-to-server connections flow again."""
+        for proxy in (p for link in self.peer_links.values() for p in link):
+            proxy.heal()
 
     # -- lifecycle of the whole cluster
 
@@ -231,6 +276,8 @@ class ZooKeeperCluster:
         """Stop every server and remove the temporary folder. Safe to call twice."""
         for server in self.servers:
             self.stop_server(server.sid)
+        for proxy in (p for link in self.peer_links.values() for p in link):
+            proxy.close()
         if self._owns_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
         _live_clusters.discard(self)

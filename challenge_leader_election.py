@@ -447,6 +447,7 @@ class LeaderElection:
     def _check_position(self) -> None:
         """Lead if we are first; else watch the candidate just before us."""
         asked_at = time.monotonic()
+        self._sync()  # this read may make us leader: it must not come from a follower that lost touch
         queue = election_order(self.client.get_children(self.path))
         nodes = [c.node for c in queue]
         if self._node not in nodes or self._node_owner != self._session_id():
@@ -472,6 +473,7 @@ class LeaderElection:
     def _renew_lease(self) -> None:
         """A leader's heartbeat: if ZooKeeper answers in time, the lease runs on from our question."""
         asked_at = time.monotonic()
+        self._sync()  # an answer from a follower cut off from the quorum proves nothing about our session
         answer = self.client.exists_async(self._node_path(self._node))
         try:
             stat = answer.get(timeout=max(0.0, self._lease_until - asked_at))
@@ -483,6 +485,21 @@ class LeaderElection:
             self._wake.set()  # _check_position will find out what happened
         else:
             self._set_leader(True, "lease renewed", lease_from=asked_at, renewal=True)
+
+    def _sync(self) -> None:
+        """Make our next read as fresh as the ZooKeeper leader's state (a linearizable read).
+
+        A read is answered by whichever server we are connected to, from its own copy. A follower
+        cut off from the ZooKeeper leader keeps answering reads for up to syncLimit x tickTime
+        (2.5 s on the lab's servers, 10 s on a stock one) before it gives up and drops its clients,
+        while the leader, hearing nothing from our session, expires it after the session timeout
+        and deletes our node. Reads from that follower would keep renewing a lease whose session is
+        gone, and the next candidate would lead beside us. `sync` goes to the ZooKeeper leader, and
+        ZooKeeper answers one session's requests in order, so the read sent right after it is
+        answered only once the leader has answered the sync: never by a follower that lost it. We
+        need not wait for the sync itself: the read's own deadline covers both.
+        """
+        self.client.sync_async(self.path)
 
     def _node_path(self, node: str) -> str:
         return f"{self.path}/{node}"

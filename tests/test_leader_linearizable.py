@@ -27,7 +27,7 @@ SAMPLE_EVERY = 0.002
 def test_leader_on_an_isolated_follower_stops_before_a_new_one_leads(
         partitionable_ensemble: ZooKeeperCluster, make_client: MakeClient) -> None:
     """The leader's only server is cut off from its peers: its reads keep no lease alive, so it stops
-    before ZooKeeper expires its session and the next candidate leads; never two leaders at once."""
+    before ZooKeeper expires its session and the next candidate leads (never two at once); healed, it rejoins."""
     cluster = partitionable_ensemble
     follower = next(s for s in cluster.servers if s.mode() == "follower")
     others = [s for s in cluster.servers if s is not follower]
@@ -59,9 +59,10 @@ def test_leader_on_an_isolated_follower_stops_before_a_new_one_leads(
         # follower last passed on c0's heartbeats, rounded up to a tick.
         new = wait_until(lambda: next((e for e in rest if e.is_leader), None), SESSION_TIMEOUT * 2 + 2,
                          "the next candidate to lead")
-        # Past the overlap the bug would make: the follower drops c0, whose lease cannot come back.
-        wait_until(lambda: not old.client.connected, FOLLOWER_GIVES_UP + SESSION_TIMEOUT,
-                   "the isolated follower to drop c0")
+        # Sample on while the follower could still answer c0 from its stale copy: until it gives up,
+        # stops serving and has dropped c0 (who cannot lead again without a connection).
+        wait_until(lambda: follower.mode() is None and not old.client.connected,
+                   FOLLOWER_GIVES_UP + SESSION_TIMEOUT, "the isolated follower to stop serving c0", interval=0.05)
     finally:
         stop.set()
         sampler.join(5)
@@ -70,3 +71,6 @@ def test_leader_on_an_isolated_follower_stops_before_a_new_one_leads(
     assert not overlaps, f"two leaders at once for {overlaps[-1][0] - overlaps[0][0]:.3f}s: {timeline}"
     assert most_at_once([e.history for e in elections]) == 1, timeline
     assert stopped_leading(old) < started_leading(new), timeline
+    cluster.heal_peers()
+    wait_until(lambda: follower.mode() == "follower", 10, "the healed server to follow again")
+    wait_until(lambda: new.participants()[-1:] == [old.name], 10, "c0 to rejoin at the back")

@@ -249,6 +249,12 @@ class ZooKeeperCluster:
         "blackhole" holds every byte (as dropped packets do: the peers notice only by timeouts),
         "cut" resets every connection (as a host that is down). Both directions matter: the quorum
         link is opened by the follower, and an election link by either side.
+
+        What it does not cover: ZooKeeper keeps one election link per pair, held by the larger sid.
+        When a smaller sid opens it, the larger drops it and calls back at the port the smaller one
+        announces, its real one, so that link bypasses the proxies (seen with `ss -tnp`). The
+        isolated server can still exchange votes, but it can neither follow nor lead a quorum: every
+        quorum link goes through a proxy.
         """
         if how not in ("blackhole", "cut"):
             raise ValueError(f"how must be 'blackhole' or 'cut', not {how!r}")

@@ -105,6 +105,7 @@ class Run:
     started: float
     deadline: float           # when it must have exited: its --duration, or a signal, plus EXIT_BOUND
     winds_down: float         # from here its --duration may be over and the demo shutting down
+    duration: float
     signaled: str | None = None
     signaled_at: float | None = None
     resent: bool = False      # the interpreter swallowed the first signal at start-up; it was sent again
@@ -152,10 +153,11 @@ class Demos:
                                     start_new_session=True, preexec_fn=_die_with_parent)
         started = time.monotonic()
         run = Run(name, kind, slot, proc, RunLog(events), stderr, started,
-                  started + START_ALLOWANCE + duration + EXIT_BOUND, started + duration)
+                  started + START_ALLOWANCE + duration + EXIT_BOUND, started + duration, duration)
         with self._lock:
             self.runs.append(run)
         threading.Thread(target=self._wait, args=(run,), name=f"wait-{name}", daemon=True).start()
+        _say("soak", f"started {name} (--duration {duration:.1f})")
         return run
 
     def _wait(self, run: Run) -> None:
@@ -380,6 +382,9 @@ class Soak:
             return "killed by the soak", run.hung
         if rc == 0 and run.log.exit_event is None and started:
             return "exit 0", "exited 0 without its exit event"
+        if run.signaled_at is None and started and overrun(run) > EXIT_BOUND:
+            return f"exit {rc}", (f"ran {overrun(run):.1f} s past its --duration of {run.duration:.1f} s (counted "
+                                  f"from its start event; bound {EXIT_BOUND:.0f} s)")
         if rc == 0:
             return "exit 0" if started else "exit 0 before it started", None
         if rc in (-signal.SIGTERM, -signal.SIGINT) and not started:
@@ -461,7 +466,7 @@ def report(soak: Soak, verdicts: list[Verdict]) -> str:
                         for what, n in soak.outcomes.most_common())
     runs = [r for r in soak.demos.runs if r.exit_t is not None and not r.hung]
     after_signal = [r.exit_t - r.signaled_at for r in runs if r.signaled_at is not None]
-    after_duration = [r.exit_t - r.winds_down for r in runs if r.signaled_at is None and r.exit_t > r.winds_down]
+    after_duration = [overrun(r) for r in runs if r.signaled_at is None and r.log.started_at is not None]
     check_rows = [[v.name, f"{v.checked} {v.what}", len(v.problems) if not v.problems else f"**{len(v.problems)}**"]
                   for v in verdicts]
     parts = [
@@ -474,8 +479,8 @@ def report(soak: Soak, verdicts: list[Verdict]) -> str:
         "Faults injected:",
         table(["fault", "count", "detail"], fault_rows),
         f"Demo runs: {len(soak.demos.runs)} ({outcome}). Slowest exit: {max(after_signal, default=0):.1f} s "
-        f"after a signal, {max(after_duration, default=0):.1f} s after its --duration ran out (counted from the "
-        f"process's start; bound {EXIT_BOUND:.0f} s). Quorum lost for {nemesis.quorum_lost_s:.1f} s in total.",
+        f"after a signal, {max(after_duration, default=0):.1f} s after its --duration ran out (counted from its "
+        f"start event; bound {EXIT_BOUND:.0f} s for both). Quorum lost for {nemesis.quorum_lost_s:.1f} s in total.",
         "Invariants checked:",
         table(["invariant", "checked", "violations"], check_rows),
         f"**{violations} violations, {len(soak.tracebacks)} tracebacks, {len(soak.observer.leftovers)} leftovers, "
@@ -491,6 +496,11 @@ def report(soak: Soak, verdicts: list[Verdict]) -> str:
         parts += [f"```\n{label}:\n" + "\n".join(group[:6] + ["  ...", group[-1]]) + "\n```"
                   for label, group in soak.tracebacks[:5]]
     return "\n\n".join(parts)
+
+
+def overrun(run: Run) -> float:
+    """How long a demo ran past its --duration, counted from its start event (it had connected by then)."""
+    return run.exit_t - (run.log.started_at + run.duration)
 
 
 def _ages(ages: list[float] | None, show: bool) -> str:

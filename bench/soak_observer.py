@@ -47,6 +47,7 @@ class RunLog:
     run_id: str | None = None
     pid: int | None = None
     started: bool = False
+    started_at: float | None = None   # the "start" event's time
     exit_event: dict | None = None
     rings: dict[int, dict] = field(default_factory=dict)   # router -> its latest "ring" event
     ring_events: int = 0
@@ -80,7 +81,7 @@ class RunLog:
         self.run_id = self.run_id or event.get("run")
         self.pid = self.pid or event.get("pid")
         if kind == "start":
-            self.started = True
+            self.started, self.started_at = True, event["t"]
         elif kind == "exit":
             self.exit_event = event
         elif kind == "ring":

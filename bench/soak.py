@@ -480,7 +480,10 @@ def report(soak: Soak, verdicts: list[Verdict]) -> str:
         table(["fault", "count", "detail"], fault_rows),
         f"Demo runs: {len(soak.demos.runs)} ({outcome}). Slowest exit: {max(after_signal, default=0):.1f} s "
         f"after a signal, {max(after_duration, default=0):.1f} s after its --duration ran out (counted from its "
-        f"start event; bound {EXIT_BOUND:.0f} s for both). Quorum lost for {nemesis.quorum_lost_s:.1f} s in total.",
+        f"start event; bound {EXIT_BOUND:.0f} s for both). Quorum lost for {nemesis.quorum_lost_s:.1f} s in total. "
+        + (f"ZooKeeper itself wedged {len(nemesis.wedged)} time(s) (all servers reported a mode, no write "
+           f"committed for 10 s; after {', '.join(nemesis.wedged)}); a rolling restart recovered it each time."
+           if nemesis.wedged else "ZooKeeper always committed writes again after a fault."),
         "Invariants checked:",
         table(["invariant", "checked", "violations"], check_rows),
         f"**{violations} violations, {len(soak.tracebacks)} tracebacks, {len(soak.observer.leftovers)} leftovers, "
@@ -550,6 +553,7 @@ def summary(soak: Soak, verdicts: list[Verdict]) -> dict:
         "outcomes": dict(soak.outcomes),
         "peak_mb": soak.sampler.peak_kb / 1024,
         "nemesis_errors": soak.nemesis.errors,
+        "zookeeper_wedged": soak.nemesis.wedged,
         "interrupted": soak.interrupted,
     }
 

@@ -9,8 +9,10 @@ from collections.abc import Callable, Iterator
 import pytest
 from kazoo.client import KazooClient
 
-from challenge_consistent_hashing import HashRing, RingWatcher, members_path, register_node
-from zklab.faults import expire_session, wait_until
+from challenge_consistent_hashing import RingWatcher, members_path, register_node
+from zklab import check_hashing
+from zklab.check_lab import Lab, holds
+from zklab.faults import wait_until
 from zklab.launcher import ZooKeeperCluster
 from zklab.proxy import PartitionProxy
 
@@ -46,24 +48,9 @@ def test_register_creates_an_ephemeral_with_its_weight(make_client: MakeClient) 
         register_node(member, ROOT, "bad/name")
 
 
-def test_routers_converge_on_join_leave_and_crash(make_client: MakeClient, routers: list[RingWatcher],
-                                                  make_proxy: Callable[..., PartitionProxy], chroot: str) -> None:
+def test_routers_converge_on_join_leave_and_crash(hashing_lab: Lab) -> None:
     """Both routers reach the same fingerprint within 1 s of a join, a clean leave and a crash."""
-    stable, leaver = make_client(), make_client()
-    proxy = make_proxy()
-    crasher = make_client(hosts=proxy.address + chroot, timeout=10.0)
-    register_node(stable, ROOT, "stable")
-    register_node(crasher, ROOT, "crasher", weight=2)
-    converge(routers, {"stable", "crasher"}, 5)
-    assert routers[0].ring.weights == {"stable": 1, "crasher": 2}
-
-    register_node(leaver, ROOT, "leaver")                                  # a join
-    assert converge(routers, {"stable", "crasher", "leaver"}, 1.0) < 1.0
-    leaver.delete(f"{members_path(ROOT)}/leaver")                          # a clean leave
-    assert converge(routers, {"stable", "crasher"}, 1.0) < 1.0
-    expire_session(crasher, proxy)                                         # a crash: the session expires
-    assert converge(routers, {"stable"}, 1.0) < 1.0
-    assert routers[0].ring.owner("any key") == "stable"
+    holds(check_hashing.ROUTERS, hashing_lab)
 
 
 def test_members_registered_by_hand_are_ignored_unless_valid(make_client: MakeClient,
@@ -78,16 +65,9 @@ def test_members_registered_by_hand_are_ignored_unless_valid(make_client: MakeCl
     assert routers[0].ring.weights == {"bare": 1}
 
 
-def test_ring_rebuild_is_swapped_whole(make_client: MakeClient, routers: list[RingWatcher]) -> None:
+def test_ring_rebuild_is_swapped_whole(hashing_lab: Lab) -> None:
     """Readers holding the old ring keep a consistent old ring; the watcher swaps in a new object."""
-    member = make_client()
-    register_node(member, ROOT, "a")
-    converge(routers, {"a"}, 5)
-    old = routers[0].ring
-    register_node(make_client(), ROOT, "b")
-    converge(routers, {"a", "b"}, 5)
-    assert routers[0].ring is not old and old.nodes == ["a"]
-    assert routers[0].ring.fingerprint == HashRing(40, ["a", "b"]).fingerprint
+    holds(check_hashing.SWAP, hashing_lab)
 
 
 def test_standalone_restart_recovers_without_ghosts(own_server: ZooKeeperCluster, make_client: MakeClient,

@@ -392,7 +392,8 @@ class Soak:
             # was registered yet, so nothing is left behind.
             return f"killed by {signal.Signals(-rc).name} before its start event", None
         err = [line for line in _text(run.stderr).splitlines() if line.strip()]
-        if rc == 1 and len(err) == 1 and "cannot reach ZooKeeper" in err[0]:
+        if rc == 1 and not started and len(err) == 1 and "ZooKeeper" in err[0]:
+            # Contract A: ZooKeeper unreachable (or lost) before the demo started is one line and exit 1.
             return "exit 1: ZooKeeper unreachable at start", None
         if rc == 1 and run.log.exit_event is not None:
             # The demos' documented exit when ZooKeeper stops answering while they start: an orderly

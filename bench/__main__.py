@@ -26,6 +26,16 @@ def run_one(name: str) -> str:
     return result.stdout.strip()
 
 
+def kept_soak_section(path: Path = HERE / "RESULTS.md") -> str:
+    """The chaos soak's section of RESULTS.md (`python -m bench.soak --write`): a run of its own, kept as it is."""
+    text = path.read_text() if path.exists() else ""
+    start = text.find("\n## Chaos soak")
+    if start < 0:
+        return ""
+    end = text.find("\n## ", start + 1)
+    return text[start:end if end >= 0 else len(text)].rstrip("\n") + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="The lab's benchmarks, side by side with their peers.")
     parser.add_argument("only", nargs="*", choices=[[], *BENCHMARKS], help="run only these")
@@ -40,7 +50,7 @@ def main() -> int:
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         header = (f"# Benchmark results\n\nOne full run of `python -m bench --write`, {stamp}. Each benchmark "
                   "started its own ZooKeeper (the local launcher, loopback) and measured its peer in the same run.")
-        (HERE / "RESULTS.md").write_text(header + "\n\n" + "\n\n".join(sections) + "\n")
+        (HERE / "RESULTS.md").write_text(header + "\n\n" + "\n\n".join(sections) + "\n" + kept_soak_section())
         print(f"wrote {HERE / 'RESULTS.md'}", file=sys.stderr)
     return 1 if any("FAILED" in s for s in sections) else 0
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.__main__ import kept_soak_section
 from bench.soak import main, write_results
 from bench.soak_nemesis import KINDS
 from bench.soak_observer import (
@@ -130,6 +131,15 @@ def test_write_results_replaces_only_the_soak_section(tmp_path: Path) -> None:
     text = results.read_text()
     assert "old" not in text and text.count("## Chaos soak") == 1 and "new" in text
     assert "## 1. Election hand-off\n\nkept" in text and "## 6. Scale\n\nkept too" in text
+
+
+def test_the_benchmarks_write_keeps_the_soak_section(tmp_path: Path) -> None:
+    """`python -m bench --write` rewrites the benchmarks' sections but keeps the soak's, a run of its own."""
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Benchmark results\n\n## 1. Election hand-off\n\nold\n\n## Chaos soak\n\nthe soak's table\n")
+    assert kept_soak_section(results) == "\n## Chaos soak\n\nthe soak's table\n"
+    results.unlink()
+    assert kept_soak_section(results) == ""
 
 
 @pytest.mark.parametrize("minutes", ["nan", "inf", "0", "-1", "ten"])

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from kazoo.client import KazooClient
 
 import zklab.run as run
+from tests.cli import ROOT, read_until
 from zklab import zk
+from zklab.faults import wait_until
 from zklab.launcher import ZooKeeperCluster, free_ports, server_mode
 
 
@@ -88,3 +97,59 @@ def test_unknown_command_is_usage_and_exit_2(capsys: pytest.CaptureFixture[str])
     assert run.main(["bogus"]) == 2
     usage = capsys.readouterr().err
     assert all(name in usage for name in ("leader", "hashing", "smoke", "zk", "tree", "check", "soak"))
+
+
+def start_runner(*args: str) -> subprocess.Popen:
+    """`./run.sh ARGS` in a process group of its own, as a terminal would start it."""
+    return subprocess.Popen([sys.executable, "-u", "-m", "zklab.run", *args], cwd=ROOT, env=dict(os.environ),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_sigterm_to_the_runner_alone_reaches_the_challenge(monkeypatch: pytest.MonkeyPatch, zk_hosts: str,
+                                                           make_client: Callable[..., KazooClient]) -> None:
+    """`kill RUNNER_PID` stops the challenge too: its nodes go and the runner exits 0, long before --duration."""
+    monkeypatch.setenv("ZK_HOSTS", zk_hosts)
+    proc = start_runner("leader", "--workers", "2", "--duration", "60", "--no-timeline")
+    try:
+        read_until(proc, "ELECTED")
+        proc.send_signal(signal.SIGTERM)  # to the runner only, as `kill` or a supervisor sends it
+        assert proc.wait(timeout=15) == 0  # not -15: the runner waited for the challenge to finish
+        assert "SIGTERM received" in proc.stdout.read()
+        assert make_client().get_children("/lab/leader-election/candidates") == []
+    finally:
+        kill_group(proc)  # whatever is left of it, say an orphaned challenge
+
+
+def java_child(pid: int) -> int | None:
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return next((int(c) for c in children if Path(f"/proc/{c}/comm").read_text().strip() == "java"), None)
+    except OSError:  # a child that just went
+        return None
+
+
+def alive(pid: int) -> bool:
+    """Running, not a zombie waiting to be reaped."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_ctrl_c_while_the_runner_starts_a_server_is_quiet(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while the runner starts its private ZooKeeper exits 130 with no traceback, and the server goes too."""
+    monkeypatch.setenv("ZKLAB_PORT", str(free_ports(1)[0]))  # nothing answers there: the launcher starts one
+    proc = start_runner("leader", "--duration", "60")
+    try:
+        jvm = wait_until(lambda: java_child(proc.pid), 30, "the runner starting its private ZooKeeper")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 130
+        assert "Traceback" not in proc.stderr.read()
+        wait_until(lambda: not alive(jvm), 10, "the private ZooKeeper to stop with the runner")
+    finally:
+        kill_group(proc)

@@ -15,9 +15,21 @@ challenge ends. When even that finds no ZooKeeper, it offers to install one (`--
 
 from __future__ import annotations
 
-import importlib
+import _signal  # `signal` without its enums: the guard below starts sooner
+
+# ruff: noqa: E402  (the guard below must run before the imports, which take a moment)
 import os
+
+# Ctrl-C while Python is still loading the lab: nothing started yet, so leave at once and quietly.
+# main() puts Python's KeyboardInterrupt back once the imports are done. (An ignored SIGINT, as in
+# a background job, stays ignored.)
+_GUARDED = __name__ == "__main__" and _signal.getsignal(_signal.SIGINT) != _signal.SIG_IGN
+if _GUARDED:
+    _signal.signal(_signal.SIGINT, lambda *_: os._exit(130))
+
+import importlib
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -132,13 +144,22 @@ def smoke(hosts: str) -> int:
 
 
 def run_challenge(script: str, hosts: str, args: list[str]) -> int:
-    """Run the challenge as a child; Ctrl-C reaches it too, and we wait while it cleans up."""
+    """Run the challenge as a child; Ctrl-C reaches it too, and we wait while it cleans up.
+
+    A terminal's Ctrl-C goes to the whole process group, the child included. A SIGTERM may come to us
+    alone (`kill PID`, a supervisor), so we pass it on: else the challenge would go on running, with
+    its sessions open, after we are gone.
+    """
     proc = subprocess.Popen([sys.executable, str(ROOT / script), "--zk", hosts, *args], cwd=ROOT)
-    while True:
-        try:
-            return proc.wait()
-        except KeyboardInterrupt:
-            continue
+    previous = signal.signal(signal.SIGTERM, lambda *_: proc.send_signal(signal.SIGTERM))
+    try:
+        while True:
+            try:
+                return proc.wait()
+            except KeyboardInterrupt:
+                continue
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def dispatch(name: str, argv: list[str]) -> int:
@@ -156,6 +177,8 @@ def dispatch(name: str, argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if _GUARDED:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # the imports are done: Ctrl-C cleans up
     argv = list(sys.argv[1:] if argv is None else argv)
     name = argv.pop(0) if argv and not argv[0].startswith("-") else "leader"
     if name in MODULES:
@@ -169,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ZooKeeperMissing, zk.ZkError, RuntimeError, TimeoutError) as exc:
         print(f"run: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # while a private server started: atexit and PDEATHSIG stop it
+        return 130
     try:
         return smoke(hosts) if name == "smoke" else run_challenge(CHALLENGES[name], hosts, argv)
     except KeyboardInterrupt:

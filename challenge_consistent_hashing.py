@@ -941,11 +941,26 @@ def quiet_kazoo() -> None:
     warnings.filterwarnings("ignore", message="No chroot path exists")  # check_reachable says it in one line
 
 
-def shutdown(demo: Demo) -> None:
-    """Clean up whatever stopped the run. A second Ctrl-C or a SIGTERM now only hurries it along, and
-    only once every delete has been sent."""
+def hurry_only(demo: Demo) -> None:
+    """From now on Ctrl-C or SIGTERM only hurries the shutdown along, once every delete has been sent."""
     signal.signal(signal.SIGINT, lambda *_: demo.hurry.set())
     signal.signal(signal.SIGTERM, lambda *_: demo.hurry.set())
+
+
+def stop_once(demo: Demo) -> None:
+    """The first Ctrl-C or SIGTERM stops the run. Its handler turns every later signal into a hurry
+    before it raises, so a second one right behind it (a SIGTERM to the whole process group, as
+    `timeout` sends it, and passed on by run.sh too) cannot cut the clean-up short."""
+    def stop(*_: object) -> None:
+        hurry_only(demo)
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+
+
+def shutdown(demo: Demo) -> None:
+    """Clean up whatever stopped the run. A second Ctrl-C or a SIGTERM now only hurries it along."""
+    hurry_only(demo)
     demo.out.say("shutting down: members leave, routers stop, sessions close")
     left = demo.close()
     for path in left:
@@ -963,6 +978,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 1
     demo, code = Demo(args), 0
+    stop_once(demo)
     try:
         demo.out.event("start", session_timeout=args.session_timeout)
         demo.out.write(f"consistent hashing over {args.zk}{members_path(ROOT)}: {args.vnodes} vnodes, "

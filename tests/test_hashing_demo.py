@@ -119,6 +119,47 @@ def test_signals_during_shutdown_do_not_skip_the_cleanup(zk_hosts: str, make_cli
     assert observer.get_children(MEMBERS) == []
 
 
+# A second signal that lands while the first one's KeyboardInterrupt is on its way to the clean-up (a
+# SIGTERM to the whole process group, as `timeout` sends it and run.sh passes it on, arrives twice within
+# a millisecond). Its exact moment cannot be forced from outside, so the harness delivers it, the way
+# Python would, to whatever SIGTERM handler is in effect at the first signal.signal call after the first
+# signal: the first step of the clean-up.
+SECOND_SIGNAL_AT_CLEANUP = """
+import runpy, signal, sys
+real, got_first, fired = signal.signal, [], []
+def noting(handler):
+    def noted(signum, frame):
+        got_first.append(signum)
+        return handler(signum, frame)
+    return noted
+def signal_then_second(signum, handler):
+    if got_first and not fired:
+        fired.append(signum)
+        current = signal.getsignal(signal.SIGTERM)
+        if callable(current):
+            current(signal.SIGTERM, None)
+    return real(signum, noting(handler) if callable(handler) else handler)
+signal.signal = signal_then_second
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_a_second_signal_right_behind_the_first_does_not_skip_the_cleanup(zk_hosts: str,
+                                                                         make_client: MakeClient) -> None:
+    """A second SIGTERM that arrives as the first one's clean-up begins only hurries it: every member znode goes."""
+    proc = subprocess.Popen([sys.executable, "-u", "-c", SECOND_SIGNAL_AT_CLEANUP, str(ROOT / SCRIPT), "--zk",
+                             zk_hosts, "--session-timeout", "30", *QUIET], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    read_until(proc, "members (4)")
+    observer = make_client()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and "Traceback" not in err, err
+    assert "shutting down" in out
+    assert observer.get_children(MEMBERS) == []  # the sessions (30 s) closed: no expiry did this
+
+
 def test_closed_stdout_still_closes_every_session(zk_hosts: str, make_client: MakeClient) -> None:
     """`| head`: once stdout is gone the demo stops, closes every session, leaves no node, exits 0 quietly."""
     proc = subprocess.Popen([sys.executable, str(ROOT / SCRIPT), "--zk", zk_hosts, "--members", "3", "--keys", "2000",

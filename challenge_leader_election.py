@@ -932,12 +932,14 @@ class Chaos:
         self.timeline.count("departures")  # its session will expire and its node vanish
         cut_at = time.monotonic()
         leader.link.partition()
-        self.demo.pause(hold)  # the end of the demo, or Ctrl-C, cuts it short
+        held = self.demo.pause(hold)  # False if the end of the demo, or Ctrl-C, cut it short
         leader.link.heal()
         leader.partitions.append((cut_at, time.monotonic()))
         while not leader.client.connected and self.demo.pause(0.05):
             pass  # kazoo reconnects, hears its session expired (LOST) and opens a new one
-        if leader.client.connected and not self.demo.stopping.is_set():
+        # Cut short, the partition may not have outlasted the session: the old epoch may still be the
+        # current one, and a rejection would be no stale write. So the late write follows a whole one.
+        if held and leader.client.connected and self.demo.pause(0):
             self.timeline.say(leader.name, "partition healed; it retries a write with its old epoch")
             leader.write(token, f"late write from {leader.name}")
 

@@ -125,6 +125,17 @@ def test_ten_second_run_with_defaults_shows_a_leader_fault_and_a_hand_off(
         check_picture(out, workers, "#" if seed == "7" else "\u2588")
 
 
+def test_a_partition_cut_short_by_the_end_is_followed_by_no_stale_write(make_client: MakeClient,
+                                                                         zk_hosts: str) -> None:
+    """A partition that the end of the run cuts short, before the session could expire, is not followed by a
+    "stale" write: the leader's epoch is still the current one, and no rejection is counted."""
+    code, out, err = finish(start("--zk", namespace(make_client, zk_hosts, "short"), "--duration", "3",
+                                  "--seed", "5", "--no-timeline"), 30)
+    assert code == 0 and "Traceback" not in err, err
+    assert "PARTITIONED" in out  # seed 5's first misfortune, at 2 s: 1 s before the end
+    assert "retries a write" not in out and "STALE WRITE" not in out, out
+
+
 # ---------------------------------------------------------------- the picture, from measured history
 
 def lane(name: str, terms: list[tuple[float, float]], **kwargs: object) -> Lane:

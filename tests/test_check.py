@@ -100,6 +100,18 @@ def test_exercise_apply_then_reset_keeps_the_learners_own_edits(tmp_path: Path,
     assert "no exercise's edit is in place" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("number", [str(e.number) for e in exercise.load_all()])
+def test_every_exercise_resets_to_the_script_as_it_was(number: str, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """reset undoes every exercise exactly, even one whose edit contains another's (5 holds 6's)."""
+    scripts = copy_scripts(tmp_path)
+    originals = {script: (scripts / script).read_text() for script in SCRIPTS.values()}
+    assert exercise.main(["--scripts", str(scripts), "apply", number]) == 0
+    assert exercise.main(["--scripts", str(scripts), "reset"]) == 0, capsys.readouterr().err
+    assert {script: (scripts / script).read_text() for script in SCRIPTS.values()} == originals
+    assert f"undid exercise {number} " in capsys.readouterr().out
+
+
 def test_exercise_apply_refuses_a_script_edited_where_the_exercise_edits(tmp_path: Path,
                                                                         capsys: pytest.CaptureFixture[str]) -> None:
     """When the exercise's snippet was changed by hand, apply changes nothing and says why in one line."""

@@ -172,13 +172,18 @@ def cmd_reset(exercises: list[Exercise], args: argparse.Namespace) -> int:
     undone = 0
     for challenge, script in SCRIPTS.items():
         path = args.scripts / script
-        text = path.read_text()
-        for exercise in applied_here(exercises, challenge, text):
+        text, undid = path.read_text(), []
+        # One exercise's edit can contain another's (5 ignores SUSPENDED and the lease, 6 only SUSPENDED),
+        # so both look applied: undo the larger, then look again.
+        while applied := applied_here(exercises, challenge, text):
+            exercise = max(applied, key=lambda e: len(e.edits))
             text = undo_edit(text, exercise)
-            print(f"undid exercise {exercise.number} ({exercise.title}) in {script}")
-            undone += 1
-        if text != path.read_text():
+            undid.append(exercise)
+        if undid:
             write_atomically(path, text)
+        for exercise in undid:
+            print(f"undid exercise {exercise.number} ({exercise.title}) in {script}")
+        undone += len(undid)
     if not undone:
         print("no exercise's edit is in place; your own edits, if any, are untouched "
               "(`git diff` shows them, `git checkout -- <script>` would discard them)")

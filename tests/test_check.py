@@ -70,6 +70,21 @@ def test_a_crash_in_the_learners_code_is_a_failed_guarantee_in_plain_words(tmp_p
     assert verbose.returncode == 1 and "Traceback" in verbose.stdout + verbose.stderr
 
 
+def test_epochs_compared_by_the_client_instead_of_zookeeper_fail_the_stale_write(tmp_path: Path) -> None:
+    """A fenced_write that compares epochs itself, with no check() of the election node, is caught: a deposed
+    leader's late write before its successor's first one still gets through."""
+    scripts = copy_scripts(tmp_path)
+    edit(scripts / SCRIPTS["leader"], "    tx.check(token.node_path, 0)",
+         '    if stat is not None and json.loads(client.get(ledger)[0])["epoch"] > token.epoch:\n'
+         '        raise NotLeaderError("a newer epoch wrote the ledger")  # compared here, not in ZooKeeper\n'
+         '    tx.check(token.node_path.rsplit("/", 1)[0], -1)  # the candidates\' parent: always there')
+    result = run_check("leader", "--scripts", str(scripts))
+    assert result.returncode == 1, result.stdout + result.stderr
+    failed = [line for line in result.stdout.splitlines() if line.startswith(("\u2718", "XX"))]
+    assert len(failed) == 1 and guarantees("leader")["stale-write"] in failed[0] and "accepted" in failed[0], \
+        result.stdout
+
+
 def test_a_script_that_does_not_import_is_one_line(tmp_path: Path) -> None:
     """A syntax error in the script: one line naming it and its line, exit 1."""
     scripts = copy_scripts(tmp_path)

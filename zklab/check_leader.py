@@ -301,7 +301,6 @@ def partition(lab: Lab, found: Findings, fault: str = "blackhole") -> None:
 
     getattr(proxy, fault)()
     new = sole_leader(rest, "partition", bound=SHORT_SESSION + 2 * REACT)
-    new.fenced_set(LEDGER, "from the new leader")
     time.sleep(AFTER_ELECTION)  # the partition lasts a little past the election, as real ones do
     proxy.heal()
     try:
@@ -309,22 +308,26 @@ def partition(lab: Lab, found: Findings, fault: str = "blackhole") -> None:
                  "the old leader did not reconnect after the partition healed", "")
     finally:  # judged once the old leader has heard its session is gone: any overlap is over by then
         judge_partition(found, sampler, old, rest, new)
+    # The late write comes before the new leader's first one: the ledger still holds the old epoch, so
+    # only ZooKeeper's check of the election node can tell that this leader was deposed. (A script that
+    # compares epochs itself, on the client, would let it through.)
     try:
         lab.script.fenced_write(old.client, token, LEDGER, "a stale leader's late write")
     except lab.script.NotLeaderError:
         try:
             old.fenced_set(LEDGER, "through the recipe")
         except lab.script.NotLeaderError:
+            new.fenced_set(LEDGER, "from the new leader")
             ledger = lab.client(chroot).get(LEDGER)[0]
             found.judge("stale-write", b"from the new leader" in ledger,
-                        f"stale write rejected by ZooKeeper (epoch {token.epoch}, after epoch {new.epoch} wrote)",
-                        "The ledger lost the new leader's write.")
+                        f"stale write rejected by ZooKeeper (epoch {token.epoch}, after epoch {new.epoch} "
+                        "was elected)", "The ledger lost the new leader's write.")
         else:
             found.fail("stale-write", "the deposed leader's fenced_set was accepted",
                        "Only the leader may write: fenced_set must refuse unless is_leader holds.")
     else:
         found.fail("stale-write", f"ZooKeeper accepted the deposed leader's write with its old epoch "
-                   f"{token.epoch}, after the new leader (epoch {new.epoch}) wrote",
+                   f"{token.epoch}, after the new leader (epoch {new.epoch}) was elected",
                    "A leader can pause right after checking that it leads; only ZooKeeper can tell that its "
                    "session ended. Put check(election node) in the write's transaction: fenced_write.")
 

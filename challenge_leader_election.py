@@ -656,6 +656,7 @@ class Link:
                 near, _ = self._server.accept()
             except OSError:
                 continue
+            near.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # see _upstream
             far = self._upstream()
             if far is None:
                 near.close()  # kazoo sees the connection drop at once, and its next try goes to the next host
@@ -673,6 +674,10 @@ class Link:
         except OSError:
             return None
         far.settimeout(None)  # from now on, silence is the partition's business, not a time-out
+        # Kazoo pipelines small requests (a sync, then a read); with Nagle's algorithm on, a relay would
+        # hold the second until the first is acknowledged, up to 40 ms later. Kazoo and ZooKeeper turn
+        # it off on their own sockets, and so do we.
+        far.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return far
 
     def _pump(self, src: socket.socket, dst: socket.socket) -> None:

@@ -25,7 +25,7 @@ from typing import TypeVar
 
 from kazoo.client import KazooClient
 
-from zklab.proxy import PartitionProxy
+from zklab.proxy import PartitionProxy, no_delay
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = {"leader": "challenge_leader_election.py", "hashing": "challenge_consistent_hashing.py"}
@@ -166,6 +166,8 @@ class WireTap:
                 near, _ = self._server.accept()
                 far = socket.create_connection(self.target, timeout=5)
                 far.settimeout(None)
+                no_delay(near)
+                no_delay(far)
             except OSError:
                 with contextlib.suppress(NameError, OSError):
                     near.close()

@@ -24,6 +24,17 @@ DIRECTIONS = ("both", "to_server", "to_client")
 CHUNK = 65536
 
 
+def no_delay(sock: socket.socket) -> socket.socket:
+    """Turn Nagle's algorithm off on a relay's socket, as kazoo and ZooKeeper do on theirs.
+
+    Kazoo pipelines requests (a sync, then a read) as separate small writes. A relay that forwards them
+    with Nagle on holds the second until the first is acknowledged, and the far side delays that ACK
+    by up to 40 ms: every pipelined request would pay it, and the relay would distort what it relays.
+    """
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
 @dataclass
 class _Link:
     """One proxied connection: the client's socket and ours to the server."""
@@ -123,11 +134,11 @@ class PartitionProxy:
             if self._state == "cut":
                 _Link(client, socket.socket()).reset()
                 continue
-            self._open_link(client)
+            self._open_link(no_delay(client))
 
     def _open_link(self, client: socket.socket) -> None:
         try:
-            server = socket.create_connection(self.target, timeout=5)
+            server = no_delay(socket.create_connection(self.target, timeout=5))
             server.settimeout(None)
         except OSError:
             _Link(client, socket.socket()).reset()  # the server is down: the client sees a reset

@@ -98,6 +98,22 @@ def test_watches_redraw_with_marks_and_ctrl_c_exits_cleanly(tree: Callable[..., 
     assert code == 0 and "Traceback" not in err, err
 
 
+def test_a_reader_that_leaves_ends_the_view_though_nothing_changes(zk_hosts: str,
+                                                                   make_client: Callable[..., KazooClient]) -> None:
+    """`./run.sh tree | head`: once head has its lines and leaves, the idle view exits 0 within a few seconds."""
+    make_client().ensure_path("/lab")
+    proc = subprocess.Popen([sys.executable, "-m", "zklab.tree", "--zk", zk_hosts], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert "/lab" in proc.stdout.readline()  # the first drawing's header
+        proc.stdout.close()  # head has its lines; nothing under /lab changes from now on
+        assert proc.wait(timeout=5) == 0
+        assert "Traceback" not in proc.stderr.read()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_says_disconnected_and_redraws_on_reconnect(own_server: ZooKeeperCluster) -> None:
     """When ZooKeeper goes away the view says so, and it draws the tree again once the server is back."""
     admin = KazooClient(hosts=own_server.hosts, connection_retry=RECONNECT_RETRY)

@@ -17,6 +17,7 @@ import argparse
 import logging
 import os
 import re
+import select
 import shutil
 import signal
 import sys
@@ -37,7 +38,8 @@ REQUEST_TIMEOUT = 5.0    # every read has a deadline; a read that misses it wait
 CLOSE_TIMEOUT = 3.0      # closing the session at exit: never wait longer than this
 MAX_NODES = 2000         # a bigger tree is cut here: the view is for the lab's few dozen znodes
 REDRAW_GAP = 0.2         # changes that arrive closer together than this are drawn together
-AGE_REFRESH = 1.0        # on a terminal, ages are redrawn once a second (nothing is read for it)
+AGE_REFRESH = 1.0        # on a terminal, ages are redrawn once a second (nothing is read for it); in a
+                         # pipe, that often we look whether its reader left (`| head` has its lines)
 NAME_WIDTH = 50          # tree branches plus the znode's name
 MIN_NAME_WIDTH = 24      # narrower than this, a name says nothing
 OTHER_COLUMNS = 66       # mark, kind, seq, owner and age, with their spaces: names get what is left
@@ -243,6 +245,8 @@ class TreeView:
             if not self.wake.wait(AGE_REFRESH):
                 if self.terminal:
                     self.draw()
+                elif reader_gone(sys.stdout.fileno()):
+                    raise BrokenPipeError  # else we would notice only at the next change, maybe never
                 continue
             # Changes come in bursts (a candidate joins: a create, then the ledger's write): wait out
             # the rest of REDRAW_GAP so that one drawing covers the burst.
@@ -253,6 +257,13 @@ class TreeView:
                 self.wake.clear()
             last = time.monotonic()
             self.draw()
+
+
+def reader_gone(fd: int) -> bool:
+    """True when `fd` is a pipe whose reader has closed it: poll() reports POLLERR without our asking."""
+    poller = select.poll()
+    poller.register(fd, 0)  # no events asked for: only the errors and hang-ups that are always reported
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
 
 
 # ---------------------------------------------------------------- command line

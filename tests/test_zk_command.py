@@ -147,6 +147,23 @@ def test_kill_pause_resume_restart_show_in_status(lab: tuple[Cli, dict[str, str]
     assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1 and "no server 7" in bad.stderr
 
 
+def test_restarting_a_dead_ensemble_one_by_one_does_not_wait_in_vain(lab: tuple[Cli, dict[str, str]]) -> None:
+    """With every server killed, restarting the first says at once that it waits for a majority; the second
+    restart makes one, and both serve."""
+    cli, _ = lab
+    assert cli("start", "--servers", "3").returncode == 0
+    for sid in (1, 2, 3):
+        assert cli("kill", str(sid)).returncode == 0
+    started = time.monotonic()
+    first = cli("restart", "1")
+    assert first.returncode == 0 and "not serving yet" in first.stdout and "majority" in first.stdout, first
+    assert time.monotonic() - started < 10  # not zk's 30 s wait for a server that cannot serve alone
+    second = cli("restart", "2")
+    assert second.returncode == 0 and second.stdout.rstrip().endswith(("leader", "follower")), second
+    wait_until(lambda: [m.split()[-1] for sid, m in sorted(_status(cli).items()) if sid < 3] in
+               (["leader", "follower"], ["follower", "leader"]), timeout=20, what="servers 1 and 2 serving")
+
+
 def test_a_taken_port_is_one_clear_line(lab: tuple[Cli, dict[str, str]]) -> None:
     """`zk start` on a port another program holds fails at once with one line naming the port."""
     cli, env = lab

@@ -278,13 +278,21 @@ def signal_member(sid: int, sig: signal.Signals) -> dict:
 
 
 def restart_member(sid: int) -> dict:
-    """Stop one server if it runs, start it again on the same port and data, wait until it serves."""
+    """Stop one server if it runs, start it again on the same port and data, and wait until it serves:
+    unless too few of the ensemble run to make a majority, when it cannot serve and waiting is in vain."""
     state, server = _member(sid)
     _terminate(server)
     proc = _spawn(server)
     _save_state(state)
-    _wait_serving([server], {sid: proc}, START_TIMEOUT)
+    if has_majority(state):
+        _wait_serving([server], {sid: proc}, START_TIMEOUT)
     return server
+
+
+def has_majority(state: dict) -> bool:
+    """More than half of the servers run (paused ones do not count: they answer nobody)."""
+    running = sum(process_state(server) == "running" for server in state["servers"])
+    return running > len(state["servers"]) // 2
 
 
 # ---------------------------------------------------------------- status
@@ -355,8 +363,9 @@ def _run(args: argparse.Namespace) -> None:
                   "is not running")
         elif args.command == "restart":
             server = restart_member(args.sid)
-            print(f"server {args.sid} restarted on 127.0.0.1:{server['port']} (pid {server['pid']}), "
-                  f"{server_mode(server['port'], SRVR_TIMEOUT)}")
+            mode = server_mode(server["port"], SRVR_TIMEOUT) or ("not serving yet: too few servers run to make a "
+                                                                 "majority; restart another one")
+            print(f"server {args.sid} restarted on 127.0.0.1:{server['port']} (pid {server['pid']}), {mode}")
         else:
             server = signal_member(args.sid, SIGNALS[args.command])
             print(f"server {args.sid} (127.0.0.1:{server['port']}, pid {server['pid']}) {DONE[args.command]}")

@@ -590,6 +590,7 @@ class Timeline:
         self.elections = 0
         self.handoffs_ms: list[float] = []
         self.accepted = self.rejected = self.notified = self.departures = 0
+        self.others: set[str] = set()  # candidates of other runs seen in the queue (a shared election)
         self.muted = False  # set at shutdown: the teardown's elections are not part of the lesson
 
     def say(self, who: str, what: str) -> None:
@@ -773,6 +774,7 @@ class Worker:
         except (KazooException, *DISCONNECTED):
             queue = []
         place = queue.index(self.name) + 1 if self.name in queue else "?"
+        self.timeline.others.update(name for name in queue if not name.endswith(f"-{RUN_ID}"))
         self.sessions += 1
         self.joined_at = self.joined_at or time.monotonic()
         again = "session was LOST; rejoined as a new candidate" if self.sessions > 1 else "joined the election"
@@ -1026,6 +1028,8 @@ class Demo:
             f"  most leaders at once      {most_at_once(terms)}  (never more than 1)",
             f"  watchers notified         {tl.notified} for {tl.departures} departures  "
             "(at most one each; a herd wakes everyone)",
+            *([f"  other runs' candidates    {len(tl.others)}  (their departures wake ours too; their leaders "
+               "are not seen here)"] if tl.others else []),
             f"  ledger writes accepted    {tl.accepted}",
             f"  ledger writes rejected    {tl.rejected}  (stale leaders, fenced by ZooKeeper)",
         ]

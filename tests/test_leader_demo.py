@@ -136,6 +136,19 @@ def test_a_partition_cut_short_by_the_end_is_followed_by_no_stale_write(make_cli
     assert "retries a write" not in out and "STALE WRITE" not in out, out
 
 
+def test_a_shared_election_says_that_other_runs_candidates_were_there(make_client: MakeClient,
+                                                                       zk_hosts: str) -> None:
+    """With another run's candidate in the queue, the summary says so: its departures wake our workers and its
+    leaders are not in our count, so our figures are this run's share of the election."""
+    hosts = namespace(make_client, zk_hosts, "shared")
+    other = make_client(hosts)
+    other.create(f"{CANDIDATES}/{'0' * 32}__w1-othr__", b"w1-othr", ephemeral=True, sequence=True, makepath=True)
+    code, out, err = finish(start("--zk", hosts, "--duration", "1", "--no-timeline"), 30)
+    assert code == 0 and "Traceback" not in err, err
+    line = next((line for line in out.splitlines() if "other runs' candidates" in line), None)
+    assert line is not None and line.split()[3] == "1" and len(line) <= 100, out
+
+
 # ---------------------------------------------------------------- the picture, from measured history
 
 def lane(name: str, terms: list[tuple[float, float]], **kwargs: object) -> Lane:

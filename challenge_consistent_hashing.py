@@ -515,9 +515,14 @@ class Output:
         if self.events is None:
             return
         line = json.dumps({"t": time.monotonic(), "pid": os.getpid(), "run": RUN_ID, "event": event, **fields})
-        with self.lock, contextlib.suppress(OSError, ValueError):
-            self.events.write(line + "\n")
-            self.events.flush()
+        with self.lock:
+            try:
+                self.events.write(line + "\n")
+                self.events.flush()
+            except (OSError, ValueError) as exc:  # a full disk must not stop the demo, but it must be said
+                self.events = None
+                print(f"warning: --events: cannot write ({getattr(exc, 'strerror', None) or exc}); "
+                      "the demo goes on without the log", file=sys.stderr, flush=True)
 
 
 def ring_strip(ring: HashRing, letters: Mapping[str, str], width: int = STRIP_WIDTH) -> str:

@@ -575,9 +575,14 @@ class EventLog:
             return
         record = {"t": time.monotonic() if t is None else t, "pid": os.getpid(), "run": RUN_ID, "event": event}
         line = json.dumps({**record, **fields})
-        with self._lock, contextlib.suppress(OSError, ValueError):  # a full disk must not stop the demo
-            self._file.write(line + "\n")
-            self._file.flush()
+        with self._lock:
+            try:
+                self._file.write(line + "\n")
+                self._file.flush()
+            except (OSError, ValueError) as exc:  # a full disk must not stop the demo, but it must be said
+                self._file = None
+                print(f"warning: --events: cannot write ({getattr(exc, 'strerror', None) or exc}); "
+                      "the demo goes on without the log", file=sys.stderr, flush=True)
 
 
 class Timeline:

@@ -90,3 +90,11 @@ def test_missing_chroot_is_one_line(script: str, zk_server: ZooKeeperCluster) ->
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "/no-such-chroot" in lines[0] and "does not exist" in lines[0]
     assert "Warning" not in result.stderr
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_an_events_file_that_fails_mid_run_is_said_once(script: str, zk_hosts: str) -> None:
+    """--events on a full disk (/dev/full): one warning line, and the demo still runs to a clean exit."""
+    result = run_script(script, "--zk", zk_hosts, "--duration", "1", "--events", "/dev/full")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("warning: --events: cannot write") == 1 and "Traceback" not in result.stderr

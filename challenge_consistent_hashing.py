@@ -15,6 +15,8 @@ the load evenly. The rules that make it so:
 - Trust no member's data: anyone can write a znode. A weight outside MIN_WEIGHT..MAX_WEIGHT, or data
   that is not ours, keeps that member off the ring (with one warning), and the ring never grows past
   MAX_POINTS points: one znode saying {"weight": 1e9} must not cost every router its memory.
+- Members must be ephemeral: a persistent member znode (say, `create` without -e in zkCli.sh) outlives
+  its member, so keys would go to it forever. It stays off the ring, with one warning, like bad data.
 
 Then, when a member joins, keys move only to it, and only about 1/N of them; when one leaves, only its
 own keys move. The demo prints exactly that, measured, next to the ideal.
@@ -69,6 +71,8 @@ MIN_WEIGHT, MAX_WEIGHT = 0.01, 100
 MAX_POINTS = 1_000_000
 # Our member data is {"weight": 2.5}: a few bytes. Reading more than this is not worth a router's time.
 MAX_DATA_BYTES = 1024
+# Why a persistent member znode stays off the ring: nothing would ever remove it.
+NOT_EPHEMERAL = "not ephemeral: a member must vanish with its session"
 # Each add or remove copies the point list once; for more changes than this, one sort is cheaper.
 REBUILD_WHOLE_AFTER = 8
 Key = str | bytes
@@ -289,8 +293,8 @@ def _excerpt(data: bytes, limit: int = 24) -> str:
 class RingWatcher:
     """A router's view: `.ring` is rebuilt from ZooKeeper on every membership change.
 
-    Members whose data is refused stay off the ring; `.ignored` maps each to the reason, and
-    `on_ignored(name, reason)` hears about each once (until its znode goes away).
+    Members whose data is refused, or whose znode is not ephemeral, stay off the ring; `.ignored` maps
+    each to the reason, and `on_ignored(name, reason)` hears about each once (until its znode goes away).
     """
 
     def __init__(self, client: KazooClient, root: str, vnodes: int = DEFAULT_VNODES,
@@ -407,7 +411,12 @@ class RingWatcher:
             try:
                 data, stat = answer.get(timeout=self.timeout)
                 self._czxid[name] = stat.czxid
-                weights[name] = parse_weight(data)
+                weight = parse_weight(data)  # bad data is the first thing to tell, persistent or not
+                if not stat.ephemeralOwner:
+                    # A persistent znode outlives every session: its member could be long dead and the
+                    # router would never hear of it. Only ephemerals vanish when their session ends.
+                    raise ValueError(NOT_EPHEMERAL)
+                weights[name] = weight
             except NoNodeError:
                 continue  # left already; the next children event says so
             except ValueError as exc:

@@ -58,7 +58,8 @@ EARLY = 0.09
 # Member data that contract C says no router may put on its ring (the rest is either valid, or left
 # to the hashing demo's documented choice: empty data, and a megabyte that does hold a weight).
 INVALID = {"junk bytes", "weight 1e-9 (tiny)", "weight 1e9 (huge)", "weight Infinity", "weight NaN", "weight -1",
-           'weight "2" (a string)', "weight true", "data not an object"}
+           'weight "2" (a string)', "weight true", "data not an object",
+           "persistent member"}  # valid data, but never vanishes: routers keep it off the ring too
 
 ZK, LINK, DATA, PROCESS = "zookeeper", "link", "data", "process"
 KINDS = {  # what the table calls each fault -> its lane

@@ -85,6 +85,18 @@ def test_epochs_compared_by_the_client_instead_of_zookeeper_fail_the_stale_write
         result.stdout
 
 
+def test_a_weight_check_that_accepts_any_positive_weight_fails_the_foreign_members(tmp_path: Path) -> None:
+    """check_weight accepting any weight above 0 is caught: a member of weight 1e-9 gets on the ring, and
+    exactly the foreign-data guarantee fails, naming it."""
+    scripts = copy_scripts(tmp_path)
+    edit(scripts / SCRIPTS["hashing"], "    if not MIN_WEIGHT <= weight <= MAX_WEIGHT:", "    if not weight > 0:")
+    result = run_check("hashing", "--scripts", str(scripts), timeout=60)
+    assert result.returncode == 1, result.stdout + result.stderr
+    failed = [line for line in result.stdout.splitlines() if line.startswith(("\u2718", "XX"))]
+    assert len(failed) == 1 and guarantees("hashing")["foreign"] in failed[0] and "'tiny'" in failed[0], \
+        result.stdout
+
+
 def test_a_script_that_does_not_import_is_one_line(tmp_path: Path) -> None:
     """A syntax error in the script: one line naming it and its line, exit 1."""
     scripts = copy_scripts(tmp_path)

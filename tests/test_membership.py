@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from kazoo.client import KazooClient
 
-from challenge_consistent_hashing import RingWatcher, members_path, register_node
+from challenge_consistent_hashing import NOT_EPHEMERAL, RingWatcher, members_path, register_node
 from zklab import check_hashing
 from zklab.check_lab import Lab, holds
 from zklab.faults import wait_until
@@ -63,6 +63,26 @@ def test_members_registered_by_hand_are_ignored_unless_valid(make_client: MakeCl
         router.wait_for(lambda ring, r=router: set(r.ignored) == {"plain", "negative", "listy"}, 5)
     converge(routers, {"bare"}, 5)
     assert routers[0].ring.weights == {"bare": 1}
+
+
+def test_members_with_foreign_data_or_not_ephemeral_stay_off_the_ring(hashing_lab: Lab) -> None:
+    """Members written by hand with weights 1e9, 1e-9, "2", junk bytes, or valid but persistent, stay off both
+    routers' rings and are reported in ignored; the valid ephemeral one joins within 1 s."""
+    holds(check_hashing.FOREIGN, hashing_lab)
+
+
+def test_a_persistent_member_is_ignored_once_with_the_reason(make_client: MakeClient) -> None:
+    """A persistent member znode with valid data stays off the ring, reported once as not ephemeral."""
+    heard: list[tuple[str, str]] = []
+    router = RingWatcher(make_client(), ROOT, vnodes=40, on_ignored=lambda name, why: heard.append((name, why)))
+    try:
+        make_client().create(f"{members_path(ROOT)}/ghost", b'{"weight": 1}')
+        router.wait_for(lambda ring: "ghost" in router.ignored, 5)
+        register_node(make_client(), ROOT, "live")
+        router.wait_for(lambda ring: set(ring.nodes) == {"live"}, 5)
+        assert router.ignored == {"ghost": NOT_EPHEMERAL} and heard == [("ghost", NOT_EPHEMERAL)]
+    finally:
+        router.close()
 
 
 def test_ring_rebuild_is_swapped_whole(hashing_lab: Lab) -> None:

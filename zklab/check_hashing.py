@@ -302,6 +302,61 @@ def callback(lab: Lab, found: Findings) -> None:
                 "of yours: look at RingWatcher's children callback.")
 
 
+# ---------------------------------------------------------------- members written by hand
+
+# Member znodes anyone could write with zkCli.sh: (name, data, ephemeral?). Only "valid" may join.
+FOREIGN_MEMBERS = [
+    ("huge", b'{"weight": 1e9}', True),
+    ("tiny", b'{"weight": 1e-9}', True),
+    ("text", b'{"weight": "2"}', True),
+    ("junk", b"\xff\xfe\x00junk", True),
+    ("persistent", b'{"weight": 1}', False),
+    ("valid", b'{"weight": 2}', True),
+]
+
+
+def foreign(lab: Lab, found: Findings) -> None:
+    chroot = lab.namespace()
+    pair = [router(lab, chroot) for _ in range(2)]
+    writer, path = lab.client(chroot), lab.script.members_path(ROOT)
+    bad = {name for name, _, _ in FOREIGN_MEMBERS if name != "valid"}
+    started = time.monotonic()
+    for name, data, ephemeral in FOREIGN_MEMBERS:
+        writer.create(f"{path}/{name}", data, ephemeral=ephemeral)
+    lab.on_close(lambda: [writer.delete(f"{path}/{name}") for name, _, ephemeral in FOREIGN_MEMBERS
+                          if not ephemeral])
+    joined, intruders = None, {}
+    while time.monotonic() - started < CONVERGE:
+        for i, watcher in enumerate(pair, 1):
+            ring = watcher.ring
+            intruders.update({(i, n): ring.weights[n] for n in set(ring.nodes) & bad})
+        if all(set(r.ring.nodes) == {"valid"} and bad <= set(r.ignored) for r in pair):
+            joined = time.monotonic() - started
+            break
+        time.sleep(0.005)
+    advice = ("One member with weight 1e9 takes 1.6e11 points: a router runs out of memory; foreign data "
+              "must never count as weight 1, and a persistent member never leaves, so keys would go to it "
+              "long after it died. A router keeps such a member off its ring and reports it in "
+              "RingWatcher.ignored: look at check_weight and parse_weight, and at how RingWatcher reads "
+              "members (_read_weights, the znode's stat.ephemeralOwner).")
+    if intruders:
+        on = {name: (weight, sorted(i for i, n in intruders if n == name)) for (_, name), weight in intruders.items()}
+        found.fail("foreign", "; ".join(f"member {name!r} got on the ring of router{'s' * (len(rs) > 1)} "
+                                        f"{' and '.join(map(str, rs))} "
+                                        f"with weight {weight!r}" for name, (weight, rs) in sorted(on.items())),
+                   advice)
+    elif joined is None:
+        rings = [sorted(r.ring.weights.items()) for r in pair]
+        unreported = sorted(n for n in bad if any(n not in r.ignored for r in pair))
+        found.fail("foreign", f"within {CONVERGE:.1f} s the routers held {rings}, want [('valid', 2)]"
+                   + (f"; {', '.join(unreported)} not reported in RingWatcher.ignored" if unreported else ""),
+                   advice)
+    else:
+        found.hold("foreign", f"{len(bad)} members with foreign, out-of-range or persistent data stayed off both "
+                   f"routers' rings, each reported in ignored; the valid one joined {joined * 1000:.0f} ms after "
+                   "the writes began")
+
+
 # ---------------------------------------------------------------- what `check hashing` runs, in order
 
 AGREE = Check({"agree": "routers in different processes agree on every key"}, agree, bound=30, needs_zk=False)
@@ -316,4 +371,6 @@ ROUTERS = Check({"routers": "routers follow joins, leaves and crashes within a s
 SWAP = Check({"swap": "a router swaps in a whole new ring; the ring a reader holds never changes"}, swap,
              bound=15)
 CALLBACK = Check({"callback": "a watch callback never waits on ZooKeeper"}, callback, bound=15)
-CHECKS = [AGREE, BALANCE, JOIN, LEAVE, WEIGHTS, POINTS, ORDER, ROUTERS, SWAP, CALLBACK]
+FOREIGN = Check({"foreign": "a member with foreign data, or not ephemeral, stays off the ring"}, foreign,
+                bound=10)
+CHECKS = [AGREE, BALANCE, JOIN, LEAVE, WEIGHTS, POINTS, ORDER, ROUTERS, SWAP, CALLBACK, FOREIGN]

@@ -439,7 +439,7 @@ class Soak:
             Verdict("when quiet, every router holds the observer's ring", self.observer.quiet_checks,
                     f"quiet checks ({self.observer.routers_compared} routers compared)",
                     self.observer.disagreements),
-            Verdict("no ring ever holds a member whose data is invalid", sum(r.log.ring_events for r in runs),
+            Verdict("no ring ever holds a member that is invalid or not ephemeral", sum(r.log.ring_events for r in runs),
                     f"ring events ({len(invalid)} invalid hostile members written)", accepted),
             Verdict("an ignored member is warned about once per router", len(ignored), "warnings",
                     warned_once(ignored)),

@@ -25,6 +25,7 @@ from typing import TypeVar
 
 from kazoo.client import KazooClient
 
+from zklab.faults import wait_until
 from zklab.proxy import PartitionProxy, no_delay
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,14 +78,7 @@ class Findings:
 def wait_for(predicate: Callable[[], T], bound: float, key: str, figure: str, advice: str,
              interval: float = 0.003) -> T:
     """Poll until `predicate` gives something truthy; past `bound` seconds the guarantee `key` fails."""
-    deadline = time.monotonic() + bound
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise Broken(key, figure, advice)
-        time.sleep(interval)
+    return wait_until(predicate, bound, key, interval, failure=lambda: Broken(key, figure, advice))
 
 
 def crash_figure(exc: BaseException, script: ModuleType) -> str:

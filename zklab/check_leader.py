@@ -9,6 +9,7 @@ restructure the recipe freely. Short sessions (1-2 s) keep every bound within a 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from zklab.check_lab import (
     SESSION_TIMEOUT,
@@ -41,6 +42,15 @@ ADVICE_TWO_LEADERS = ("Two leaders at once is what an election exists to prevent
 
 
 # ---------------------------------------------------------------- helpers
+
+def must_refuse(call: Callable[[], object], refusal: type[BaseException], key: str, figure: str, advice: str) -> None:
+    """`call` must raise `refusal`; if it goes through, the guarantee `key` fails with `figure`."""
+    try:
+        call()
+    except refusal:
+        return
+    raise Broken(key, figure, advice)
+
 
 def candidate(lab: Lab, chroot: str, name: str, sampler: LeaderSampler | None = None,
               timeout: float = SESSION_TIMEOUT, via: str | None = None) -> object:
@@ -118,13 +128,9 @@ def one_leader(lab: Lab, found: Findings) -> None:
                      "Every candidate reads the same children from ZooKeeper and must order them the same "
                      "way. Look at participants() and election_order.")
     leader.fenced_set(LEDGER, "from the leader")
-    try:
-        elections[1].fenced_set(LEDGER, "from a follower")
-    except lab.script.NotLeaderError:
-        pass
-    else:
-        raise Broken("one-leader", "a follower's fenced_set was accepted",
-                     "Only the leader may write: fenced_set must refuse unless is_leader holds.")
+    must_refuse(lambda: elections[1].fenced_set(LEDGER, "from a follower"), lab.script.NotLeaderError,
+                "one-leader", "a follower's fenced_set was accepted",
+                "Only the leader may write: fenced_set must refuse unless is_leader holds.")
     most, figure = overlap_figure(sampler, elections)
     found.judge("one-leader", most == 1,
                 f"1 of 5 candidates leads, the first in line; all see one queue; a follower's write is refused; "
@@ -163,13 +169,8 @@ def in_order(lab: Lab, found: Findings) -> None:
         previous = leader
         leader.resign()
         resigned_at = time.monotonic()
-    try:
-        elections[0].start()
-    except RuntimeError:
-        pass
-    else:
-        raise Broken("in-order", "a resigned candidate could start again",
-                     "resign() is final: a closed election must not rejoin.")
+    must_refuse(elections[0].start, RuntimeError, "in-order", "a resigned candidate could start again",
+                "resign() is final: a closed election must not rejoin.")
     most, figure = overlap_figure(sampler, elections)
     found.judge("in-order", most == 1,
                 f"5 hand-offs, each to the next in line (10 after 9), slowest {max(handoffs):.1f} ms; "

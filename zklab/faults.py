@@ -17,15 +17,16 @@ T = TypeVar("T")
 
 
 def wait_until(predicate: Callable[[], T], timeout: float = 10.0, what: str = "condition",
-               interval: float = 0.005) -> T:
-    """Poll `predicate` until it returns something truthy; fail with `what` at the deadline."""
+               interval: float = 0.005, failure: Callable[[], Exception] | None = None) -> T:
+    """Poll `predicate` until it returns something truthy; at the deadline raise `failure()`, or an
+    AssertionError naming `what`."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.1f}s waiting for {what}")
+            raise failure() if failure else AssertionError(f"timed out after {timeout:.1f}s waiting for {what}")
         time.sleep(interval)
 
 

@@ -64,6 +64,15 @@ def tree(zk_hosts: str) -> Iterator[Callable[..., Tree]]:
             view.proc.wait()
 
 
+def test_once_on_a_missing_path_says_so_and_promises_no_wait(tree: Callable[..., Tree]) -> None:
+    """--once on a path that does not exist says so and exits; it does not claim to wait for it."""
+    view = tree("--once", "/nowhere")
+    assert view.proc.wait(timeout=15) == 0, view.proc.stderr.read()
+    view._reader.join(5)
+    assert any("/nowhere" in line and "does not exist" in line for line in view.lines)
+    assert not any("waiting" in line for line in view.lines)
+
+
 def test_once_shows_kind_owner_sequence_and_data(tree: Callable[..., Tree],
                                                  make_client: Callable[..., KazooClient]) -> None:
     """--once prints each znode's kind, its owner session if ephemeral, its sequence number and its data."""

@@ -168,12 +168,14 @@ def render(nodes: dict[str, Node], marks: dict[str, str], root: str, now: float,
     return lines
 
 
-def header(root: str, hosts: str, count: int, cut: bool, connected: bool, exists: bool) -> str:
+def header(root: str, hosts: str, count: int, cut: bool, connected: bool, exists: bool,
+           watching: bool = True) -> str:
     clock = datetime.now().strftime("%H:%M:%S")
     if not connected:
         return f"{clock}  {root} on {hosts}: DISCONNECTED from ZooKeeper; showing the last tree, redraws on reconnect"
     if not exists:
-        return f"{clock}  {root} on {hosts} does not exist yet (start a demo: ./run.sh leader); waiting for it"
+        waiting = "; waiting for it" if watching else ""
+        return f"{clock}  {root} on {hosts} does not exist yet (start a demo: ./run.sh leader){waiting}"
     more = f" (cut at {MAX_NODES})" if cut else ""
     return f"{clock}  {root} on {hosts}: {count} znodes{more}   (+ new  - gone  * data changed)"
 
@@ -183,8 +185,9 @@ def header(root: str, hosts: str, count: int, cut: bool, connected: bool, exists
 class TreeView:
     """Reads the tree whenever a watch or the connection wakes it, and draws it to stdout."""
 
-    def __init__(self, client: KazooClient, root: str, hosts: str, terminal: bool):
+    def __init__(self, client: KazooClient, root: str, hosts: str, terminal: bool, watching: bool = True):
         self.client, self.root, self.hosts, self.terminal = client, root, hosts, terminal
+        self.watching = watching  # False for --once: one drawing, no promise to wait
         self.wake = threading.Event()
         self.connected = True
         self.nodes: dict[str, Node] | None = None
@@ -217,7 +220,8 @@ class TreeView:
 
     def draw(self) -> None:
         exists = self.root in self.shown
-        lines = [header(self.root, self.hosts, len(self.nodes or {}), self.cut, self.connected, exists)]
+        lines = [header(self.root, self.hosts, len(self.nodes or {}), self.cut, self.connected, exists,
+                        self.watching)]
         size = shutil.get_terminal_size()
         # On a narrow terminal the names give way first, so that kind, owner and age stay in view.
         width = max(MIN_NAME_WIDTH, min(NAME_WIDTH, size.columns - OTHER_COLUMNS)) if self.terminal else NAME_WIDTH
@@ -342,7 +346,8 @@ def main(argv: list[str] | None = None) -> int:
               "`./run.sh zk start`", file=sys.stderr)
         return 1
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    view = TreeView(client, args.path, hosts, terminal=sys.stdout.isatty() and not args.once)
+    view = TreeView(client, args.path, hosts, terminal=sys.stdout.isatty() and not args.once,
+                    watching=not args.once)
     try:
         view.refresh()
         view.draw()

@@ -1089,14 +1089,19 @@ class Lane:
 
     def terms(self, end: float) -> list[tuple[float, float]]:
         """The intervals in which this worker acted as leader."""
-        spans, since = [], None
-        for t, leading, _ in self.history:
-            if leading and since is None:
-                since = t
-            elif not leading and since is not None:
-                spans.append((since, t))
-                since = None
-        return spans + ([(since, end)] if since is not None else [])
+        return leader_terms(self.history, end)
+
+
+def leader_terms(history: list[tuple[float, bool, str]], end: float) -> list[tuple[float, float]]:
+    """An election's (time, leading?, why) history as the intervals it acted as leader; one still open ends at `end`."""
+    spans, since = [], None
+    for t, leading, _ in history:
+        if leading and since is None:
+            since = t
+        elif not leading and since is not None:
+            spans.append((since, t))
+            since = None
+    return spans + ([(since, end)] if since is not None else [])
 
 
 def utf8_output() -> bool:

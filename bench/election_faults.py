@@ -27,7 +27,7 @@ from bench.common import (
     verdict,
     zookeeper,
 )
-from challenge_leader_election import LeaderElection
+from challenge_leader_election import LeaderElection, leader_terms
 from zklab.faults import expire_session, wait_until
 from zklab.proxy import PartitionProxy
 
@@ -43,18 +43,6 @@ def overlap(first: list[Interval], second: list[Interval]) -> float:
     """Total time during which an interval of `first` and one of `second` both held."""
     return sum(max(0.0, min(a_end, b_end) - max(a_start, b_start))
                for a_start, a_end in first for b_start, b_end in second)
-
-
-def terms(history: list[tuple[float, bool, str]], until: float) -> list[Interval]:
-    """Turn an election's (time, leading?) history into the intervals it acted as leader."""
-    intervals, start = [], None
-    for at, leading, _ in history:
-        if leading and start is None:
-            start = at
-        elif not leading and start is not None:
-            intervals.append((start, at))
-            start = None
-    return intervals + ([(start, until)] if start is not None else [])
 
 
 # ---------------------------------------------------------------- 2. partition
@@ -74,8 +62,8 @@ def ours_partition(zk_address: str) -> float:
         proxy.heal()
         time.sleep(AFTER)
         end = time.monotonic()
-        old = terms(elections[0].history, end)
-        return sum(overlap(old, terms(e.history, end)) for e in elections[1:])
+        old = leader_terms(elections[0].history, end)
+        return sum(overlap(old, leader_terms(e.history, end)) for e in elections[1:])
     finally:
         for e in elections:
             e.resign()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -73,3 +74,151 @@ def test_ruff_is_clean() -> None:
         pytest.skip("ruff is not installed in this environment (bash start_venv.sh --dev installs it)")
     result = _run([str(ruff), "check", "."])
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ---------------------------------------------------------------- the budgets of a script that is the lesson
+
+SCRIPTS = ("challenge_leader_election.py", "challenge_consistent_hashing.py")
+MAX_SCRIPT_LINES = 600  # one sitting's read; the seed's challenges were 84 and 124 lines
+RECIPE_ENDS_BY = 400  # the whole recipe sits in the first 400 lines, before the demo
+MAX_FUNCTION_LINES = 30  # one step, one function a learner can write: 5 to 30 lines
+MAX_CHANGING_ATTRIBUTES = 10  # kazoo's Lock holds 6, Curator's LeaderLatch 6
+# The line that ends the recipe and starts the demo, in both scripts.
+DEMO_MARKER = "# ================================================================ the demo"
+# The main recipe classes, whose changing state is budgeted.
+RECIPE_CLASSES = {"challenge_leader_election.py": ("LeaderElection",),
+                  "challenge_consistent_hashing.py": ("HashRing", "RingWatcher")}
+RULE = "# " + "-" * 64  # the lab's section rule
+PLUMBING_START = f"{RULE} plumbing (the same in both scripts)"
+PLUMBING_END = f"{RULE} end of plumbing"
+README_MAX_LINES = 250
+
+
+def _self_attribute(node: ast.AST) -> str | None:
+    """`self.x` -> "x"; `self.x[k]` -> "x" (the object self.x holds is changed in place); else None."""
+    if isinstance(node, ast.Subscript):
+        node = node.value
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
+        return node.attr
+    return None
+
+
+def _store_targets(node: ast.AST) -> list[ast.AST]:
+    """Every target an assignment, augmented assignment or `del` in `node` writes to, tuples unpacked."""
+    if isinstance(node, ast.Assign):
+        found = list(node.targets)
+    elif isinstance(node, (ast.AugAssign, ast.AnnAssign)) and node.value is not None:
+        found = [node.target]
+    elif isinstance(node, ast.Delete):
+        found = list(node.targets)
+    else:
+        return []
+    flat: list[ast.AST] = []
+    while found:
+        target = found.pop()
+        if isinstance(target, (ast.Tuple, ast.List)):
+            found.extend(target.elts)
+        elif isinstance(target, ast.Starred):
+            found.append(target.value)
+        else:
+            flat.append(target)
+    return flat
+
+
+def changing_attributes(cls: ast.ClassDef) -> set[str]:
+    """The attributes of `cls` that change after construction.
+
+    An attribute changes when a method other than `__init__` (or a function nested in one) writes it:
+    `self.x = ...`, `self.x += ...`, `self.x: T = ...`, `self.a, self.x = ...`, `del self.x`, or an item
+    store `self.x[k] = ...` / `del self.x[k]` (the dict or list self.x holds changes in place). So an
+    attribute set in `__init__` and written again elsewhere counts once; one set only in `__init__` is
+    configuration and does not count. Changes through method calls (`self.x.append(v)`,
+    `self.event.set()`) are not counted: a lock, an event or a queue is one fixed tool, not state.
+    """
+    changed: set[str] = set()
+    for method in cls.body:
+        if not isinstance(method, (ast.FunctionDef, ast.AsyncFunctionDef)) or method.name == "__init__":
+            continue
+        for node in ast.walk(method):
+            changed.update(name for target in _store_targets(node) if (name := _self_attribute(target)))
+    return changed
+
+
+def _script(name: str) -> tuple[list[str], ast.Module]:
+    text = (ROOT / name).read_text(encoding="utf-8")
+    return text.splitlines(), ast.parse(text, filename=name)
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_script_fits_its_budgets(name: str) -> None:
+    """Each challenge script is the lesson: at most 600 lines, its recipe within the first 400, no function
+    over 30 lines, and at most 10 attributes that change in each main recipe class (see changing_attributes)."""
+    lines, tree = _script(name)
+    broken: list[str] = []
+    if len(lines) > MAX_SCRIPT_LINES:
+        broken.append(f"{len(lines)} lines, {len(lines) - MAX_SCRIPT_LINES} over the {MAX_SCRIPT_LINES}-line budget")
+    markers = [number for number, line in enumerate(lines, 1) if line.rstrip() == DEMO_MARKER]
+    if len(markers) != 1:
+        broken.append(f"the recipe's end is not marked: want exactly one line {DEMO_MARKER!r}, found {len(markers)}")
+    elif (recipe_end := markers[0] - 1) > RECIPE_ENDS_BY:
+        broken.append(f"the recipe ends at line {recipe_end}, {recipe_end - RECIPE_ENDS_BY} lines past line "
+                      f"{RECIPE_ENDS_BY}")
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            length = node.end_lineno - node.lineno + 1
+            if length > MAX_FUNCTION_LINES:
+                broken.append(f"{node.name} (line {node.lineno}) is {length} lines, "
+                              f"{length - MAX_FUNCTION_LINES} over the {MAX_FUNCTION_LINES}-line budget")
+    classes = {node.name: node for node in ast.walk(tree) if isinstance(node, ast.ClassDef)}
+    for class_name in RECIPE_CLASSES[name]:
+        if class_name not in classes:
+            broken.append(f"class {class_name} is missing")
+            continue
+        changing = changing_attributes(classes[class_name])
+        if len(changing) > MAX_CHANGING_ATTRIBUTES:
+            broken.append(f"{class_name} holds {len(changing)} attributes that change, "
+                          f"{len(changing) - MAX_CHANGING_ATTRIBUTES} over the budget of {MAX_CHANGING_ATTRIBUTES}: "
+                          f"{', '.join(sorted(changing))}")
+    assert not broken, f"{name} breaks its budgets:\n  " + "\n  ".join(broken)
+
+
+def test_changing_attributes_counts_what_changes_after_construction() -> None:
+    """The attribute count takes rebinding, augmented and item stores outside __init__, and nothing else."""
+    cls = ast.parse(
+        "class C:\n"
+        "    def __init__(self):\n"
+        "        self.config = 1\n        self.state = 0\n        self.table = {}\n        self.lock = None\n"
+        "    def step(self):\n"
+        "        self.state += 1\n        self.table['k'] = 2\n        self.lock.acquire()\n"
+        "        self.a, (self.b, *self.c) = 1, (2, 3)\n        del self.d\n"
+        "        def later():\n            self.e: int = 5\n        self.f: int\n"
+    ).body[0]
+    assert changing_attributes(cls) == {"state", "table", "a", "b", "c", "d", "e"}
+
+
+def _plumbing_block(path: Path) -> list[str]:
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    starts = [i for i, line in enumerate(lines) if line.rstrip("\r\n") == PLUMBING_START]
+    ends = [i for i, line in enumerate(lines) if line.rstrip("\r\n") == PLUMBING_END]
+    assert len(starts) == 1 and len(ends) == 1 and starts[0] < ends[0], (
+        f"{path.name}: want one plumbing block between the lines {PLUMBING_START!r} and {PLUMBING_END!r}; "
+        f"found {len(starts)} start and {len(ends)} end markers")
+    return lines[starts[0]:ends[0] + 1]
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_plumbing_block_is_the_same_everywhere(name: str) -> None:
+    """Each script carries zklab/plumbing.py's block byte for byte: one --zk grammar, one signal way, one reconnect."""
+    reference = _plumbing_block(ROOT / "zklab" / "plumbing.py")
+    copy = _plumbing_block(ROOT / name)
+    for number, (want, got) in enumerate(zip(reference, copy, strict=False), 1):
+        assert got == want, (f"{name}'s plumbing block differs from zklab/plumbing.py's at its line {number}:\n"
+                             f"  plumbing.py: {want!r}\n  {name}: {got!r}")
+    assert len(copy) == len(reference), (f"{name}'s plumbing block is {len(copy)} lines, zklab/plumbing.py's "
+                                         f"{len(reference)}")
+
+
+def test_readme_is_the_learners_path_within_250_lines() -> None:
+    """The README stays the learner's path; everything else lives in docs/."""
+    count = len((ROOT / "README.md").read_text(encoding="utf-8").splitlines())
+    assert count <= README_MAX_LINES, f"README.md is {count} lines, {count - README_MAX_LINES} over {README_MAX_LINES}"

@@ -10,12 +10,12 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import itertools
+import logging
 import os
 import socket
 import sys
 import threading
 import time
-import traceback
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -26,6 +26,7 @@ from typing import TypeVar
 from kazoo.client import KazooClient
 
 from zklab.faults import wait_until
+from zklab.lanes import Lane, draw_timeline, utf8_output
 from zklab.proxy import PartitionProxy, no_delay
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +37,8 @@ RECONNECT_BACKOFF = {"max_tries": -1, "max_delay": 0.5}
 SESSION_TIMEOUT = 2.0
 # How long a lab waits for what it closes at the end (resigns, watchers, clients), in all.
 CLOSE_TIMEOUT = 3.0
+# The longest a tap holds a request back: a forgotten hold must not cost the session (2 s).
+HOLD_AT_MOST = 1.0
 
 T = TypeVar("T")
 _loaded = itertools.count()
@@ -49,6 +52,8 @@ class Verdict:
     ok: bool
     figure: str        # what was measured, in the lesson's words
     advice: str = ""   # on failure: what happened, why it matters, where to look
+    evidence: list[str] = field(default_factory=list)  # on failure: a few lines that show it (lanes, keys)
+    unwritten: str = ""  # the step function that raised NotImplementedError, if that is why it failed
 
 
 class Broken(Exception):
@@ -82,24 +87,70 @@ def wait_for(predicate: Callable[[], T], bound: float, key: str, figure: str, ad
 
 
 def crash_figure(exc: BaseException, script: ModuleType) -> str:
-    """'LeaderElection.start raised TypeError: ...': where the learner's code raised, in one line."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == script.__file__]
+    """'LeaderElection.start raised TypeError: boom (line 250)': where the learner's code raised, in one line."""
+    found = script_error(exc, script.__file__)
+    if found is not None:
+        return found.words()
     text = str(exc).splitlines()[0] if str(exc) else ""
-    what = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-    if not frames:
-        return f"the check stopped with {what}"
-    outer, inner = frames[0], frames[-1]
-    return f"{_qualname(exc, outer)} raised {what} ({Path(inner.filename).name} line {inner.lineno})"
+    return f"the check stopped with {type(exc).__name__}" + (f": {text}" if text else "")
 
 
-def _qualname(exc: BaseException, frame: traceback.FrameSummary) -> str:
-    tb = exc.__traceback__
+# ---------------------------------------------------------------- the script's own errors, on any thread
+
+@dataclass(frozen=True)
+class ScriptError:
+    """An exception raised in the learner's code: the script's innermost function on its way out."""
+    where: str     # qualname, e.g. LeaderElection._check_position
+    kind: str      # the exception's type
+    message: str   # its first line
+    line: int
+
+    def words(self) -> str:
+        if self.kind == "NotImplementedError":
+            return f"not written yet: {self.where}"
+        return f"{self.where} raised {self.kind}" + (f": {self.message}" if self.message else "") + \
+            f" (line {self.line})"
+
+
+def script_error(exc: BaseException, script_file: str) -> ScriptError | None:
+    """Where in the script `exc` was raised (or came through, from a library it called); None if not in it."""
+    tb, mine = exc.__traceback__, None
     while tb is not None:
-        code = tb.tb_frame.f_code
-        if code.co_filename == frame.filename and tb.tb_lineno == frame.lineno:
-            return getattr(code, "co_qualname", code.co_name)
+        if tb.tb_frame.f_code.co_filename == script_file:
+            mine = tb
         tb = tb.tb_next
-    return frame.name
+    if mine is None:
+        return None
+    code, text = mine.tb_frame.f_code, (str(exc).splitlines() or [""])[0]
+    return ScriptError(getattr(code, "co_qualname", code.co_name), type(exc).__name__, text[:160], mine.tb_lineno)
+
+
+class ErrorWatch(logging.Handler):
+    """Collects exceptions from the script's code on every thread: threads that died of one, and the ones a
+    thread caught and logged (an election's loop, kazoo's callback thread), which would otherwise hide."""
+
+    def __init__(self, script_file: str):
+        super().__init__(logging.WARNING)
+        self.script_file = script_file
+        self.errors: list[ScriptError] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info and record.exc_info[1] is not None:
+            self.note(record.exc_info[1])
+
+    def note(self, exc: BaseException) -> None:
+        found = script_error(exc, self.script_file)
+        if found is not None and len(self.errors) < 1000:  # a retry loop may raise forever: keep a bounded few
+            self.errors.append(found)
+
+    def thread_died(self, args: threading.ExceptHookArgs) -> None:
+        if args.exc_value is not None:
+            self.note(args.exc_value)
+
+    def since(self, start: int) -> ScriptError | None:
+        """The error to name after `start`: a step not written first, else the first one."""
+        errors = self.errors[start:]
+        return next((e for e in errors if e.kind == "NotImplementedError"), errors[0] if errors else None)
 
 
 # ---------------------------------------------------------------- the learner's script
@@ -122,6 +173,7 @@ def load_script(challenge: str, directory: Path | str = ROOT) -> ModuleType:
 # ---------------------------------------------------------------- a relay that reads ZooKeeper's frames
 
 GET_DATA = 4        # ZooKeeper's opcode for getData
+GET_CHILDREN = {8, 12}  # getChildren and getChildren2 (the one that also returns the parent's stat)
 WATCH_EVENT_XID = -1  # a reply header with this xid carries a watch notification, not an answer
 
 
@@ -140,13 +192,33 @@ class WireTap:
         self.delay_data = delay_data
         self.events: list[tuple[int, str]] = []   # (event type, path) of every watch notification
         self.last_frame = time.monotonic()        # when a frame last passed, either way
+        self.held = threading.Event()             # set while a request is held back (hold_after_children)
+        self.held_op: int | None = None           # the opcode of the request held
+        self._armed = ""                          # "", "armed" or "children seen"
+        self._release = threading.Event()
         self._sockets: list[socket.socket] = []
         self._closed = False
         self._server = socket.create_server(("127.0.0.1", 0))
         self.address = f"127.0.0.1:{self._server.getsockname()[1]}"
         threading.Thread(target=self._accept, name="wiretap", daemon=True).start()
 
+    def hold_after_children(self) -> None:
+        """Hold back the first request that follows the client's next getChildren, until release().
+
+        A candidate reads the children, then looks at its predecessor: holding that second request
+        lets a check change the world between the two reads, every time, instead of by luck. Pings
+        and other negative-xid frames pass: only a real request is held (at most HOLD_AT_MOST).
+        """
+        self.held.clear()
+        self._release.clear()
+        self._armed = "armed"
+
+    def release(self) -> None:
+        self._armed = ""
+        self._release.set()
+
     def close(self) -> None:
+        self._release.set()
         self._closed = True
         self._server.close()
         for sock in self._sockets:
@@ -174,11 +246,22 @@ class WireTap:
     def _requests(self, src: socket.socket, dst: socket.socket, data_xids: set[int]) -> None:
         for index, frame in self._frames(src):
             self.last_frame = time.monotonic()
-            if index > 0 and len(frame) >= 12 and int.from_bytes(frame[8:12], "big", signed=True) == GET_DATA:
-                data_xids.add(int.from_bytes(frame[4:8], "big", signed=True))
+            if index > 0 and len(frame) >= 12:
+                xid, op = (int.from_bytes(frame[i:i + 4], "big", signed=True) for i in (4, 8))
+                if op == GET_DATA:
+                    data_xids.add(xid)
+                self._maybe_hold(xid, op)
             if not self._send(dst, frame):
                 break
         self._hang_up(src, dst)
+
+    def _maybe_hold(self, xid: int, op: int) -> None:
+        if self._armed == "children seen" and xid >= 0:
+            self._armed, self.held_op = "", op
+            self.held.set()
+            self._release.wait(HOLD_AT_MOST)   # later frames wait behind it: TCP keeps them in order
+        elif self._armed == "armed" and op in GET_CHILDREN:
+            self._armed = "children seen"
 
     def _replies(self, src: socket.socket, dst: socket.socket, data_xids: set[int]) -> None:
         for index, frame in self._frames(src):
@@ -230,10 +313,29 @@ class WireTap:
 class Lab:
     """What one check needs: the script, a ZooKeeper, and clients and faults that are cleaned up after."""
 
-    def __init__(self, script: ModuleType, zk_address: Callable[[], str] | str | None = None):
+    def __init__(self, script: ModuleType, zk_address: Callable[[], str] | str | None = None,
+                 ensemble: Callable[[], object] | None = None, errors: ErrorWatch | None = None,
+                 utf8: bool | None = None):
         self.script = script
         self._zk_address = zk_address
+        self._ensemble = ensemble
+        self.errors = errors or ErrorWatch(script.__file__)  # installed by the checker's process, else empty
+        self.utf8 = utf8_output() if utf8 is None else utf8
+        self.samplers: list[LeaderSampler] = []
         self._closers: list[Callable[[], object]] = []
+
+    def ensemble(self) -> object:
+        """A 3-server ZooKeeperCluster whose peer links can be cut (isolate); started once, shared."""
+        if self._ensemble is None:
+            raise RuntimeError("this check needs a 3-server ensemble, and the lab has none")
+        return self._ensemble()
+
+    def sampler(self) -> LeaderSampler:
+        """A LeaderSampler that stops when the lab closes; a failed guarantee shows its lanes."""
+        sampler = LeaderSampler()
+        self.samplers.append(sampler)
+        self.on_close(sampler.stop)
+        return sampler
 
     @property
     def zk_address(self) -> str:
@@ -300,7 +402,8 @@ def bounded(call: Callable[[], object], timeout: float) -> bool:
 # ---------------------------------------------------------------- measuring leaders
 
 class LeaderSampler:
-    """Samples every candidate's `is_leader` on a thread of its own: the most acting at one instant."""
+    """Samples every candidate's `is_leader` on a thread of its own: the most acting at one instant,
+    and each candidate's lane (when it acted, as sampled), for the picture of a failed guarantee."""
 
     def __init__(self, interval: float = 0.002):
         self.candidates: list[object] = []
@@ -308,6 +411,8 @@ class LeaderSampler:
         self.overlap: list[str] = []   # names acting together when `most` was reached
         self.together = 0.0            # seconds during which two or more acted at once
         self.error: BaseException | None = None
+        self.began = time.monotonic()
+        self.lanes: dict[str, Lane] = {}
         self._stop = threading.Event()
         self._interval = interval
         self._thread = threading.Thread(target=self._run, name="leader-sampler", daemon=True)
@@ -321,16 +426,33 @@ class LeaderSampler:
         last = time.monotonic()
         while not self._stop.wait(self._interval):
             try:
-                acting = [c.name for c in list(self.candidates) if c.is_leader]
+                seen = [(c.name, bool(c.is_leader)) for c in list(self.candidates)]
             except Exception as exc:
                 self.error = exc
                 return
             now = time.monotonic()
+            acting = [name for name, leading in seen if leading]
+            self._record(seen, now)
             if len(acting) > 1:
                 self.together += now - last
             last = now
             if len(acting) > self.most:
                 self.most, self.overlap = len(acting), acting
+
+    def _record(self, seen: list[tuple[str, bool]], now: float) -> None:
+        for name, leading in seen:
+            lane = self.lanes.setdefault(name, Lane(name, [], joined=now))
+            if (lane.history[-1][1] if lane.history else False) != leading:
+                lane.history.append((now, leading, "sampled"))
+
+    def picture(self, utf8: bool) -> list[str]:
+        """The lanes of every candidate, from the samples: who led when, within 100 columns."""
+        if not self.lanes:
+            return []
+        end = time.monotonic()
+        lanes = list(self.lanes.values())
+        rows = draw_timeline(lanes, self.began, end, utf8)
+        return rows[:-1] if rows and rows[-1].strip().startswith("one column") else rows
 
 
 def most_at_once(histories: Iterable[list[tuple[float, bool, str]]]) -> int:
@@ -371,6 +493,7 @@ def run_check(check: Check, lab: Lab, bound: float | None = None,
     """Run a scenario within its bound; every guarantee gets a verdict, crash and hang included."""
     found, outcome = Findings(), []
     bound = check.bound if bound is None else min(bound, check.bound)
+    errors_before = len(lab.errors.errors)
 
     def scenario() -> None:
         try:
@@ -379,28 +502,43 @@ def run_check(check: Check, lab: Lab, bound: float | None = None,
             found.verdicts[broken.verdict.key] = broken.verdict
         except BaseException as exc:  # the learner's code may raise anything; it is a finding, not our crash
             outcome.append(exc)
+            lab.errors.note(exc)
 
     thread = threading.Thread(target=scenario, name="check", daemon=True)
     thread.start()
     thread.join(bound)
     hung = thread.is_alive()
     where = stuck_in(thread, lab.script) if hung else ""  # before closing, which may wake it
+    evidence = [line for sampler in lab.samplers[:1] for line in sampler.picture(lab.utf8)]
     lab.close()
     error = outcome[0] if outcome else None
-    verdicts = []
-    for key in check.guarantees:
-        if key in found.verdicts:
-            verdicts.append(found.verdicts[key])
-        elif hung:
-            verdicts.append(Verdict(key, False, f"{where} did not return within {bound:.0f} s",
-                                    "A call into the script never returned: look for a wait without a timeout."))
-        elif error is not None:
-            verdicts.append(Verdict(key, False, crash_figure(error, lab.script),
-                                    "The script raised where the guarantee expected an answer."))
-        else:
-            verdicts.append(Verdict(key, False, "not measured: an earlier step of the scenario failed",
-                                    "Fix the failure above first."))
+    verdicts = [found.verdicts.get(key) or unreached(key, hung, where, bound, error, lab) for key in check.guarantees]
+    blame(verdicts, lab.errors.since(errors_before), evidence)
     return verdicts, error
+
+
+def unreached(key: str, hung: bool, where: str, bound: float, error: BaseException | None, lab: Lab) -> Verdict:
+    """The verdict of a guarantee the scenario never reached: it hung, crashed, or an earlier step failed."""
+    if hung:
+        return Verdict(key, False, f"{where} did not return within {bound:.0f} s",
+                       "A call into the script never returned: look for a wait without a timeout.")
+    if error is not None:
+        return Verdict(key, False, crash_figure(error, lab.script),
+                       "The script raised where the guarantee expected an answer.")
+    return Verdict(key, False, "not measured: an earlier step of the scenario failed", "Fix the failure above first.")
+
+
+def blame(verdicts: list[Verdict], error: ScriptError | None, evidence: list[str]) -> None:
+    """Failed verdicts say what the script raised meanwhile, on any thread; the first one shows the lanes."""
+    failed = [v for v in verdicts if not v.ok]
+    for verdict in failed:
+        if error is not None and error.kind == "NotImplementedError":
+            verdict.figure, verdict.unwritten = error.words(), error.where
+            verdict.advice = f"Write {error.where}: its docstring says what it must do. Then check again."
+        elif error is not None and error.words() not in verdict.figure:
+            verdict.figure = f"{error.words()}; {verdict.figure}"
+    if failed and evidence and not failed[0].unwritten:
+        failed[0].evidence = evidence
 
 
 def stuck_in(thread: threading.Thread, script: ModuleType) -> str:
@@ -415,7 +553,7 @@ def stuck_in(thread: threading.Thread, script: ModuleType) -> str:
         return "the scenario"
     outer, inner = mine[-1], mine[0]
     name = getattr(outer.f_code, "co_qualname", outer.f_code.co_name)
-    return f"{name} ({Path(inner.f_code.co_filename).name} line {inner.f_lineno})"
+    return f"{name}() ({Path(inner.f_code.co_filename).name} line {inner.f_lineno})"
 
 
 def holds(check: Check, lab: Lab, **options: object) -> None:

@@ -1,0 +1,207 @@
+"""The checker's other half: the learner's script runs here, in a process of its own, never in the judge's.
+
+Rules of this process (zklab.check starts it and owns every deadline):
+- it reports on a pipe of its own, one JSON object a line: `load`, then `begin` and one `verdict` per
+  guarantee of each scenario, then `done`. What the script prints goes elsewhere and cannot forge one;
+- whatever the script does (sys.exit at import, os._exit in a callback, a hang, a crash), the parent
+  sees a missing line or a dead process and says so: a verdict counts only when it was reported;
+- loading the script is bounded: a top-level call that blocks is reported, with where it waits;
+- the script is imported with argv `[script, --help]`, so a script that runs its demo at import
+  (no `if __name__ == "__main__":`) exits at once, and is blamed for it, instead of reading our arguments;
+- it ends with os._exit: a thread the script left running cannot keep it alive.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import select
+import sys
+import threading
+import time
+import traceback
+from dataclasses import asdict
+from pathlib import Path
+from types import ModuleType
+
+from zklab import check_hashing, check_leader
+from zklab.check_lab import SCRIPTS, Check, ErrorWatch, Lab, load_script, run_check, script_error
+from zklab.launcher import ZooKeeperCluster
+
+CHECKS: dict[str, list[Check]] = {"leader": check_leader.CHECKS, "hashing": check_hashing.CHECKS}
+# A script imports in well under a second; past this its top level is waiting for something.
+LOAD_BOUND = 10.0
+# How long a scenario may wait for the parent's ZooKeeper address (it starts in the background).
+ZK_WAIT = 60.0
+
+
+class Report:
+    """The pipe to the parent: one JSON object a line, flushed at once."""
+
+    def __init__(self, fd: int):
+        self._out = os.fdopen(fd, "w", buffering=1, encoding="utf-8")
+        self._lock = threading.Lock()
+
+    def send(self, event: str, **fields: object) -> None:
+        with self._lock:
+            self._out.write(json.dumps({"event": event, **fields}) + "\n")
+            self._out.flush()
+
+
+class Addresses:
+    """ZooKeeper addresses from the parent, read from a pipe when a scenario first needs one."""
+
+    def __init__(self, fd: int):
+        self._fd, self._buffer, self._address = fd, b"", ""
+        self._lock = threading.Lock()
+
+    def zk(self) -> str:
+        with self._lock:
+            deadline = time.monotonic() + ZK_WAIT
+            while not self._address and time.monotonic() < deadline:
+                ready, _, _ = select.select([self._fd], [], [], max(0.0, deadline - time.monotonic()))
+                chunk = os.read(self._fd, 4096) if ready else b""
+                if ready and not chunk:
+                    break  # the parent closed the pipe: it has no ZooKeeper to give
+                self._buffer += chunk
+                if b"\n" in self._buffer:
+                    self._address = json.loads(self._buffer.split(b"\n", 1)[0]).get("zk") or ""
+                    break
+            if not self._address:
+                raise RuntimeError("the checker's ZooKeeper did not start")
+            return self._address
+
+
+class Ensemble:
+    """A 3-server ensemble with cuttable peer links, started on a thread at once and shared by the run.
+
+    The thread lives as long as the process: the launcher ties each JVM's life to the thread that
+    started it, and os._exit at the end takes both down.
+    """
+
+    def __init__(self, workdir: Path):
+        self.cluster: ZooKeeperCluster | None = None
+        self.error = ""
+        self._ready = threading.Event()
+        threading.Thread(target=self._serve, args=(workdir,), name="ensemble", daemon=True).start()
+
+    def _serve(self, workdir: Path) -> None:
+        try:
+            workdir.mkdir(parents=True, exist_ok=True)
+            self.cluster = ZooKeeperCluster(servers=3, peer_proxies=True, workdir=str(workdir)).start()
+        except Exception as exc:
+            self.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        self._ready.set()
+        threading.Event().wait()
+
+    def get(self) -> ZooKeeperCluster:
+        self._ready.wait(ZK_WAIT)
+        if self.cluster is None:
+            raise RuntimeError(f"the checker's 3-server ensemble did not start: {self.error or 'no answer'}")
+        return self.cluster
+
+
+def load(challenge: str, directory: Path, report: Report) -> ModuleType | None:
+    """Import the script on the main thread, as Python would; a watchdog reports a top level that blocks."""
+    path = Path(directory, SCRIPTS[challenge]).resolve()
+    loaded = threading.Event()
+    main = threading.current_thread().ident
+
+    def watchdog() -> None:
+        if not loaded.wait(LOAD_BOUND):
+            frame, line = sys._current_frames().get(main), None
+            while frame is not None:
+                if frame.f_code.co_filename == str(path):
+                    line = frame.f_lineno
+                frame = frame.f_back
+            where = f" (line {line} waits)" if line else ""
+            report.send("load", ok=False, figure=f"importing it did not finish within {LOAD_BOUND:.0f} s{where}",
+                        advice="Code at the script's top level waits for something (a sleep, input(), a "
+                               "server). Put it in a function, or under `if __name__ == \"__main__\":`.")
+            os._exit(3)
+
+    threading.Thread(target=watchdog, name="load-watchdog", daemon=True).start()
+    sys.argv = [str(path), "--help"]
+    try:
+        return load_script(challenge, directory)
+    except SystemExit as exc:
+        report.send("load", ok=False, figure=f"the script exited while it was being imported (exit code "
+                    f"{exc.code})", advice="Importing it ran its command line: the call to main() belongs under "
+                    "`if __name__ == \"__main__\":`, and nothing at the top level may exit.")
+    except BaseException as exc:
+        report.send("load", ok=False, figure=load_figure(exc, path), advice="")
+    finally:
+        loaded.set()
+    return None
+
+
+def load_figure(exc: BaseException, path: Path) -> str:
+    if isinstance(exc, SyntaxError):
+        return f"SyntaxError line {exc.lineno}: {exc.msg}"
+    found = script_error(exc, str(path))
+    text = (str(exc).splitlines() or [""])[0]
+    where = f" line {found.line}" if found else ""
+    return f"{type(exc).__name__}{where}" + (f": {text}" if text else "")
+
+
+def run(args: argparse.Namespace, report: Report) -> None:
+    ensemble = Ensemble(args.workdir / "ensemble") if args.challenge == "leader" else None
+    script = load(args.challenge, args.scripts, report)
+    if script is None:
+        return
+    errors = ErrorWatch(script.__file__)
+    logging.getLogger().addHandler(errors)
+    threading.excepthook = lambda hook: (errors.thread_died(hook), args.verbose and sys.__excepthook__(
+        hook.exc_type, hook.exc_value, hook.exc_traceback))
+    report.send("load", ok=True)
+    addresses = Addresses(args.control)
+    started = time.monotonic()
+    for index, check in enumerate(CHECKS[args.challenge]):
+        left = args.budget - (time.monotonic() - started)
+        report.send("begin", index=index, bound=max(0.0, min(left, check.bound)))
+        if left <= 0:
+            for key in check.guarantees:
+                report.send("verdict", key=key, ok=False, figure="not run: earlier checks used up the time",
+                            advice="", evidence=[], unwritten="")
+            continue
+        lab = Lab(script, addresses.zk if check.needs_zk else None, ensemble.get if ensemble else None, errors,
+                  args.utf8)
+        verdicts, error = run_check(check, lab, bound=left)
+        if args.verbose and error is not None:
+            traceback.print_exception(type(error), error, error.__traceback__)
+        for verdict in verdicts:
+            report.send("verdict", **asdict(verdict))
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m zklab.check_child", description="Run by zklab.check.")
+    parser.add_argument("challenge", choices=sorted(SCRIPTS))
+    parser.add_argument("--scripts", type=Path, required=True)
+    parser.add_argument("--workdir", type=Path, required=True)
+    parser.add_argument("--report", type=int, required=True, help="fd to write JSON lines to")
+    parser.add_argument("--control", type=int, required=True, help="fd to read ZooKeeper's address from")
+    parser.add_argument("--budget", type=float, required=True)
+    parser.add_argument("--utf8", action="store_true")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.getLogger().setLevel(logging.WARNING)
+    if args.verbose:
+        logging.basicConfig(level=logging.WARNING)
+    report = Report(args.report)
+    try:
+        run(args, report)
+        report.send("done")
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

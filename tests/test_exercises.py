@@ -1,7 +1,14 @@
-"""Every exercise under exercises/ does what it promises: the checker reports exactly its expected verdict."""
+"""Every exercise under exercises/ does what it promises, and the exercise commands keep the learner's file safe.
+
+Break exercises: the checker reports exactly the expected verdict. Write-steps: `apply` empties one
+function and `reset` gives back the committed text byte for byte (CRLF and symlinks kept); a broken
+exercise file is one line. The write-steps' verdicts (a)-(d) are proved in tests/test_exercise_proofs.py.
+"""
 
 from __future__ import annotations
 
+import ast
+import json
 import os
 import re
 import shutil
@@ -14,11 +21,27 @@ import pytest
 
 from zklab.check import guarantees
 from zklab.check_lab import ROOT, SCRIPTS
-from zklab.exercise import Exercise, apply_edit, is_applied, load_all, things_to_try, undo_edit
+from zklab.exercise import (
+    Exercise,
+    apply_edit,
+    empty_function,
+    is_applied,
+    is_stub,
+    load,
+    load_all,
+    progress_line,
+    record_check,
+    things_to_try,
+    undo_edit,
+)
 
 EXERCISES = load_all()
+BREAKS = [e for e in EXERCISES if e.kind == "break"]
+STEPS = [e for e in EXERCISES if e.kind == "write"]
 # Two proofs at a time: each runs its own ZooKeeper and checker on a 2-core machine.
 PARALLEL = 2
+# A hint carries a concrete name or number: a digit, a call, a CONSTANT, a.name, a snake_name, a CamelName.
+CONCRETE = r"[0-9]|\w\(|\b[A-Z_]{3,}\b|\w\.\w|\b_?[a-z]+_\w+|\b[A-Z][a-z]+[A-Z]\w*"
 MARKS = {"\u2714": True, "ok": True, "\u2718": False, "XX": False}
 
 
@@ -34,17 +57,34 @@ def verdict(output: str, challenge: str) -> dict[str, bool]:
     return found
 
 
+def copy_scripts(directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for script in SCRIPTS.values():
+        shutil.copy(ROOT / script, directory / script)
+    return directory
+
+
+def committed(script: str) -> bytes:
+    return subprocess.run(["git", "show", f"HEAD:{script}"], cwd=ROOT, capture_output=True, check=True).stdout
+
+
+def exercise_cli(scripts: Path, *args: str, exercises: Path | None = None) -> subprocess.CompletedProcess:
+    extra = ["--exercises", str(exercises)] if exercises else []
+    return subprocess.run([sys.executable, "-m", "zklab.exercise", "--scripts", str(scripts), *extra, *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONIOENCODING": "utf-8", "ZKLAB_STATE": str(scripts / ".zklab")})
+
+
+# ---------------------------------------------------------------- break exercises: the checker's verdict
+
 def prove(exercise: Exercise, workdir: Path) -> tuple[dict[str, bool], str, int]:
     """Apply `exercise` to a copy of the scripts and run the checker on the copy, in a process of its own."""
-    copy = workdir / exercise.name
-    copy.mkdir()
-    for script in SCRIPTS.values():
-        shutil.copy(ROOT / script, copy / script)
+    copy = copy_scripts(workdir / exercise.name)
     path = copy / exercise.script
     path.write_text(apply_edit(path.read_text(), exercise))
     result = subprocess.run([sys.executable, "-m", "zklab.check", exercise.challenge, "--scripts", str(copy)],
                             cwd=ROOT, capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "PYTHONIOENCODING": "utf-8"})
+                            env={**os.environ, "PYTHONIOENCODING": "utf-8", "ZKLAB_STATE": str(copy / ".zklab")})
     return verdict(result.stdout, exercise.challenge), result.stdout + result.stderr, result.returncode
 
 
@@ -52,12 +92,12 @@ def prove(exercise: Exercise, workdir: Path) -> tuple[dict[str, bool], str, int]
 def proofs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[dict[str, bool], str, int]]:
     workdir = tmp_path_factory.mktemp("exercises")
     with ThreadPoolExecutor(PARALLEL) as pool:
-        results = pool.map(lambda e: prove(e, workdir), EXERCISES)
-        return {e.name: r for e, r in zip(EXERCISES, results, strict=True)}
+        results = pool.map(lambda e: prove(e, workdir), BREAKS)
+        return {e.name: r for e, r in zip(BREAKS, results, strict=True)}
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("exercise", EXERCISES, ids=[e.name for e in EXERCISES])
+@pytest.mark.parametrize("exercise", BREAKS, ids=[e.name for e in BREAKS])
 def test_exercise_gives_exactly_its_verdict(exercise: Exercise, proofs: dict) -> None:
     """The checker, run on the scripts with the exercise applied, breaks exactly the promised guarantees."""
     found, output, code = proofs[exercise.name]
@@ -66,7 +106,7 @@ def test_exercise_gives_exactly_its_verdict(exercise: Exercise, proofs: dict) ->
     assert code == (1 if exercise.fails else 0), output
 
 
-@pytest.mark.parametrize("exercise", EXERCISES, ids=[e.name for e in EXERCISES])
+@pytest.mark.parametrize("exercise", BREAKS, ids=[e.name for e in BREAKS])
 def test_exercise_is_well_formed(exercise: Exercise) -> None:
     """Each exercise names every guarantee once, quotes a rule of its challenge's table, and undoes cleanly."""
     assert sorted(exercise.fails + exercise.holds) == sorted(guarantees(exercise.challenge))
@@ -75,6 +115,8 @@ def test_exercise_is_well_formed(exercise: Exercise) -> None:
     edited = apply_edit(original, exercise)
     assert edited != original and is_applied(edited, exercise) and not is_applied(original, exercise)
     assert undo_edit(edited, exercise) == original
+    for edit in exercise.edits:  # reset can prove a part is the exercise's own only if the script never holds it
+        assert edit["replace"] not in original
 
 
 def readme_section(challenge: str, heading: str) -> str:
@@ -93,3 +135,178 @@ def test_readme_things_to_try_match_the_exercises(challenge: str) -> None:
     """The README's "Things to try" list is the one generated from exercises/."""
     section = readme_section(challenge, "### Things to try")
     assert things_to_try(challenge) in section
+
+
+# ---------------------------------------------------------------- write-steps: data
+
+def test_write_steps_in_teaching_order() -> None:
+    """At least 12 write-steps; each challenge's steps are numbered 1..7 and listed before its break exercises."""
+    assert len(STEPS) >= 12
+    for challenge in SCRIPTS:
+        mine = [e for e in EXERCISES if e.challenge == challenge]
+        kinds = [e.kind for e in mine]
+        assert kinds == sorted(kinds, key=["write", "break"].index)
+        assert [e.step for e in mine if e.kind == "write"] == list(range(1, 8))
+    assert [e.number for e in EXERCISES] == list(range(1, len(EXERCISES) + 1))
+
+
+@pytest.mark.parametrize("step", STEPS, ids=[e.name for e in STEPS])
+def test_write_step_is_well_formed(step: Exercise) -> None:
+    """A step names a function of its script, 3+ hints each with a concrete name or number, known guarantees."""
+    text = (ROOT / step.script).read_text()
+    emptied, reference, stub = empty_function(text, step)
+    assert is_stub(emptied, step) and not is_stub(text, step)
+    assert f'raise NotImplementedError("write me: exercise {step.number}")' in stub
+    assert "May use:" in step.stub and "Return" in step.stub
+    assert len(step.hints) >= 3
+    assert all(re.search(CONCRETE, hint) for hint in step.hints), step.hints
+    assert set(step.guarantees) <= set(guarantees(step.challenge))
+    ast.parse(emptied)  # the rest of the script still imports
+
+
+@pytest.mark.parametrize("challenge", list(SCRIPTS))
+def test_every_guarantee_belongs_to_a_step(challenge: str) -> None:
+    """Every guarantee the checker reports is held by some write-step of that challenge."""
+    held = {k for e in STEPS if e.challenge == challenge for k in e.guarantees}
+    assert set(guarantees(challenge)) <= held
+
+
+# ---------------------------------------------------------------- write-steps: apply, write, reset
+
+@pytest.mark.parametrize("challenge", list(SCRIPTS))
+def test_write_then_reset_gives_back_the_committed_script(challenge: str, tmp_path: Path) -> None:
+    """`write CHALLENGE` empties every step and nothing else; `reset` gives back the committed bytes."""
+    scripts = copy_scripts(tmp_path)
+    script = SCRIPTS[challenge]
+    (scripts / script).write_bytes(committed(script))
+    done = exercise_cli(scripts, "write", challenge)
+    assert done.returncode == 0, done.stderr
+    text = (scripts / script).read_text()
+    assert all(is_stub(text, e) for e in STEPS if e.challenge == challenge)
+    assert text.count("write me: exercise") == 7
+    assert exercise_cli(scripts, "reset").returncode == 0
+    assert (scripts / script).read_bytes() == committed(script)
+
+
+def test_apply_keeps_crlf_and_writes_through_a_symlink(tmp_path: Path) -> None:
+    """A CRLF script stays CRLF through apply and reset, and a symlinked script stays a symlink."""
+    real = copy_scripts(tmp_path / "real")
+    scripts = tmp_path / "linked"
+    scripts.mkdir()
+    for script in SCRIPTS.values():
+        (real / script).write_bytes((ROOT / script).read_bytes().replace(b"\n", b"\r\n"))
+        (scripts / script).symlink_to(real / script)
+    before = (real / SCRIPTS["leader"]).read_bytes()
+    for command in (["apply", "2"], ["apply", str(BREAKS[0].number)]):
+        done = exercise_cli(scripts, *command)
+        data = (real / SCRIPTS["leader"]).read_bytes()
+        assert (scripts / SCRIPTS["leader"]).is_symlink()
+        assert data.count(b"\n") == data.count(b"\r\n"), command
+        assert exercise_cli(scripts, "reset").returncode == 0
+        assert (real / SCRIPTS["leader"]).read_bytes() == before, done.stdout + done.stderr
+
+
+def test_reset_keeps_the_learners_other_edits_and_their_written_step(tmp_path: Path) -> None:
+    """An edit elsewhere survives reset; a step the learner wrote is put back and their version kept."""
+    scripts = copy_scripts(tmp_path)
+    path = scripts / SCRIPTS["leader"]
+    step = next(e for e in STEPS if e.function == "election_order")
+    assert exercise_cli(scripts, "apply", str(step.number)).returncode == 0
+    mine = "    return sorted((c for c in map(parse_candidate, children) if c), key=lambda c: c.seq)"
+    text = path.read_text().replace(f'    raise NotImplementedError("write me: exercise {step.number}")', mine)
+    text = text.replace("RESIGN_PATIENCE = 1.0", "RESIGN_PATIENCE = 1.5  # mine")
+    path.write_text(text)
+    done = exercise_cli(scripts, "reset")
+    assert done.returncode == 0
+    assert "RESIGN_PATIENCE = 1.5  # mine" in path.read_text()
+    assert path.read_text().replace("1.5  # mine", "1.0") == (ROOT / SCRIPTS["leader"]).read_text()
+    assert "kept in" in done.stdout
+
+
+def test_reset_undoes_what_it_can_find_and_names_the_hand_changed_part(tmp_path: Path) -> None:
+    """The issue's case: apply the herd exercise, drop its `# exercise` comment by hand, reset."""
+    scripts = copy_scripts(tmp_path)
+    path = scripts / SCRIPTS["leader"]
+    herd = next(e for e in BREAKS if e.name == "leader-1-herd")
+    assert exercise_cli(scripts, "apply", str(herd.number)).returncode == 0
+    path.write_text(path.read_text().replace("_predecessor_changed))  # exercise\n", "_predecessor_changed))\n"))
+    done = exercise_cli(scripts, "reset")
+    text = path.read_text()
+    assert herd.edits[1]["find"] in text                      # the predecessor watch is back
+    assert "get_children(self.path, watch=self._predecessor_changed))\n" in text   # the hand-made line stays
+    line = text[:text.index("watch=self._predecessor_changed))\n")].count("\n") + 1
+    assert "edit #1" in done.stdout and f"line {line}" in done.stdout, done.stdout
+    assert "no exercise" not in done.stdout
+
+
+@pytest.mark.parametrize(("content", "problem"), [
+    ("{bad json", "not valid JSON"),
+    ('{"challenge": "leader", "title": "t", "rule": "r", "task": "x", "fails": [], "holds": []}', "missing 'edits'"),
+    ('{"challenge": "cooking", "title": "t", "rule": "r", "task": "x", "edits": [{"find": "a", "replace": "b"}],'
+     ' "fails": [], "holds": []}', "unknown challenge 'cooking'"),
+    ('{"challenge": "leader", "title": "t", "rule": "r", "task": "x", "edits": [], "fails": [], "holds": []}',
+     "'edits' must be a non-empty list"),
+    ("[1, 2]", "not a JSON object"),
+    ('{"kind": "write", "challenge": "leader", "step": 1, "function": "election_order", "title": "t", "rule": "r",'
+     ' "stub": "s", "hints": ["h"], "guarantees": ["in-order"]}', "step 1 of leader is"),
+])
+def test_a_malformed_exercise_file_is_one_line_and_the_rest_work(tmp_path: Path, content: str, problem: str) -> None:
+    """Bad JSON, a missing key, an unknown challenge, no edits: one line naming the file; reset ends; list works."""
+    directory = tmp_path / "exercises"
+    shutil.copytree(ROOT / "exercises", directory)
+    (directory / "zz-broken.json").write_text(content)
+    scripts = copy_scripts(tmp_path / "scripts")
+    for command in (["list"], ["apply", "1"], ["reset"]):
+        done = exercise_cli(scripts, *command, exercises=directory)
+        warnings = [line for line in done.stderr.splitlines() if "zz-broken.json" in line]
+        assert len(warnings) == 1 and problem in warnings[0], done.stderr
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert len(load(directory)[0]) == len(EXERCISES)
+
+
+# ---------------------------------------------------------------- hints, solutions, progress
+
+def test_hints_come_one_at_a_time(tmp_path: Path) -> None:
+    scripts = copy_scripts(tmp_path)
+    step = STEPS[0]
+    for i, hint in enumerate(step.hints, 1):
+        done = exercise_cli(scripts, "hint", str(step.number))
+        assert f"hint {i} of {len(step.hints)}" in done.stdout
+        assert " ".join(hint.split()[:4]) in " ".join(done.stdout.split())
+    done = exercise_cli(scripts, "hint", str(step.number))
+    assert "solution" in done.stdout and "--reveal" in done.stdout
+
+
+def test_the_solution_opens_after_the_step_holds_or_with_reveal(tmp_path: Path) -> None:
+    scripts = copy_scripts(tmp_path)
+    step = STEPS[0]
+    shut = exercise_cli(scripts, "solution", str(step.number))
+    assert shut.returncode == 1 and "def election_order" not in shut.stdout and "--reveal" in shut.stdout
+    revealed = exercise_cli(scripts, "solution", str(step.number), "--reveal")
+    assert revealed.stdout.startswith("spoiler") and "def election_order" in revealed.stdout
+    state = scripts / ".zklab" / "exercises.json"
+    state.parent.mkdir()
+    state.write_text(json.dumps({"progress": {"leader": {"verdicts": {k: True for k in step.guarantees},
+                                                         "unwritten": {}}}}))
+    opened = exercise_cli(scripts, "solution", str(step.number))
+    assert opened.returncode == 0 and "spoiler" not in opened.stdout and "def election_order" in opened.stdout
+
+
+def test_progress_counts_the_steps_that_hold_in_teaching_order(tmp_path: Path, monkeypatch) -> None:
+    """'leader: steps 1-3 of 7 hold': the longest prefix of steps whose guarantees all hold."""
+    monkeypatch.setenv("ZKLAB_STATE", str(tmp_path))
+    steps = [e for e in STEPS if e.challenge == "leader"]
+    keys = sorted(set(guarantees("leader")) | {k for e in steps for k in e.guarantees})
+    first_three = {k for e in steps[:3] for k in e.guarantees}
+    verdicts = {k: k in first_three for k in keys}
+    unwritten = {k: steps[3].function for k in keys if k not in first_three}
+    line = record_check("leader", verdicts, unwritten)
+    assert line.startswith("leader: steps 1-3 of 7 hold"), line
+    assert json.loads((tmp_path / "exercises.json").read_text())["progress"]["leader"]["verdicts"] == verdicts
+    listing = subprocess.run([sys.executable, "-m", "zklab.exercise", "list"], cwd=ROOT, capture_output=True,
+                             text=True, env={**os.environ, "ZKLAB_STATE": str(tmp_path)}).stdout
+    assert "written and holding" in listing
+    nothing = progress_line("leader", steps, {k: False for k in keys}, {k: steps[0].function for k in keys})
+    assert nothing.startswith("leader: 0 of 7 steps hold; next: step 1, election_order")
+    everything = progress_line("leader", steps, {k: True for k in keys}, {})
+    assert everything == "leader: steps 1-7 of 7 hold"

@@ -154,5 +154,6 @@ def test_killed_launcher_takes_its_jvms_along() -> None:
 
 
 def _java_children(pid: int) -> list[int]:
-    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    """The JVMs among `pid`'s children (its janitor, a Python, is one of them too)."""
+    out = subprocess.run(["pgrep", "-P", str(pid), "java"], capture_output=True, text=True).stdout
     return [int(p) for p in out.split()]

@@ -41,6 +41,33 @@ JVM_FLAGS = ["-Xms32m", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1
 MAIN_CLASS = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
 HOMEBREW_PREFIXES = ["/opt/homebrew/opt/zookeeper/libexec", "/usr/local/opt/zookeeper/libexec"]
 DEBIAN_JAR = "/usr/share/java/zookeeper.jar"
+# The janitor: a small process that outlives us only to remove our temporary folder once our JVMs are
+# gone, when we could not (kill -9, os._exit, a SIGTERM nobody handled). It waits for its stdin to
+# close: that happens when stop() closes it, or when the kernel closes our end because we died.
+JANITOR = """
+import os, shutil, sys, time
+folder = sys.argv[1]
+sys.stdin.buffer.read()
+def jvms_left():
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return False
+    for name in names:
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                if folder.encode() in f.read():
+                    return True
+        except OSError:
+            pass
+    return False
+deadline = time.monotonic() + 30
+while jvms_left() and time.monotonic() < deadline:
+    time.sleep(0.1)
+shutil.rmtree(folder, ignore_errors=True)
+"""
 INSTALL_HINT = ("install it with `apt-get install -y zookeeper` (Debian/Ubuntu), `brew install zookeeper` "
                 "(macOS) or set ZOOKEEPER_HOME; or start one with `docker compose up -d`")
 
@@ -145,6 +172,13 @@ def spawn(cmd: list[str], log_path: Path, detached: bool) -> subprocess.Popen:
                                 start_new_session=True, preexec_fn=None if detached else _die_with_parent)
 
 
+def _janitor(folder: Path) -> subprocess.Popen:
+    """Start the process that removes `folder` after we are gone (see JANITOR). In a session of its own,
+    so the terminal's Ctrl-C or a group kill that ends us does not end it first."""
+    return subprocess.Popen([sys.executable, "-c", JANITOR, str(folder)], stdin=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
 # ---------------------------------------------------------------- one server
 
 @dataclass
@@ -192,6 +226,7 @@ class ZooKeeperCluster:
         self.tick_ms = tick_ms
         self._owns_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="zklab-"))
+        self._janitor = _janitor(self.workdir) if self._owns_workdir else None
         fixed = client_ports or []
         ports = [p for p in free_ports(3 * servers + len(fixed)) if p not in fixed][:3 * servers]
         if client_ports is not None:
@@ -273,9 +308,13 @@ class ZooKeeperCluster:
 
     def start(self, timeout: float = 30.0) -> ZooKeeperCluster:
         _live_clusters.add(self)
-        for server in self.servers:
-            self._spawn(server)
-        self.wait_ready(timeout)
+        try:
+            for server in self.servers:
+                self._spawn(server)
+            self.wait_ready(timeout)
+        except BaseException:  # a server that failed to start, or Ctrl-C: no JVM and no folder is left
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:
@@ -286,6 +325,14 @@ class ZooKeeperCluster:
             proxy.close()
         if self._owns_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
+        if self._janitor is not None:  # nothing left for it to do: let it go, and collect it
+            janitor, self._janitor = self._janitor, None
+            janitor.stdin.close()
+            try:
+                janitor.wait(10)
+            except subprocess.TimeoutExpired:
+                janitor.kill()
+                janitor.wait()
         _live_clusters.discard(self)
 
     def __enter__(self) -> ZooKeeperCluster:

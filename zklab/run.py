@@ -1,16 +1,22 @@
 """One command for the lab: find (or start, or install) a ZooKeeper, then run a challenge against it.
 
-    ./run.sh leader [--yes] [options]   # challenge_leader_election.py
-    ./run.sh hashing [--yes] [options]  # challenge_consistent_hashing.py
-    ./run.sh smoke [--yes]              # connect, write and read an ephemeral znode, print the server
+    ./run.sh                            # every command, one line each (as do help, --help, -h)
+    ./run.sh leader [--yes] [options]   # the rich election demo on challenge_leader_election.py
+    ./run.sh hashing [--yes] [options]  # the rich ring demo on challenge_consistent_hashing.py
+    ./run.sh smoke [--yes] [--zk HOSTS] # connect, write and read an ephemeral znode, print the server
     ./run.sh zk start|status|stop|kill N|pause N|resume N|restart N   # a ZooKeeper every terminal shares
     ./run.sh tree [PATH]                # the znodes, live
     ./run.sh check | exercise | soak    # the checker, the exercises, the chaos soak (they start their own)
 
-Where the ZooKeeper comes from, first that works: ZK_HOSTS; the lab's shared servers (`./run.sh zk
-start`), else a server already answering on 127.0.0.1:2181 (ZKLAB_PORT moves that port); `docker
-compose up -d` where a Docker engine answers; else the local launcher, which is stopped again when the
-challenge ends. When even that finds no ZooKeeper, it offers to install one (`--yes`: without asking).
+The lab's one rule for its tools: a command does what it says, or prints one line (what happened, what
+to do) and exits 1 (the environment: no ZooKeeper, a refusal) or 2 (usage: a bad argument). A
+traceback appears only with `./run.sh -v COMMAND`. No tool quietly replaces the ZooKeeper the user chose.
+
+Where the ZooKeeper comes from, first that works: --zk; ZK_HOSTS; the lab's shared servers (`./run.sh zk
+start`: if they are recorded but not serving, we stop there and say how to fix them); a server already
+answering on 127.0.0.1:2181 (ZKLAB_PORT moves that port); `docker compose up -d` where a Docker engine
+answers; else the local launcher, which is stopped again when the challenge ends. When even that finds
+no ZooKeeper, it offers to install one (`--yes`: without asking). Arguments are checked before any of it.
 """
 
 from __future__ import annotations
@@ -21,13 +27,16 @@ import _signal  # `signal` without its enums: the guard below starts sooner
 import os
 
 # Ctrl-C while Python is still loading the lab: nothing started yet, so leave at once and quietly.
-# main() puts Python's KeyboardInterrupt back once the imports are done. (An ignored SIGINT, as in
-# a background job, stays ignored.)
+# _interruptible() puts Python's KeyboardInterrupt back once a command's imports are done. (An
+# ignored SIGINT, as in a background job, stays ignored.)
 _GUARDED = __name__ == "__main__" and _signal.getsignal(_signal.SIGINT) != _signal.SIG_IGN
 if _GUARDED:
     _signal.signal(_signal.SIGINT, lambda *_: os._exit(130))
 
+import argparse
 import importlib
+import logging
+import shlex
 import shutil
 import signal
 import subprocess
@@ -36,21 +45,42 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 from zklab import install, zk
 from zklab.launcher import ZooKeeperCluster, ZooKeeperMissing, server_mode
+from zklab.plumbing import RECONNECT, ZK_FORM, parse_zk, zk_arg
 
 ROOT = Path(__file__).resolve().parent.parent
 CHALLENGES = {"leader": "challenge_leader_election.py", "hashing": "challenge_consistent_hashing.py"}
+# The rich demos drive the learner's script through its public API; until one exists, the script runs.
+DEMOS = {"leader": "zklab.demo_leader", "hashing": "zklab.demo_hashing"}
 # Commands that need no ZooKeeper from us: each starts its own, or is about ZooKeeper itself.
 MODULES = {"check": "zklab.check", "exercise": "zklab.exercise", "soak": "bench.soak", "zk": "zklab.zk",
            "tree": "zklab.tree"}
+COMMANDS = {
+    "leader": "an election among workers under chaos, on your challenge_leader_election.py",
+    "hashing": "members joining and leaving a hash ring, on your challenge_consistent_hashing.py",
+    "smoke": "connect, write and read one ephemeral znode, and say which server answered",
+    "zk": "a ZooKeeper every terminal shares: start|status|stop|kill N|pause N|resume N|restart N",
+    "tree": "the znodes under a path (default /lab), redrawn on every change",
+    "check": "check your challenge code against its guarantees (starts its own ZooKeeper)",
+    "exercise": "the write-it-yourself steps and the break-it exercises: list, apply, reset",
+    "soak": "both demos under chaos for a long while, their invariants checked",
+    "help": "this list",
+}
+HELP = "\n".join(["usage: ./run.sh [-v] COMMAND [options]   (./run.sh COMMAND --help for its options)", "",
+                  *(f"  {name:<10}{what}" for name, what in COMMANDS.items()), "",
+                  "-v shows a traceback when something fails; without it, failures are one line."])
 DEFAULT_PORT = 2181  # the compose file's port, and where a server the learner started usually is
-# Kazoo's reconnect delay grows without bound by default; capped, a client is back within half a
-# second of its server (CONTRACTS A).
-RECONNECT_RETRY = {"max_tries": -1, "max_delay": 0.5}
-USAGE = (f"usage: run.sh [{'|'.join(CHALLENGES)}|smoke] [--yes] [challenge options]\n"
-         f"       run.sh {'|'.join(MODULES)} ...   (./run.sh zk --help, ./run.sh tree --help)")
+RECONNECT_RETRY = RECONNECT  # the lab's one reconnect policy (zklab.plumbing), under its old name here
+CONNECT_TIMEOUT = 5.0        # smoke: a ZooKeeper that has not answered by then is not there
+CLOSE_TIMEOUT = 3.0          # closing a session never waits longer than this on a ZooKeeper that is gone
+PLACEHOLDER_ZK = "127.0.0.1:2181"  # what the demos' parse_args gets for --zk while we only validate
+
+
+class UsageError(Exception):
+    """A bad argument or setting from the user: one line, exit 2."""
 
 
 def _say(message: str) -> None:
@@ -59,6 +89,12 @@ def _say(message: str) -> None:
 
 def _default_port() -> int:
     return zk.base_port() if os.environ.get("ZKLAB_PORT") else DEFAULT_PORT
+
+
+def _interruptible() -> None:
+    """The imports are done: from now on Ctrl-C raises KeyboardInterrupt, so what we start is cleaned up."""
+    if _GUARDED:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 # ---------------------------------------------------------------- finding a ZooKeeper
@@ -87,11 +123,24 @@ def _compose_up(timeout: float = 60.0) -> str | None:
     return None
 
 
+def env_zk_hosts() -> str | None:
+    """ZK_HOSTS, checked by the lab's one --zk grammar; garbage there is a UsageError, not a traceback later."""
+    raw = os.environ.get("ZK_HOSTS", "")
+    if not raw.strip():
+        return None
+    try:
+        return zk_arg(raw)
+    except argparse.ArgumentTypeError as exc:
+        raise UsageError(f"ZK_HOSTS={raw!r} {exc}; fix it, or unset ZK_HOSTS") from None
+
+
 def existing_zookeeper() -> str | None:
-    """Steps 1 and 2 of the search, which start nothing: ZK_HOSTS, the shared servers, the default port."""
-    if os.environ.get("ZK_HOSTS"):
-        _say(f"using ZK_HOSTS={os.environ['ZK_HOSTS']}")
-        return os.environ["ZK_HOSTS"]
+    """Steps 1 and 2 of the search, which start nothing: ZK_HOSTS, the shared servers, the default port.
+
+    Raises zk.ZkError when the shared servers are recorded but not serving, UsageError for a bad ZK_HOSTS."""
+    if hosts := env_zk_hosts():
+        _say(f"using ZK_HOSTS={hosts}")
+        return hosts
     if hosts := zk.shared_hosts():
         _say(f"using the lab's shared ZooKeeper at {hosts} (`./run.sh zk status` shows it)")
         return hosts
@@ -100,6 +149,11 @@ def existing_zookeeper() -> str | None:
         _say(f"using the ZooKeeper already answering on 127.0.0.1:{port}")
         return f"127.0.0.1:{port}"
     return None
+
+
+def searched() -> str:
+    """Where existing_zookeeper() looked, for a 'none found' line that names the right port."""
+    return f"ZK_HOSTS, the lab's shared servers (./run.sh zk start), 127.0.0.1:{_default_port()}"
 
 
 def find_zookeeper(assume_yes: bool = False) -> tuple[str, Callable[[], None]]:
@@ -119,38 +173,121 @@ def _private_cluster(assume_yes: bool) -> ZooKeeperCluster:
     return install.ensure(lambda: ZooKeeperCluster(servers=1), assume_yes, "the runner")
 
 
-# ---------------------------------------------------------------- running
+def chroot_hint(hosts: str) -> str:
+    """Commands that create a missing chroot, one zkCli.sh create per level (create makes no parents)."""
+    servers, chroot = parse_zk(hosts)
+    host, port = servers[0]
+    server = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    parts = chroot.strip("/").split("/")
+    levels = ["/" + "/".join(parts[:i + 1]) for i in range(len(parts))]
+    # `;`, not `&&`: a level that exists already fails its create, and the next must still run.
+    return "; ".join(f"zkCli.sh -server {server} create {shlex.quote(level)}" for level in levels)
+
+
+# ---------------------------------------------------------------- smoke
+
+def _quiet_kazoo() -> None:
+    # Kazoo logs every failed connection attempt (22 lines for a closed port): we say it in one line.
+    logging.getLogger("kazoo").addHandler(logging.NullHandler())
+    logging.getLogger("kazoo").propagate = False
+
 
 def smoke(hosts: str) -> int:
     """Connect, create and read an ephemeral znode, and print what the server says of itself."""
-    from kazoo.client import KazooClient
-    from kazoo.exceptions import KazooException
+    from kazoo.exceptions import KazooException, NoAuthError, NoNodeError
 
-    client = KazooClient(hosts=hosts, connection_retry=RECONNECT_RETRY)
+    from zklab.plumbing import new_client, start_client, stop_client
+
+    _quiet_kazoo()
+    client = new_client(hosts)
+    chroot = parse_zk(hosts)[1]
     try:
-        client.start(timeout=10)
+        if not start_client(client, CONNECT_TIMEOUT):
+            return _fail(f"smoke: no ZooKeeper answered at {hosts} within {CONNECT_TIMEOUT:.0f}s (nothing there, "
+                         "or not a ZooKeeper); start one with `./run.sh zk start`, or fix --zk / ZK_HOSTS")
         path = client.create(f"/smoke-{uuid.uuid4().hex[:8]}", b"hello", ephemeral=True)
         data, stat = client.get(path)
         srvr = dict(line.split(": ", 1) for line in client.command(b"srvr").splitlines() if ": " in line)
-        print(f"ok: wrote and read {path} = {data!r} (ephemeral owner 0x{stat.ephemeralOwner:x})")
+        print(f"ok: wrote and read {chroot}{path} = {data!r} (ephemeral owner 0x{stat.ephemeralOwner:x})")
         print(f"server: {srvr.get('Zookeeper version', '?').split(',')[0]}, mode {srvr.get('Mode', '?')}")
+    except NoNodeError:
+        return _fail(f"smoke: the chroot {chroot} does not exist on {hosts}; create it with: {chroot_hint(hosts)}")
+    except NoAuthError:
+        return _fail(f"smoke: ZooKeeper refused to create a znode under {chroot or '/'} (its ACL does not "
+                     "grant us CREATE); use a path whose ACL allows it")
     except (KazooException, OSError) as exc:
-        print(f"run: smoke test against {hosts} failed: {exc or type(exc).__name__}", file=sys.stderr)
-        return 1
+        return _fail(f"smoke: the test against {hosts} failed: {str(exc) or type(exc).__name__}")
     finally:
-        client.stop()
-        client.close()
+        stop_client(client, CLOSE_TIMEOUT)
     return 0
 
 
-def run_challenge(script: str, hosts: str, args: list[str]) -> int:
+def _fail(line: str) -> int:
+    print(line, file=sys.stderr)
+    return 1
+
+
+def _smoke_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="run.sh smoke", description="Connect, write and read one ephemeral "
+                                     "znode, and say which server answered.")
+    parser.add_argument("--zk", type=zk_arg, help=f"{ZK_FORM} (default: where ./run.sh finds one)")
+    parser.add_argument("--yes", action="store_true", help="install ZooKeeper without asking if none is found")
+    return parser
+
+
+# ---------------------------------------------------------------- the challenges
+
+def _demo_module(name: str) -> ModuleType | None:
+    """The rich demo for a challenge, or None while this checkout has none (then the script itself runs)."""
+    try:
+        return importlib.import_module(DEMOS[name])
+    except ModuleNotFoundError as exc:
+        if exc.name == DEMOS[name]:
+            return None
+        raise
+
+
+def challenge_command(name: str, hosts: str | None, args: list[str]) -> list[str]:
+    """The child's command line: the rich demo if there is one, else the script; --zk first, so a user's wins."""
+    zk_args = ["--zk", hosts] if hosts else []
+    if _demo_module(name) is not None:
+        return [sys.executable, "-m", DEMOS[name], *zk_args, *args]
+    return [sys.executable, str(ROOT / CHALLENGES[name]), *zk_args, *args]
+
+
+def validate(name: str, args: list[str]) -> str | None:
+    """Check the challenge's arguments with the demo's own parser before any ZooKeeper starts.
+
+    Returns the user's own --zk if they gave one (then we look for no other). Bad arguments: the
+    parser's SystemExit(2); --help: its options and SystemExit(0). Without a demo module, the script
+    checks its arguments itself, after the search (as before the demos existed)."""
+    demo = _demo_module(name)
+    if demo is None:
+        if {"-h", "--help"} & set(args):
+            raise SystemExit(subprocess.run(challenge_command(name, None, args), cwd=ROOT).returncode)
+        return _user_zk(args)
+    demo.parse_args(["--zk", PLACEHOLDER_ZK, *args])
+    return _user_zk(args)
+
+
+def _user_zk(args: list[str]) -> str | None:
+    """The --zk the user gave the challenge, checked by the lab's grammar; None if they gave none."""
+    given = [a[5:] for a in args if a.startswith("--zk=")] + [b for a, b in zip(args, args[1:], strict=False)
+                                                              if a == "--zk"]
+    try:
+        return zk_arg(given[-1]) if given else None
+    except argparse.ArgumentTypeError as exc:
+        raise UsageError(f"--zk {exc}") from None
+
+
+def run_challenge(command: list[str]) -> int:
     """Run the challenge as a child; Ctrl-C reaches it too, and we wait while it cleans up.
 
     A terminal's Ctrl-C goes to the whole process group, the child included. A SIGTERM may come to us
     alone (`kill PID`, a supervisor), so we pass it on: else the challenge would go on running, with
     its sessions open, after we are gone.
     """
-    proc = subprocess.Popen([sys.executable, str(ROOT / script), "--zk", hosts, *args], cwd=ROOT)
+    proc = subprocess.Popen(command, cwd=ROOT)
     previous = signal.signal(signal.SIGTERM, lambda *_: proc.send_signal(signal.SIGTERM))
     try:
         while True:
@@ -160,6 +297,15 @@ def run_challenge(script: str, hosts: str, args: list[str]) -> int:
                 continue
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _nothing() -> None:
+    pass
+
+
+def _stop_on_sigterm(*_: object) -> None:
+    # SIGTERM as Ctrl-C: finally blocks and atexit run, so servers and /tmp/zklab-* folders go too.
+    raise KeyboardInterrupt
 
 
 def dispatch(name: str, argv: list[str]) -> int:
@@ -173,33 +319,66 @@ def dispatch(name: str, argv: list[str]) -> int:
                   file=sys.stderr)
             return 1
         raise
+    _interruptible()
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _stop_on_sigterm)
     return module.main(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    if _GUARDED:
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # the imports are done: Ctrl-C cleans up
-    argv = list(sys.argv[1:] if argv is None else argv)
-    name = argv.pop(0) if argv and not argv[0].startswith("-") else "leader"
-    if name in MODULES:
-        return dispatch(name, argv)
-    if name not in (*CHALLENGES, "smoke"):
-        print(USAGE, file=sys.stderr)
-        return 0 if name == "help" else 2
+def start_challenge(name: str, argv: list[str]) -> int:
+    """leader, hashing, smoke: check the arguments, find a ZooKeeper (maybe start one), run, clean up."""
     assume_yes, argv = install.wanted(argv)
-    try:
+    hosts = _smoke_parser().parse_args(argv).zk if name == "smoke" else validate(name, argv)
+    _interruptible()
+    done: Callable[[], None] = _nothing
+    if hosts is None:
         hosts, done = find_zookeeper(assume_yes)
-    except (ZooKeeperMissing, zk.ZkError, RuntimeError, TimeoutError) as exc:
-        print(f"run: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:  # while a private server started: atexit and PDEATHSIG stop it
-        return 130
+        argv = argv if name == "smoke" else ["--zk", hosts, *argv]
     try:
-        return smoke(hosts) if name == "smoke" else run_challenge(CHALLENGES[name], hosts, argv)
+        return smoke(hosts) if name == "smoke" else run_challenge(challenge_command(name, None, argv))
     except KeyboardInterrupt:
         return 0
     finally:
         done()
+
+
+def _route(argv: list[str]) -> int:
+    if not argv or argv[0] in ("help", "--help", "-h"):
+        print(HELP, flush=True)
+        return 0
+    name = argv.pop(0) if not argv[0].startswith("-") else "leader"
+    if name in MODULES:
+        return dispatch(name, argv)
+    if name not in COMMANDS:
+        raise UsageError(f"no command {name!r}; the commands are {', '.join(COMMANDS)} (./run.sh help says "
+                         "what each does)")
+    try:
+        return start_challenge(name, argv)
+    except (ZooKeeperMissing, zk.ZkError, RuntimeError, TimeoutError) as exc:
+        print(f"run: {exc}", file=sys.stderr)
+        return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = bool(argv) and argv[0] in ("-v", "--verbose")
+    try:
+        return _route(argv[1:] if verbose else argv)
+    except UsageError as exc:
+        print(f"run: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # while a private server started: atexit and PDEATHSIG stop it
+        return 130
+    except OSError as exc:
+        if (code := zk.output_lost(exc, "run")) is not None:
+            return code
+        if verbose:
+            raise
+        return _fail(f"run: {exc.strerror or exc} ({type(exc).__name__}); `./run.sh -v ...` shows where")
+    except Exception as exc:  # the lab's rule: one line, unless -v asks for the traceback
+        if verbose:
+            raise
+        return _fail(f"run: unexpected {type(exc).__name__}: {exc}; `./run.sh -v ...` shows the traceback")
 
 
 if __name__ == "__main__":

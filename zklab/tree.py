@@ -8,7 +8,11 @@ age and the start of its data. Marks say what changed since the previous drawing
 How it stays live without polling: every read leaves a watch (a data watch on each znode, a children
 watch on each parent). ZooKeeper fires a watch once, on the next change; the callback only sets an
 event, and the main thread reads the tree again, which sets the watches again. Reads have deadlines,
-the tree read is capped, and a lost connection shows as "disconnected" until kazoo reconnects.
+and a lost connection shows as "disconnected" until kazoo reconnects.
+
+The tree read is capped at MAX_NODES, breadth first: the levels nearest PATH are shown whole, and the
+header counts what was left out at each deeper level. Names are hostile input: a control, right-to-left
+or double-width character is shown escaped (\u202e), so the columns hold.
 """
 
 from __future__ import annotations
@@ -23,15 +27,18 @@ import signal
 import sys
 import threading
 import time
+import unicodedata
 import warnings
 from dataclasses import dataclass
 from datetime import datetime
 
 from kazoo.client import KazooClient, KazooState
-from kazoo.exceptions import KazooException, NoNodeError
+from kazoo.exceptions import KazooException, NoAuthError, NoNodeError
 from kazoo.handlers.threading import KazooTimeoutError
 
-from zklab.run import RECONNECT_RETRY, existing_zookeeper
+from zklab import zk
+from zklab.plumbing import ZK_FORM, new_client, parse_zk, start_client, stop_client, zk_arg
+from zklab.run import UsageError, chroot_hint, existing_zookeeper, searched
 
 CONNECT_TIMEOUT = 5.0    # an unreachable ZooKeeper is reported within this
 REQUEST_TIMEOUT = 5.0    # every read has a deadline; a read that misses it waits for the next change
@@ -77,30 +84,44 @@ def _child(parent: str, name: str) -> str:
     return f"{parent.rstrip('/')}/{name}"
 
 
-def read_tree(client: KazooClient, root: str, watch: object) -> tuple[dict[str, Node], bool]:
-    """Every znode under `root` (at most MAX_NODES), each read leaving a watch. (nodes, was it cut?)"""
+def read_tree(client: KazooClient, root: str, watch: object) -> tuple[dict[str, Node], dict[int, int]]:
+    """The znodes under `root`, breadth first up to MAX_NODES, each read leaving a watch.
+
+    Returns (nodes, cut): cut maps a depth below `root` to how many znodes there were not shown
+    (at the last level read, a lower bound: the children of unread znodes are unknown)."""
     nodes: dict[str, Node] = {}
+    cut: dict[int, int] = {}
     # An exists watch on the root: if it does not exist yet, its creation wakes us.
     if client.exists_async(root, watch=watch).get(timeout=REQUEST_TIMEOUT) is None:
-        return nodes, False
-    level = [root]
+        return nodes, cut
+    level, depth = [root], 0
     while level:
-        # One round trip per level: all requests go out, then all answers are collected.
-        asked = [(path, client.get_async(path, watch=watch), client.get_children_async(path, watch=watch))
-                 for path in level]
-        level = []
-        for path, data_reply, children_reply in asked:
-            try:
-                data, stat = data_reply.get(timeout=REQUEST_TIMEOUT)
-                children = children_reply.get(timeout=REQUEST_TIMEOUT)
-            except NoNodeError:
-                continue  # deleted while we read: its parent's watch has fired, a new read follows
-            nodes[path] = Node(path, stat.ephemeralOwner, stat.ctime, stat.mzxid, data[:DATA_WIDTH * 4])
-            level += [_child(path, name) for name in children]
         room = MAX_NODES - len(nodes)
         if len(level) > room:
-            return nodes, True
-    return nodes, False
+            cut[depth], level = len(level) - room, level[:room]
+        below = _read_level(client, level, watch, nodes)
+        if cut:
+            if below:
+                cut[depth + 1] = len(below)
+            break
+        level, depth = below, depth + 1
+    return nodes, cut
+
+
+def _read_level(client: KazooClient, level: list[str], watch: object, nodes: dict[str, Node]) -> list[str]:
+    """Read one level into `nodes` in one round trip (all requests out, then all answers); its children."""
+    asked = [(path, client.get_async(path, watch=watch), client.get_children_async(path, watch=watch))
+             for path in level]
+    below: list[str] = []
+    for path, data_reply, children_reply in asked:
+        try:
+            data, stat = data_reply.get(timeout=REQUEST_TIMEOUT)
+            children = children_reply.get(timeout=REQUEST_TIMEOUT)
+        except NoNodeError:
+            continue  # deleted while we read: its parent's watch has fired, a new read follows
+        nodes[path] = Node(path, stat.ephemeralOwner, stat.ctime, stat.mzxid, data[:DATA_WIDTH * 4])
+        below += [_child(path, name) for name in sorted(children, key=_name_order)]
+    return below
 
 
 def changes(before: dict[str, Node] | None, after: dict[str, Node]) -> dict[str, str]:
@@ -115,9 +136,22 @@ def changes(before: dict[str, Node] | None, after: dict[str, Node]) -> dict[str,
 
 # ---------------------------------------------------------------- drawing
 
-def _sibling_order(node: Node) -> tuple:
+def _name_order(name: str) -> tuple:
     # Sequential siblings in ZooKeeper's order (their counter), which is the order of a queue.
-    return (1, node.sequence, node.name) if node.sequence is not None else (0, 0, node.name)
+    match = SEQUENCE.search(name)
+    return (1, int(match.group(1)), name) if match else (0, 0, name)
+
+
+def _sibling_order(node: Node) -> tuple:
+    return _name_order(node.name)
+
+
+def visible(text: str) -> str:
+    """`text` with every character that would break a column escaped: controls and formats (a
+    right-to-left override turns the rest of the line round), combining marks and double-width ones."""
+    return "".join(ch if ch == " " or (ch.isprintable() and unicodedata.category(ch)[0] not in "MZ"
+                                       and unicodedata.east_asian_width(ch) not in "WF")
+                   else ch.encode("unicode_escape").decode() for ch in text)
 
 
 def _short(text: str, width: int) -> str:
@@ -158,9 +192,11 @@ def render(nodes: dict[str, Node], marks: dict[str, str], root: str, now: float,
         node, branch, indent = stack.pop()
         owner = f"0x{node.owner:x}" if node.owner else "-"
         sequence = "-" if node.sequence is None else str(node.sequence)
-        name = _short(branch + (node.path if node.path == root else node.name), width)
+        name = _short(branch + visible(node.path if node.path == root else node.name), width)
+        # ZooKeeper's own znodes (/zookeeper) have no creation time: ctime 0 would read as 56 years.
+        age = _age(now - node.created_ms / 1000) if node.created_ms > 0 else "-"
         lines.append(f"{marks.get(node.path, ' '):2}{name:<{width}} {node.kind:<21} {sequence:>6}  "
-                     f"{owner:<18} {_age(now - node.created_ms / 1000):>6}  {_data(node.data)}".rstrip())
+                     f"{owner:<18} {age:>6}  {_data(node.data)}".rstrip())
         kids = sorted(children.get(node.path, []), key=_sibling_order)
         for i, kid in reversed(list(enumerate(kids))):
             last = i == len(kids) - 1
@@ -168,15 +204,16 @@ def render(nodes: dict[str, Node], marks: dict[str, str], root: str, now: float,
     return lines
 
 
-def header(root: str, hosts: str, count: int, cut: bool, connected: bool, exists: bool,
+def header(root: str, hosts: str, count: int, cut: dict[int, int], connected: bool, exists: bool,
            watching: bool = True) -> str:
     clock = datetime.now().strftime("%H:%M:%S")
     if not connected:
         return f"{clock}  {root} on {hosts}: DISCONNECTED from ZooKeeper; showing the last tree, redraws on reconnect"
     if not exists:
         waiting = "; waiting for it" if watching else ""
-        return f"{clock}  {root} on {hosts} does not exist yet (start a demo: ./run.sh leader){waiting}"
-    more = f" (cut at {MAX_NODES})" if cut else ""
+        return f"{clock}  {root} on {hosts} does not exist yet (a demo creates /lab: ./run.sh leader){waiting}"
+    left_out = ", ".join(f"{n}{'+' if depth == max(cut) else ''} at depth {depth}" for depth, n in sorted(cut.items()))
+    more = f" (cut at {MAX_NODES}, breadth first; not shown: {left_out})" if cut else ""
     return f"{clock}  {root} on {hosts}: {count} znodes{more}   (+ new  - gone  * data changed)"
 
 
@@ -193,7 +230,7 @@ class TreeView:
         self.nodes: dict[str, Node] | None = None
         self.shown: dict[str, Node] = {}
         self.marks: dict[str, str] = {}
-        self.cut = False
+        self.cut: dict[int, int] = {}
         client.add_listener(self._on_connection)
 
     # Callbacks run on kazoo's thread: they only note what happened and wake the main thread.
@@ -209,6 +246,8 @@ class TreeView:
         self.wake.clear()  # a change during the read wakes us again: nothing is missed
         try:
             nodes, self.cut = read_tree(self.client, self.root, self._on_watch)
+        except NoAuthError:
+            raise  # a refusal, not a hiccup: reading again would be refused again
         except (KazooException, KazooTimeoutError):
             self.connected = self.client.state == KazooState.CONNECTED
             if self.connected:
@@ -273,22 +312,11 @@ def reader_gone(fd: int) -> bool:
 # ---------------------------------------------------------------- command line
 
 def _znode_path(text: str) -> str:
-    if not text.startswith("/") or (text != "/" and (text.endswith("/") or "//" in text)):
-        raise argparse.ArgumentTypeError(f"must be an absolute znode path like /lab, not {text!r}")
-    return text
-
-
-def _zk_hosts(text: str) -> str:
-    """host:port[,host:port...][/chroot], a host may be [IPv6]; the port defaults to 2181."""
-    hosts, slash, chroot = text.partition("/")
-    if slash:
-        _znode_path("/" + chroot)
-    for host in hosts.split(","):
-        name, port = (host[1:].partition("]")[0], host.partition("]")[2][1:]) if host.startswith("[") \
-            else host.partition(":")[::2]
-        if not name or (port and not (port.isdigit() and 1 <= int(port) <= 65535)):
-            raise argparse.ArgumentTypeError(f"want host:port[,host:port...][/chroot] with ports 1-65535, "
-                                             f"not {text!r}")
+    parts = text.split("/")[1:]
+    if not text.startswith("/") or (text != "/" and any(p in ("", ".", "..") for p in parts)) \
+            or not text.isprintable():
+        raise argparse.ArgumentTypeError(f"must be an absolute znode path like /lab (no empty, '.' or '..' "
+                                         f"part, no trailing '/'), not {text!r}")
     return text
 
 
@@ -296,27 +324,26 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="run.sh tree", description="The znodes under PATH, redrawn on every "
                                      "change: kind, owner session, sequence number, age, data.")
     parser.add_argument("path", nargs="?", default="/lab", type=_znode_path, help="subtree to show (default /lab)")
-    parser.add_argument("--zk", type=_zk_hosts, default=None, help="host:port[,...][/chroot] (default: ZK_HOSTS, "
-                        "the lab's shared server, or 127.0.0.1:2181)")
+    parser.add_argument("--zk", type=zk_arg, default=None, help=f"{ZK_FORM} (default: ZK_HOSTS, the lab's "
+                        "shared server, or 127.0.0.1:2181)")
     parser.add_argument("--once", action="store_true", help="print the tree once and exit")
     return parser
 
 
-def _connect(hosts: str) -> KazooClient | None:
-    client = KazooClient(hosts=hosts, connection_retry=RECONNECT_RETRY)
-    try:
-        client.start(timeout=CONNECT_TIMEOUT)
-    except KazooTimeoutError:
-        client.close()
-        return None
+def _connect(hosts: str) -> KazooClient:
+    """A connected client, or ConnectionError within CONNECT_TIMEOUT (start() alone could take 15 s)."""
+    client = new_client(hosts)
+    if not start_client(client, CONNECT_TIMEOUT):
+        stop_client(client, 0)
+        raise ConnectionError(f"cannot reach ZooKeeper at {hosts} within {CONNECT_TIMEOUT:.0f}s; start one with "
+                              "`./run.sh zk start`, or give --zk")
+    chroot = parse_zk(hosts)[1]
+    # Chrooted, "/" is the chroot itself. The demos refuse a missing chroot, so we do not wait for it.
+    if chroot and client.exists_async("/").get(timeout=REQUEST_TIMEOUT) is None:
+        stop_client(client, CLOSE_TIMEOUT)
+        raise ConnectionError(f"the chroot {chroot} does not exist on {hosts}, and the demos refuse a missing "
+                              f"chroot; create it with: {chroot_hint(hosts)}")
     return client
-
-
-def _close(client: KazooClient) -> None:
-    """Close the session, but never wait on a ZooKeeper that is gone longer than CLOSE_TIMEOUT."""
-    closer = threading.Thread(target=lambda: (client.stop(), client.close()), daemon=True)
-    closer.start()
-    closer.join(CLOSE_TIMEOUT)
 
 
 def _quiet_kazoo() -> None:
@@ -330,36 +357,58 @@ def _stop_on_sigterm(*_: object) -> None:
     raise KeyboardInterrupt
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    _quiet_kazoo()
-    hosts = args.zk
+def _hosts(given: str | None) -> str:
+    """--zk, else where the runner would look (ZK_HOSTS, the shared servers, the default port)."""
+    hosts = given or existing_zookeeper()
     if hosts is None:
-        hosts = existing_zookeeper()
-    if hosts is None:
-        print("error: no ZooKeeper found (ZK_HOSTS, the lab's shared server, 127.0.0.1:2181); start one with "
-              "`./run.sh zk start`, or give --zk", file=sys.stderr)
-        return 1
-    client = _connect(hosts)
-    if client is None:
-        print(f"error: cannot reach ZooKeeper at {hosts} within {CONNECT_TIMEOUT:.0f}s; start one with "
-              "`./run.sh zk start`", file=sys.stderr)
-        return 1
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    view = TreeView(client, args.path, hosts, terminal=sys.stdout.isatty() and not args.once,
-                    watching=not args.once)
+        raise ConnectionError(f"no ZooKeeper found ({searched()}); start one with `./run.sh zk start`, "
+                              "or give --zk")
+    return hosts
+
+
+def _show(view: TreeView, once: bool) -> None:
     try:
         view.refresh()
         view.draw()
-        if not args.once:
+        if not once:
             view.run()
-    except KeyboardInterrupt:
-        pass
     except BrokenPipeError:  # `./run.sh tree | head`: the reader left, and that is fine
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _quiet_kazoo()
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    client = None
+    try:
+        hosts = _hosts(args.zk)
+        client = _connect(hosts)
+        view = TreeView(client, args.path, hosts, terminal=sys.stdout.isatty() and not args.once,
+                        watching=not args.once)
+        _show(view, args.once)
+    except KeyboardInterrupt:
+        pass
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (ConnectionError, zk.ZkError, NoAuthError, KazooTimeoutError) as exc:
+        print(f"error: {_why(exc, args.path)}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        if (code := zk.output_lost(exc, "tree")) is None:
+            raise
+        return code
     finally:
-        _close(client)
+        if client is not None:
+            stop_client(client, CLOSE_TIMEOUT)
     return 0
+
+
+def _why(exc: Exception, path: str) -> str:
+    if isinstance(exc, NoAuthError):
+        return f"ZooKeeper refused to let us read {path} or below (its ACL does not grant READ to anyone we are)"
+    return str(exc) or f"ZooKeeper did not answer within {REQUEST_TIMEOUT:.0f}s ({type(exc).__name__})"
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -31,12 +32,15 @@ from pathlib import Path
 
 from zklab import install
 from zklab.launcher import ZooKeeperCluster, ZooKeeperMissing, server_mode, spawn
+from zklab.plumbing import number_arg
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PORT = 2181           # the compose file's ports: 2181, or 2181-2183 for the ensemble
 START_TIMEOUT = 30.0          # a JVM starts in 1-3 s; a loaded 2-core machine takes longer
 STOP_TIMEOUT = 10.0           # a clean shutdown takes well under a second; then kill -9
 SRVR_TIMEOUT = 0.5            # srvr is answered at once by a serving server
+MAX_PID = 2**22               # Linux's largest pid_max: a bigger "pid" in the state file is damage
+MAIN_CLASS = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
 
 
 class ZkError(RuntimeError):
@@ -46,7 +50,8 @@ class ZkError(RuntimeError):
 # ---------------------------------------------------------------- where things are
 
 def state_dir() -> Path:
-    return Path(os.environ.get("ZKLAB_STATE") or ROOT / ".zklab")
+    # Absolute: the JVMs' command lines name their config by this path, and that is how we know them.
+    return Path(os.environ.get("ZKLAB_STATE") or ROOT / ".zklab").absolute()
 
 
 def base_port() -> int:
@@ -54,7 +59,7 @@ def base_port() -> int:
     raw = os.environ.get("ZKLAB_PORT", "")
     if not raw:
         return DEFAULT_PORT
-    if not raw.isdigit() or not 1 <= int(raw) <= 65533:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 65533:
         raise ZkError(f"ZKLAB_PORT must be a port from 1 to 65533, not {raw!r}")
     return int(raw)
 
@@ -64,13 +69,16 @@ def _state_file() -> Path:
 
 
 def load_state() -> dict | None:
-    """What `zk start` recorded, or None. A damaged file counts as nothing recorded."""
+    """What `zk start` recorded, or None. A damaged or lost file counts as nothing recorded, unless our
+    own servers still run: they are found by their config path (see adopt())."""
     try:
         state = json.loads(_state_file().read_text())
     except (OSError, ValueError):
-        return None
+        state = None
     servers = state.get("servers") if isinstance(state, dict) else None
-    return state if isinstance(servers, list) and servers and all(map(_well_formed, servers)) else None
+    if isinstance(servers, list) and servers and all(map(_well_formed, servers)):
+        return state
+    return adopt()
 
 
 def _well_formed(server: object) -> bool:
@@ -78,7 +86,7 @@ def _well_formed(server: object) -> bool:
     return (isinstance(server, dict) and all(isinstance(server.get(k), int) for k in ("sid", "port", "pid"))
             and all(isinstance(server.get(k), str) for k in ("config", "log"))
             and isinstance(server.get("cmd"), list) and all(isinstance(arg, str) for arg in server["cmd"])
-            and 1 <= server["port"] <= 65535)
+            and 1 <= server["port"] <= 65535 and 1 <= server["pid"] < MAX_PID and 1 <= server["sid"] <= 255)
 
 
 def _save_state(state: dict) -> None:
@@ -90,10 +98,61 @@ def _save_state(state: dict) -> None:
 @contextlib.contextmanager
 def _locked() -> Iterator[None]:
     """One `zk` command at a time changes the state (two terminals may type at once)."""
-    state_dir().mkdir(parents=True, exist_ok=True)
-    with open(state_dir() / "lock", "w") as lock:
+    try:
+        state_dir().mkdir(parents=True, exist_ok=True)
+        lock = open(state_dir() / "lock", "w")  # noqa: SIM115 (held open for the whole command)
+    except OSError as exc:
+        raise ZkError(f"cannot use {state_dir()} for the lab's state ({exc.strerror}): it must be a folder "
+                      "holding a file named lock; move what is in the way aside") from None
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
+
+
+# ---------------------------------------------------------------- servers whose record was lost
+
+def adopt() -> dict | None:
+    """Our running servers, found by the config path in their command line (state_dir()/data/zkN/zoo.cfg),
+    when state.json is gone (`rm`, `git clean -xfd`) or damaged: so no JVM is left that `zk` cannot stop."""
+    data = state_dir() / "data"
+    servers = []
+    for pid, argv in _java_processes():
+        config = next((arg for arg in argv if arg.startswith(f"{data}/zk") and arg.endswith("/zoo.cfg")), None)
+        if config is None or MAIN_CLASS not in argv:
+            continue
+        sid, port = Path(config).parent.name[2:], _config_port(Path(config))
+        if sid.isdigit() and port and 1 <= pid < MAX_PID:
+            servers.append({"sid": int(sid), "port": port, "pid": pid, "config": config,
+                            "log": str(Path(config).parent / "server.log"), "cmd": argv})
+    return {"servers": sorted(servers, key=lambda s: s["sid"]), "adopted": True} if servers else None
+
+
+def _java_processes() -> Iterator[tuple[int, list[str]]]:
+    """(pid, argv) of every process whose argv mentions the main class of a ZooKeeper server."""
+    proc = Path("/proc")
+    if proc.is_dir():
+        for entry in proc.iterdir():
+            try:
+                raw = (entry / "cmdline").read_bytes() if entry.name.isdigit() else b""
+            except OSError:
+                continue
+            if MAIN_CLASS.encode() in raw:
+                yield int(entry.name), raw.decode(errors="replace").rstrip("\0").split("\0")
+        return
+    listing = subprocess.run(["ps", "-ax", "-o", "pid=,command="], capture_output=True, text=True, timeout=5)
+    for line in listing.stdout.splitlines():  # macOS: no /proc, and argv comes joined by spaces
+        pid, _, command = line.strip().partition(" ")
+        if MAIN_CLASS in command and pid.isdigit():
+            yield int(pid), command.split()
+
+
+def _config_port(config: Path) -> int | None:
+    try:
+        lines = config.read_text().splitlines()
+    except OSError:
+        return None
+    port = next((line.partition("=")[2].strip() for line in lines if line.startswith("clientPort=")), "")
+    return int(port) if port.isdigit() and 1 <= int(port) <= 65535 else None
 
 
 # ---------------------------------------------------------------- is that pid still our server?
@@ -141,13 +200,29 @@ def hosts_of(state: dict) -> str:
 
 
 def shared_hosts() -> str | None:
-    """The connection string of the servers `zk start` recorded, if at least one of them serves."""
+    """The connection string of the servers `zk start` recorded, if they serve; None if none is recorded.
+
+    Recorded but not serving (paused, down, or too few for a majority) raises ZkError with the fix: the
+    user chose these servers, so no tool may quietly use another ZooKeeper in their place."""
     state = load_state()
     if state is None:
         return None
     if any(process_state(s) == "running" and server_mode(s["port"], SRVR_TIMEOUT) for s in state["servers"]):
         return hosts_of(state)
-    return None
+    raise ZkError(not_serving(state))
+
+
+def not_serving(state: dict) -> str:
+    """One line: which recorded servers are paused or down, and the commands that bring them back."""
+    what = {s["sid"]: process_state(s) for s in state["servers"]}
+    fixes = [f"`./run.sh zk resume {sid}`" for sid, w in what.items() if w == "paused"]
+    fixes += [f"`./run.sh zk restart {sid}`" for sid, w in what.items() if w == "gone"]
+    found = ", ".join(f"server {sid} {'down' if w == 'gone' else w}" for sid, w in what.items())
+    if len(what) > 1:
+        found += f" (a majority of {len(what) // 2 + 1} must serve)"
+    fix = " and ".join(fixes) if fixes else "wait for it, or see `./run.sh zk status`"
+    return (f"the lab's ZooKeeper (ZK_HOSTS={hosts_of(state)}) is recorded but not serving: {found}; "
+            f"fix it with {fix}, or forget it with `./run.sh zk stop`")
 
 
 # ---------------------------------------------------------------- start and stop
@@ -226,11 +301,12 @@ def _terminate(server: dict) -> None:
     """SIGTERM (SIGCONT first, a paused JVM cannot exit), then kill -9 if it does not go in time."""
     if process_state(server) == "gone":
         return
-    os.kill(server["pid"], signal.SIGCONT)
-    os.kill(server["pid"], signal.SIGTERM)
-    if not _wait_gone(server, STOP_TIMEOUT):
-        os.kill(server["pid"], signal.SIGKILL)
-        _wait_gone(server, STOP_TIMEOUT)
+    with contextlib.suppress(ProcessLookupError):  # it may exit between our look and our signal
+        os.kill(server["pid"], signal.SIGCONT)
+        os.kill(server["pid"], signal.SIGTERM)
+        if not _wait_gone(server, STOP_TIMEOUT):
+            os.kill(server["pid"], signal.SIGKILL)
+            _wait_gone(server, STOP_TIMEOUT)
 
 
 def _wait_gone(server: dict, timeout: float) -> bool:
@@ -263,7 +339,9 @@ def _member(sid: int) -> tuple[dict, dict]:
     for server in state["servers"]:
         if server.get("sid") == sid:
             return state, server
-    raise ZkError(f"no server {sid}: the lab's ZooKeeper has server(s) 1-{len(state['servers'])}")
+    sids = [server["sid"] for server in state["servers"]]
+    which = f"only server {sids[0]}" if len(sids) == 1 else f"servers {min(sids)}-{max(sids)}"
+    raise ZkError(f"no server {sid}: the lab's ZooKeeper has {which}")
 
 
 def signal_member(sid: int, sig: signal.Signals) -> dict:
@@ -305,6 +383,8 @@ def status_lines() -> list[str]:
     for server in state["servers"]:
         lines.append(f"{server['sid']:<8}{server['port']:<8}{_describe(server)}")
     lines.append(f"ZK_HOSTS={hosts_of(state)}   (every ./run.sh leader|hashing|tree uses these)")
+    if state.get("adopted"):
+        lines.append(f"(found by their command lines: {_state_file()} was lost; `./run.sh zk stop` stops them)")
     return lines
 
 
@@ -331,7 +411,8 @@ def _parser() -> argparse.ArgumentParser:
     for name, what in [("kill", "kill -9 server N: a crash, no goodbye"), ("pause", "SIGSTOP server N: a frozen "
                        "machine, its port still open"), ("resume", "SIGCONT server N"),
                        ("restart", "start server N again, same port and data")]:
-        commands.add_parser(name, help=what).add_argument("sid", type=int, metavar="N", help="server number")
+        commands.add_parser(name, help=what).add_argument("sid", type=number_arg(int, 1, 255), metavar="N",
+                                                          help="server number")
     return parser
 
 
@@ -371,15 +452,33 @@ def _run(args: argparse.Namespace) -> None:
             print(f"server {args.sid} (127.0.0.1:{server['port']}, pid {server['pid']}) {DONE[args.command]}")
 
 
+def output_lost(exc: BaseException, who: str) -> int | None:
+    """If `exc` is stdout refusing our output (a full disk, `> /dev/full`, a reader that left), say so in
+    one line on stderr, point stdout at /dev/null (Python's last flush must not fail again) and return 1."""
+    if not isinstance(exc, OSError) or exc.errno not in (errno.EPIPE, errno.ENOSPC, errno.EIO):
+        return None
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    if exc.errno != errno.EPIPE:  # a reader that left (`| head`) wanted no more: not worth a line
+        with contextlib.suppress(OSError, ValueError):
+            print(f"{who}: cannot write to stdout ({exc.strerror}); nothing more is printed", file=sys.stderr)
+    return 1 if exc.errno != errno.EPIPE else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         _run(args)
+        sys.stdout.flush()
     except (ZkError, ZooKeeperMissing) as exc:
         print(f"zk: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:
+        if (code := output_lost(exc, "zk")) is None:
+            raise
+        return code
     return 0
 
 

@@ -14,15 +14,21 @@ if [ "${1:-}" = "--dev" ]; then reqs+=(requirements-dev.txt); shift; fi
 python=${PYTHON:-python3}
 
 fail() { echo "start_venv.sh: $*" >&2; exit 1; }
+interrupted() { echo "start_venv.sh: interrupted; nothing was changed that a re-run does not finish" >&2; exit 130; }
+trap interrupted INT TERM
+# Run one step; a step that a signal ended (Ctrl-C: status 130) was interrupted, it did not fail, so it
+# must not be read as "Python too old" or "venv missing".
+step() { local rc=0; "$@" || rc=$?; [ "$rc" -le 128 ] || interrupted; return "$rc"; }
+
 command -v "$python" >/dev/null 2>&1 \
   || fail "$python not found: install Python 3.10+ (apt-get install -y python3 python3-venv, or brew install python)"
-"$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
+step "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
   || fail "Python 3.10+ is needed, found $("$python" -V 2>&1)"
-"$python" -c 'import venv, ensurepip' >/dev/null 2>&1 \
+step "$python" -c 'import venv, ensurepip' >/dev/null 2>&1 \
   || fail "the venv module is missing: apt-get install -y python3-venv"
 
 if [ ! -x .venv/bin/python ]; then
-  "$python" -m venv .venv || fail "could not create .venv (apt-get install -y python3-venv)"
+  step "$python" -m venv .venv || fail "could not create .venv (apt-get install -y python3-venv)"
 fi
 
 # One stamp per requirements file: what was installed, so a re-run costs nothing.
@@ -30,12 +36,13 @@ for req in "${reqs[@]}"; do
   stamp=".venv/.installed-$req"
   sum=$(cksum < "$req")
   if [ "$(cat "$stamp" 2>/dev/null)" != "$sum" ]; then
-    .venv/bin/python -m pip install --disable-pip-version-check -q -r "$req" \
+    step .venv/bin/python -m pip install --disable-pip-version-check -q -r "$req" \
       || fail "pip could not install $req (are you online?)"
     echo "$sum" > "$stamp"
   fi
 done
 
+trap - INT TERM  # from here on the command we run decides what a signal means
 # shellcheck disable=SC1091
 source .venv/bin/activate
 if [ $# -gt 0 ]; then

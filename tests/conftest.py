@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -12,13 +13,23 @@ from kazoo.client import KazooClient
 import challenge_consistent_hashing
 import challenge_leader_election
 from zklab.check_lab import RECONNECT_BACKOFF, Lab
-from zklab.launcher import ZooKeeperCluster
+from zklab.launcher import SUITE_TAG, ZooKeeperCluster, wait_for_tagged_jvms
 from zklab.proxy import PartitionProxy
 
 # Session timeouts short enough to expire in a test, long enough for a loaded 2-core machine.
 SESSION_TIMEOUT = 2.0
 
 logging.getLogger("kazoo").setLevel(logging.ERROR)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_jvm_outlives_the_session() -> Iterator[None]:
+    """Every JVM this session starts (here, or in a child: runner, zk start, checker) inherits a tag in
+    its environment; the session ends only once all of them have exited, and fails naming any that did not."""
+    tag = os.environ.setdefault(SUITE_TAG, f"pytest-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    yield
+    left = wait_for_tagged_jvms(tag, timeout=30)
+    assert not left, f"ZooKeeper JVM(s) started by the tests still run 30 s after the last test: pids {left}"
 
 
 @pytest.fixture(scope="session")

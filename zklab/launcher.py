@@ -416,6 +416,37 @@ class ZooKeeperCluster:
         return " | ".join(text[-lines:]) or "(empty log)"
 
 
+# ---------------------------------------------------------------- JVMs a test run left behind
+
+# Set by .ci/run (or tests/conftest.py) for one test run; every JVM the run starts inherits it in its
+# environment, so a last check can wait for exactly those, never for another run's or the learner's.
+SUITE_TAG = "ZKLAB_SUITE_TAG"
+
+
+def tagged_jvms(tag: str) -> list[int]:
+    """Live ZooKeeper JVMs (not zombies) whose environment holds SUITE_TAG=tag."""
+    marker, found = f"{SUITE_TAG}={tag}".encode(), []
+    proc = Path("/proc")
+    for entry in proc.iterdir() if proc.is_dir() else []:
+        try:
+            if not entry.name.isdigit() or MAIN_CLASS.encode() not in (entry / "cmdline").read_bytes():
+                continue
+            if marker in (entry / "environ").read_bytes().split(b"\0") and \
+                    (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                found.append(int(entry.name))
+        except (OSError, IndexError):
+            continue  # gone while we looked, or not ours to read
+    return found
+
+
+def wait_for_tagged_jvms(tag: str, timeout: float = 30.0) -> list[int]:
+    """Wait until the run's JVMs have exited (a SIGKILLed JVM takes a moment); return those still alive."""
+    deadline = time.monotonic() + timeout
+    while (left := tagged_jvms(tag)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
 @atexit.register
 def _stop_all() -> None:
     """Whatever happens to the tests, no JVM outlives the Python process that started it."""

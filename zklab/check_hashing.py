@@ -17,7 +17,7 @@ from collections.abc import Callable
 from kazoo.client import KazooClient
 from kazoo.protocol.states import Callback
 
-from zklab.check_lab import Check, Findings, Lab, env_without, wait_for
+from zklab.check_lab import Broken, Check, Findings, Lab, env_without, wait_for
 from zklab.proxy import PartitionProxy
 
 KEYS = [f"key:{i}" for i in range(100_000)]
@@ -33,7 +33,8 @@ CONVERGE = 1.0
 SLOW_READ = 0.4
 
 ADVICE_POINT = ("A key's position must come from the same 128-bit point() as the members' points: hash() is "
-                "below 2**63, under every point, so every key wraps to one member. Look at HashRing.owner.")
+                "below 2**63, under every point, so every key wraps to one member. Look at point() and "
+                "HashRing.owner.")
 
 
 def owners(ring: object, keys: list[str] = KEYS) -> list[str]:
@@ -86,7 +87,7 @@ def balance(lab: Lab, found: Findings) -> None:
                f"(at most {MAX_BALANCE})",
                ADVICE_POINT if ratio >= 5 else "With few points per member, arcs differ wildly in length and "
                "one member carries several times its share. Give each member many points (vnodes, "
-               "DEFAULT_VNODES); look at HashRing's points per member.")
+               "DEFAULT_VNODES): look at member_points.")
 
 
 def movement(found: Findings, key: str, ring: object, change: str, member: str, ideal: float) -> None:
@@ -105,11 +106,16 @@ def movement(found: Findings, key: str, ring: object, change: str, member: str, 
         found.fail(key, f"{change} moved {share:.1%} of keys (ideal {ideal:.1%}), some between members "
                    f"that did not change ({', '.join(sorted(others)[:3])})",
                    "Every key that moves must go to the joiner or come from the leaver; otherwise caches and "
-                   "data move for nothing. Look at how HashRing places and removes points.")
+                   "data move for nothing. Look at how the points are placed: place_points, member_points.")
     else:
         found.fail(key, f"{change} moved {share:.1%} of keys, ideal {ideal:.1%} (the changed member's share)",
-                   ADVICE_POINT if share in (0.0, 1.0) else "The changed member owned far more or less than "
-                   "its share: with few points per member the arcs are uneven. Look at HashRing's vnodes.")
+                   ADVICE_POINT if share in (0.0, 1.0) or len(set(before)) == 1 else "The changed member owned "
+                   "far more or less than its share: with few points per member the arcs are uneven "
+                   "(DEFAULT_VNODES). Look at member_points.")
+    if not ok:
+        shown = [f"{k}: {b} -> {a}" for k, b, a in zip(KEYS, before, after, strict=True) if b != a
+                 and (not others or (a if change == "join" else b) in others)][:3]
+        found.verdicts[key].evidence = [f"{change} of {member}; keys that moved, for example:", *shown]
 
 
 def join(lab: Lab, found: Findings) -> None:
@@ -126,8 +132,9 @@ def weights(lab: Lab, found: Findings) -> None:
     ratio = counts["heavy"] / light if light else float("inf")
     found.judge("weights", 1.7 <= ratio <= 2.3,
                 f"a weight-2 member holds {ratio:.2f}x a weight-1 member's keys (2x wanted)",
+                ADVICE_POINT if len(counts) == 1 else
                 "A member with twice the weight must get twice the points, and enough points per member that "
-                "its share follows them. Look at how HashRing counts a member's points (vnodes x weight).")
+                "its share follows them (vnodes x weight; DEFAULT_VNODES). Look at member_points.")
 
 
 # ---------------------------------------------------------------- wide points
@@ -182,7 +189,7 @@ def order(lab: Lab, found: Findings) -> None:
                 "(ties everywhere)" if not differ else
                 f"when points tie, the order of joins changed the owner of {differ:,} of 2,000 keys",
                 "Two routers that saw members join in different orders would route differently. Break ties "
-                "between equal points by member name: look at how HashRing inserts and removes points.")
+                "between equal points by member name: look at place_points.")
 
 
 # ---------------------------------------------------------------- routers in ZooKeeper
@@ -194,8 +201,7 @@ def converge(routers: list[object], members: set[str], bound: float, key: str, w
              and len({r.ring.fingerprint for r in routers}) == 1, bound, key,
              f"after {what}, the routers did not agree within {bound:.1f} s "
              f"(they hold {[sorted(r.ring.nodes) for r in routers]}, want {sorted(members)})",
-             "Each router must rebuild its ring on every children event. Look at RingWatcher's watch and "
-             "its rebuild.")
+             "Each router must rebuild its ring on every children event. Look at RingWatcher._rebuild.")
     return time.monotonic() - started
 
 
@@ -255,7 +261,7 @@ def swap(lab: Lab, found: Findings) -> None:
                 "a new one of 2",
                 "The ring a reader held changed under it: a router routing during a rebuild in place can meet "
                 "a half-built ring (a member removed, the next not yet added). Build the new ring aside and "
-                "swap it in with one assignment: look at RingWatcher's rebuild.")
+                "swap it in with one assignment: look at RingWatcher._rebuild.")
     if held.nodes != members:
         found.verdicts["swap"].figure = (f"a reader holding the ring saw its members change from {members} to "
                                          f"{held.nodes} under it")
@@ -299,7 +305,7 @@ def callback(lab: Lab, found: Findings) -> None:
                 f"kazoo's event thread was blocked {worst:.0f} ms while a member's data was read",
                 "Kazoo runs every watch callback and listener of a client on one thread: while one waits on "
                 "ZooKeeper, all others wait too. A callback only stores what it was given and wakes a thread "
-                "of yours: look at RingWatcher's children callback.")
+                "of yours, where RingWatcher._rebuild reads: look at RingWatcher's children callback.")
 
 
 # ---------------------------------------------------------------- members written by hand
@@ -337,8 +343,8 @@ def foreign(lab: Lab, found: Findings) -> None:
     advice = ("One member with weight 1e9 takes 1.6e11 points: a router runs out of memory; foreign data "
               "must never count as weight 1, and a persistent member never leaves, so keys would go to it "
               "long after it died. A router keeps such a member off its ring and reports it in "
-              "RingWatcher.ignored: look at check_weight and parse_weight, and at how RingWatcher reads "
-              "members (_read_weights, the znode's stat.ephemeralOwner).")
+              "RingWatcher.ignored: look at parse_weight (and check_weight), and at how "
+              "RingWatcher._read_members reads members (the znode's stat.ephemeralOwner).")
     if intruders:
         on = {name: (weight, sorted(i for i, n in intruders if n == name)) for (_, name), weight in intruders.items()}
         found.fail("foreign", "; ".join(f"member {name!r} got on the ring of router{'s' * (len(rs) > 1)} "
@@ -357,20 +363,110 @@ def foreign(lab: Lab, found: Findings) -> None:
                    "the writes began")
 
 
+# ---------------------------------------------------------------- an empty ring, and the wrap
+
+ADVICE_OWNER_AT = ("A position past the last point belongs to the first point's member: the ring is a circle. "
+                   "And an empty ring has no owner: it raises LookupError saying so, not IndexError from a list. "
+                   "Look at HashRing.owner_at.")
+TOP = 2**128 - 1   # the last position on a 128-bit ring
+
+
+def attempt(call: Callable[[], object]) -> tuple[object, str]:
+    """(answer, '') or (None, 'IndexError: ...'): what a lookup gave."""
+    try:
+        return call(), ""
+    except Exception as exc:
+        return None, f"{type(exc).__name__}" + (f": {str(exc).splitlines()[0]}" if str(exc) else "")
+
+
+def empty_ring(lab: Lab, found: Findings) -> None:
+    ring = lab.script.HashRing(nodes=["a"])
+    ring.remove("a")
+    for ask, call in (("owner('key:1')", lambda: ring.owner("key:1")), ("owner_at(0)", lambda: ring.owner_at(0)),
+                      ("a fresh ring's owner('key:1')", lambda: lab.script.HashRing().owner("key:1"))):
+        try:
+            answer = call()
+        except IndexError as exc:
+            found.fail("empty-ring", f"{ask} on an empty ring raised IndexError ({exc}), not a LookupError "
+                       "that says the ring is empty", ADVICE_OWNER_AT)
+            return
+        except LookupError as exc:
+            if not str(exc):
+                found.fail("empty-ring", f"{ask} on an empty ring raised {type(exc).__name__} with no message",
+                           ADVICE_OWNER_AT)
+                return
+            continue
+        found.fail("empty-ring", f"{ask} on an empty ring answered {answer!r}", ADVICE_OWNER_AT)
+        return
+    found.hold("empty-ring", "an empty ring raises LookupError for a key or a position, never IndexError")
+
+
+def wrap(lab: Lab, found: Findings) -> None:
+    ring = lab.script.HashRing(vnodes=1, nodes=["a", "b"])
+    placed = sorted((lab.script.member_points(name, 1, 1)[0], name) for name in ("a", "b"))
+    (first, first_name), (last, last_name) = placed
+    asks = [(last + 1, first_name), (TOP, first_name), (first, first_name), (last, last_name),
+            (first + 1, last_name), (0, first_name)]
+    for position, want in asks:
+        got, error = attempt(lambda p=position: ring.owner_at(p))
+        if got != want:
+            shown = "the last point" if position > last else "the first point" if position <= first else "a point"
+            found.fail("wrap", f"owner_at({position:#x}), at or past {shown}, gave "
+                       f"{error or repr(got)}; {want!r} owns it", ADVICE_OWNER_AT)
+            found.verdicts["wrap"].evidence = [f"{name}'s only point: {p:#034x}" for p, name in placed]
+            return
+    found.hold("wrap", "a position past the last point, up to 2**128-1, goes to the first point's member")
+
+
+# ---------------------------------------------------------------- a weight changed in place
+
+def weight_change(lab: Lab, found: Findings) -> None:
+    chroot = lab.namespace()
+    watcher = router(lab, chroot)
+    member = lab.client(chroot)
+    for name in ("a", "b"):
+        lab.script.register_node(member, ROOT, name)
+    converge([watcher], {"a", "b"}, 3 * CONVERGE, "weight-change", "two members registered")
+    started = time.monotonic()
+    member.set(f"{lab.script.members_path(ROOT)}/b", b'{"weight": 3}')   # in place: no join, no leave
+    try:
+        wait_for(lambda: watcher.ring.weights.get("b") == 3, CONVERGE, "weight-change", "", "")
+    except Broken:
+        found.fail("weight-change", f"b set its weight from 1 to 3 in place; {CONVERGE:.0f} s later the router "
+                   f"still holds {watcher.ring.weights}",
+                   "A children watch fires when members join or leave, not when a member's data changes. Read "
+                   "each member's data with a data watch (get(path, watch=...)) and rebuild when it fires: look "
+                   "at RingWatcher._read_members.")
+        return
+    took = time.monotonic() - started
+    share = sum(o == "b" for o in owners(watcher.ring, KEYS[:20_000])) / 20_000
+    found.judge("weight-change", 0.65 <= share <= 0.85,
+                f"b set its weight from 1 to 3 in place: {took * 1000:.0f} ms later it held {share:.0%} of keys "
+                "(75% wanted)", "The router read the new weight, but the share does not follow it: look at "
+                "member_points.")
+
+
 # ---------------------------------------------------------------- what `check hashing` runs, in order
+# In the order of the rules they test (the step order of the lesson), so the first advice printed
+# when several fail is about the earliest rule; join and leave need steps 1-4, so they follow them.
 
 AGREE = Check({"agree": "routers in different processes agree on every key"}, agree, bound=30, needs_zk=False)
-BALANCE = Check({"balance": "keys spread evenly over 10 members"}, balance, bound=20, needs_zk=False)
-JOIN = Check({"join": "a join moves about 1/N of the keys, only to the joiner"}, join, bound=20, needs_zk=False)
-LEAVE = Check({"leave": "a departure moves only the leaver's keys"}, leave, bound=20, needs_zk=False)
-WEIGHTS = Check({"weights": "a member's share follows its weight"}, weights, bound=20, needs_zk=False)
 POINTS = Check({"points": "points are 128-bit: members never collide"}, wide_points, bound=20, needs_zk=False)
+BALANCE = Check({"balance": "keys spread evenly over 10 members"}, balance, bound=20, needs_zk=False)
+WEIGHTS = Check({"weights": "a member's share follows its weight"}, weights, bound=20, needs_zk=False)
+EMPTY_RING = Check({"empty-ring": "an empty ring says so with a LookupError"}, empty_ring, bound=5, needs_zk=False)
+WRAP = Check({"wrap": "a key past the last point goes to the first"}, wrap, bound=5, needs_zk=False)
 ORDER = Check({"order": "the order of joins changes no owner, even when points tie"}, order, bound=20,
               needs_zk=False)
+JOIN = Check({"join": "a join moves about 1/N of the keys, only to the joiner"}, join, bound=20, needs_zk=False)
+LEAVE = Check({"leave": "a departure moves only the leaver's keys"}, leave, bound=20, needs_zk=False)
 ROUTERS = Check({"routers": "routers follow joins, leaves and crashes within a second"}, routers, bound=20)
 SWAP = Check({"swap": "a router swaps in a whole new ring; the ring a reader holds never changes"}, swap,
              bound=15)
 CALLBACK = Check({"callback": "a watch callback never waits on ZooKeeper"}, callback, bound=15)
 FOREIGN = Check({"foreign": "a member with foreign data, or not ephemeral, stays off the ring"}, foreign,
                 bound=10)
-CHECKS = [AGREE, BALANCE, JOIN, LEAVE, WEIGHTS, POINTS, ORDER, ROUTERS, SWAP, CALLBACK, FOREIGN]
+WEIGHT_CHANGE = Check({"weight-change": "a member that changes its weight in place gets its new share"},
+                      weight_change, bound=8)
+CHECKS = [AGREE, POINTS, BALANCE, WEIGHTS, EMPTY_RING, WRAP, ORDER, JOIN, LEAVE, ROUTERS, SWAP, CALLBACK, FOREIGN,
+          WEIGHT_CHANGE]

@@ -174,6 +174,7 @@ def load_script(challenge: str, directory: Path | str = ROOT) -> ModuleType:
 
 GET_DATA = 4        # ZooKeeper's opcode for getData
 GET_CHILDREN = {8, 12}  # getChildren and getChildren2 (the one that also returns the parent's stat)
+CREATES = {1, 14, 15, 19, 21}  # create, multi, create2, createContainer, createTTL
 WATCH_EVENT_XID = -1  # a reply header with this xid carries a watch notification, not an answer
 
 
@@ -194,7 +195,7 @@ class WireTap:
         self.last_frame = time.monotonic()        # when a frame last passed, either way
         self.held = threading.Event()             # set while a request is held back (hold_after_children)
         self.held_op: int | None = None           # the opcode of the request held
-        self._armed = ""                          # "", "armed" or "children seen"
+        self._armed = ""                          # "", "armed", "created" or "children seen"
         self._release = threading.Event()
         self._sockets: list[socket.socket] = []
         self._closed = False
@@ -203,11 +204,12 @@ class WireTap:
         threading.Thread(target=self._accept, name="wiretap", daemon=True).start()
 
     def hold_after_children(self) -> None:
-        """Hold back the first request that follows the client's next getChildren, until release().
+        """Hold back the first request that follows the client's first getChildren after a create,
+        until release().
 
-        A candidate reads the children, then looks at its predecessor: holding that second request
-        lets a check change the world between the two reads, every time, instead of by luck. Pings
-        and other negative-xid frames pass: only a real request is held (at most HOLD_AT_MOST).
+        A candidate creates its node, reads the children, then looks at its predecessor: holding that
+        look lets a check change the world between the two reads, every time, instead of by luck.
+        Pings and other negative-xid frames pass: only a real request is held (at most HOLD_AT_MOST).
         """
         self.held.clear()
         self._release.clear()
@@ -260,7 +262,9 @@ class WireTap:
             self._armed, self.held_op = "", op
             self.held.set()
             self._release.wait(HOLD_AT_MOST)   # later frames wait behind it: TCP keeps them in order
-        elif self._armed == "armed" and op in GET_CHILDREN:
+        elif self._armed == "armed" and op in CREATES:
+            self._armed = "created"
+        elif self._armed == "created" and op in GET_CHILDREN:
             self._armed = "children seen"
 
     def _replies(self, src: socket.socket, dst: socket.socket, data_xids: set[int]) -> None:
@@ -444,6 +448,16 @@ class LeaderSampler:
             lane = self.lanes.setdefault(name, Lane(name, [], joined=now))
             if (lane.history[-1][1] if lane.history else False) != leading:
                 lane.history.append((now, leading, "sampled"))
+
+    def started(self, name: str) -> float | None:
+        """When `name` last began to act as leader, as sampled."""
+        lane = self.lanes.get(name)
+        return next((t for t, leading, _ in reversed(lane.history) if leading), None) if lane else None
+
+    def stopped(self, name: str) -> float | None:
+        """When `name` last stopped acting as leader, as sampled."""
+        lane = self.lanes.get(name)
+        return next((t for t, leading, _ in reversed(lane.history) if not leading), None) if lane else None
 
     def picture(self, utf8: bool) -> list[str]:
         """The lanes of every candidate, from the samples: who led when, within 100 columns."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from kazoo.client import KazooClient
+
 from zklab.check_lab import (
     SESSION_TIMEOUT,
     Broken,
@@ -18,9 +20,6 @@ from zklab.check_lab import (
     Findings,
     Lab,
     LeaderSampler,
-    most_at_once,
-    started_leading,
-    stopped_leading,
     wait_for,
 )
 from zklab.faults import settle
@@ -38,7 +37,7 @@ TEMPTATION = 0.5
 QUIET = 0.1
 
 ADVICE_TWO_LEADERS = ("Two leaders at once is what an election exists to prevent: both would act and write. "
-                      "Look at how LeaderElection decides it is first (election_order, _check_position).")
+                      "Look at how the queue is ordered and read: election_order, LeaderElection._check_position.")
 
 
 # ---------------------------------------------------------------- helpers
@@ -95,12 +94,11 @@ def sole_leader(elections: list[object], key: str, bound: float = REACT) -> obje
 
 
 def overlap_figure(sampler: LeaderSampler, elections: list[object]) -> tuple[int, str]:
-    """The most leaders acting at once, sampled and from every candidate's own history."""
+    """The most leaders acting at once, as sampled from every candidate's is_leader (never its own log)."""
     if sampler.error is not None:
         raise sampler.error
-    recorded = most_at_once(e.history for e in elections)
-    most = max(sampler.most, recorded)
-    names = f" ({', '.join(sampler.overlap)})" if sampler.most > 1 else ""
+    most = sampler.most
+    names = f" ({', '.join(sampler.overlap)}, {sampler.together:.2f} s in all)" if most > 1 else ""
     return most, f"most leaders acting at once: {most}{names}"
 
 
@@ -113,8 +111,7 @@ def drain(elections: list[object]) -> None:
 # ---------------------------------------------------------------- one leader, the first in line
 
 def one_leader(lab: Lab, found: Findings) -> None:
-    chroot, sampler = lab.namespace(), LeaderSampler()
-    lab.on_close(sampler.stop)
+    chroot, sampler = lab.namespace(), lab.sampler()
     names = [f"c{i}" for i in range(5)]
     elections = join_in_turn(lab, chroot, names, sampler, "one-leader")
     leader = sole_leader(elections, "one-leader")
@@ -126,7 +123,7 @@ def one_leader(lab: Lab, found: Findings) -> None:
     if odd:
         raise Broken("one-leader", f"candidates see different queues: {odd[0]}",
                      "Every candidate reads the same children from ZooKeeper and must order them the same "
-                     "way. Look at participants() and election_order.")
+                     "way. Look at election_order (participants() uses it).")
     leader.fenced_set(LEDGER, "from the leader")
     must_refuse(lambda: elections[1].fenced_set(LEDGER, "from a follower"), lab.script.NotLeaderError,
                 "one-leader", "a follower's fenced_set was accepted",
@@ -143,8 +140,7 @@ FIRST_SEQUENCE = 7  # the queue starts at 7, so it crosses from 9 to 10: as text
 
 
 def in_order(lab: Lab, found: Findings) -> None:
-    chroot, sampler = lab.namespace(), LeaderSampler()
-    lab.on_close(sampler.stop)
+    chroot, sampler = lab.namespace(), lab.sampler()
     admin = lab.client(chroot)
     for _ in range(FIRST_SEQUENCE):  # every create under the path advances its sequence counter
         admin.delete(admin.create(f"{PATH}/x", sequence=True, makepath=True))
@@ -197,8 +193,7 @@ def woken_by(departure: object, elections: list[object], taps: dict[str, object]
 
 
 def herd(lab: Lab, found: Findings) -> None:
-    chroot, sampler = lab.namespace(), LeaderSampler()
-    lab.on_close(sampler.stop)
+    chroot, sampler = lab.namespace(), lab.sampler()
     names = [f"c{i}" for i in range(6)]
     taps = {name: lab.tap() for name in names}
     elections = join_in_turn(lab, chroot, names, sampler, "no-herd", vias=[taps[n].address for n in names])
@@ -234,8 +229,9 @@ def herd(lab: Lab, found: Findings) -> None:
     found.judge("middle", most == 1 and not elections[4].is_leader,
                 f"c3 left the middle of the queue, c4 stayed behind c1: {figure}",
                 "c4 took its predecessor's departure as its election while c1 still led. A vanished "
-                "predecessor does not mean you lead: read the children again when the watch fires "
-                "(LeaderElection's watch callback, _check_position).")
+                "predecessor does not mean you lead: read the children again when the watch fires. Look "
+                "at LeaderElection._check_position and the watch callback it sets "
+                "(LeaderElection._predecessor_changed).")
 
 
 # ---------------------------------------------------------------- a lost reply to create
@@ -261,12 +257,14 @@ def lost_create(lab: Lab, found: Findings) -> None:
                      f"did not lead within {REACT:.0f} s",
                      "A blind retry of create makes a second node while the first lives on in the same "
                      "session: the candidate waits behind its own orphan. Look for your GUID in the "
-                     "children before creating again: LeaderElection._join.") from None
+                     "children before creating again: LeaderElection._find_own_node, called from "
+                     "LeaderElection._join.") from None
     nodes = len(admin.get_children(PATH))
     if nodes != 1:
         raise Broken("lost-create", f"after a lost reply to create: {nodes} nodes for one candidate",
-                     "An orphan node holds up everyone behind it until the session ends. "
-                     "Look for your GUID before creating again: LeaderElection._join.")
+                     "An orphan node holds up everyone behind it until the session ends. Look for your "
+                     "GUID before creating again: LeaderElection._find_own_node, called from "
+                     "LeaderElection._join.")
     election.resign()
     wait_for(lambda: not admin.get_children(PATH), REACT, "lost-create",
              "resign() left a node behind", "resign() must delete the candidate's node.")
@@ -277,7 +275,7 @@ def lost_create(lab: Lab, found: Findings) -> None:
 
 def judge_partition(found: Findings, sampler: LeaderSampler, old: object, rest: list[object], new: object) -> None:
     most, figure = overlap_figure(sampler, [old, *rest])
-    stopped, started = stopped_leading(old), started_leading(new)
+    stopped, started = sampler.stopped(old.name), sampler.started(new.name)
     gap = started - stopped if stopped is not None and started is not None else None
     ok = most == 1 and old.is_leader is False and gap is not None and gap > 0
     found.judge("partition", ok,
@@ -286,13 +284,12 @@ def judge_partition(found: Findings, sampler: LeaderSampler, old: object, rest: 
                 f"the link healed; {figure}",
                 "Cut off from ZooKeeper, a leader cannot know whether its session lives on. It must stop on "
                 "SUSPENDED and, as SUSPENDED comes late, when its lease (2/3 of a session after ZooKeeper's "
-                "last answer) runs out. Look at LeaderElection's connection listener, is_leader and the "
-                "lease renewal.")
+                "last answer) runs out. Look at LeaderElection._on_connection_change (SUSPENDED) and "
+                "LeaderElection._renew_lease (the lease).")
 
 
 def partition(lab: Lab, found: Findings, fault: str = "blackhole") -> None:
-    chroot, sampler, proxy = lab.namespace(), LeaderSampler(), lab.proxy()
-    lab.on_close(sampler.stop)
+    chroot, sampler, proxy = lab.namespace(), lab.sampler(), lab.proxy()
     old = candidate(lab, chroot, "old", sampler, timeout=SHORT_SESSION, via=proxy.address)
     wait_for(lambda: old.is_leader, REACT, "partition", "the first candidate did not lead",
              "A lone candidate must lead.")
@@ -335,18 +332,161 @@ def partition(lab: Lab, found: Findings, fault: str = "blackhole") -> None:
     wait_for(lambda: old.participants()[-1:] == ["old"] and not old.is_leader, 2 * REACT, "rejoin",
              f"after its session expired, the old leader did not rejoin within {2 * REACT:.0f} s",
              "LOST means the session and its node are gone: forget the node and join again as a new "
-             "candidate. Look at LeaderElection's connection listener (LOST) and _step.")
+             "candidate. Look at LeaderElection._on_connection_change (LOST).")
     found.hold("rejoin", "after its session expired, the old leader rejoined last in line")
 
 
+# ---------------------------------------------------------------- a predecessor that leaves between two reads
+
+ADVICE_RACE = ("exists() on a node that is already gone returns None and sets a watch for its creation, which "
+               "never fires: the candidate waits for nothing. When the predecessor is gone, read the children "
+               "again at once. Look at LeaderElection._check_position.")
+
+
+def handover_race(lab: Lab, found: Findings) -> None:
+    chroot, sampler, tap = lab.namespace(), lab.sampler(), lab.tap()
+    admin = lab.client(chroot)
+    first = join_in_turn(lab, chroot, ["c0"], sampler, "handover-race")[0]
+    sole_leader([first], "handover-race")
+    tap.hold_after_children()    # c1's look at its predecessor, right after it read the children
+    second = candidate(lab, chroot, "c1", sampler, via=tap.address)
+    held = tap.held.wait(REACT)
+    first.resign()
+    try:
+        wait_for(lambda: len(admin.get_children(PATH)) == 1, REACT, "handover-race",
+                 f"c0 resigned, but its node was still there {REACT:.0f} s later",
+                 "resign() must delete the candidate's node.")
+    finally:
+        released = time.monotonic()
+        tap.release()
+    how = "between c1's two reads (its next request held on the wire)" if held else "while c1 waited"
+    try:
+        wait_for(lambda: second.is_leader, REACT, "handover-race", "", "")
+    except Broken:
+        raise Broken("handover-race", f"c0 left {how}; c1 did not lead within {REACT:.0f} s: it waits for a "
+                     "watch that will never fire", ADVICE_RACE) from None
+    most, figure = overlap_figure(sampler, [first, second])
+    found.judge("handover-race", most == 1, f"c0 left {how}; c1 led {(time.monotonic() - released) * 1000:.0f} "
+                f"ms later; {figure}", ADVICE_TWO_LEADERS)
+
+
+# ---------------------------------------------------------------- a node deleted from outside
+
+ADVICE_DELETED = ("A candidate whose node was deleted while its session lives (zkCli's delete, a clean-up "
+                  "script) is no longer in the queue, and nothing else will put it back. When your node is "
+                  "missing from the children, stop leading and join again with a new node: look at "
+                  "LeaderElection._check_position.")
+
+
+def nodes_of(admin: KazooClient, script: object) -> dict[str, list[str]]:
+    """name -> the election nodes ZooKeeper holds for it now."""
+    found: dict[str, list[str]] = {}
+    for child in admin.get_children(PATH):
+        parsed = script.parse_candidate(child)
+        found.setdefault(parsed.name if parsed else child, []).append(child)
+    return found
+
+
+def deleted_node(lab: Lab, found: Findings) -> None:
+    chroot, sampler = lab.namespace(), lab.sampler()
+    admin = lab.client(chroot)
+    c0, c1, c2 = elections = join_in_turn(lab, chroot, ["c0", "c1", "c2"], sampler, "deleted-node")
+    sole_leader(elections, "deleted-node")
+    old = {e.name: nodes_of(admin, lab.script).get(e.name, []) for e in elections}
+    admin.delete(f"{PATH}/{old['c1'][0]}")    # a waiting candidate's node, then the leader's
+    drain(elections)
+    deleted_at = time.monotonic()
+    admin.delete(f"{PATH}/{old['c0'][0]}")
+
+    def rejoined() -> bool:
+        now = nodes_of(admin, lab.script)
+        return all(now.get(n) and now[n][0] not in old[n] for n in ("c0", "c1")) and c2.is_leader
+    try:
+        wait_for(rejoined, REACT, "deleted-node", "", "")
+    except Broken:
+        now = nodes_of(admin, lab.script)
+        lost = [n for n in ("c0", "c1") if not now.get(n) or now[n][0] in old[n]]
+        raise Broken("deleted-node", f"{', '.join(lost) or 'nobody'} did not join again within {REACT:.0f} s of "
+                     f"its node's deletion{'' if c2.is_leader else '; c2 does not lead'}", ADVICE_DELETED) from None
+    lease = lab.script.LEASE_FRACTION * SESSION_TIMEOUT
+    stopped = sampler.stopped("c0")
+    late = (stopped - deleted_at) if stopped is not None else float("inf")
+    twice = sorted(n for n, nodes in nodes_of(admin, lab.script).items() if len(nodes) > 1)
+    ok = late <= lease + 0.05 and not twice and not c0.is_leader
+    found.judge("deleted-node", ok,
+                f"c1 and c0 (the leader) joined again with new nodes; c0 stopped acting {late:.2f} s after its node "
+                f"was deleted (lease {lease:.2f} s); one node per candidate" if ok else
+                f"{', '.join(twice)} held two nodes at once" if twice else
+                f"the deleted leader acted on {late:.2f} s after its node was deleted (its lease: {lease:.2f} s)",
+                "A leader whose node is gone must stop by its next renewal: LeaderElection._renew_lease asks "
+                "whether the node still exists, and LeaderElection._check_position joins again.")
+
+
+# ---------------------------------------------------------------- a leader behind an isolated follower
+
+# Shorter than the time an isolated follower keeps serving reads (syncLimit x tickTime = 2.5 s on the
+# lab's servers), so ZooKeeper expires the leader's session while that follower still answers it.
+ISOLATED_SESSION = 1.5
+# The lab's servers: a follower that hears nothing from the ZooKeeper leader for syncLimit (10 ticks of
+# 250 ms) gives up and drops its clients; until then its reads are stale.
+FOLLOWER_GIVES_UP = 10 * 0.25
+
+
+def isolated_follower(lab: Lab, found: Findings) -> None:
+    cluster, sampler = lab.ensemble(), lab.sampler()
+    lab.on_close(cluster.heal_peers)
+    follower = next((s for s in cluster.servers if s.mode() == "follower"), None)
+    if follower is None:
+        raise Broken("isolated-follower", "not judged: the checker's ensemble has no follower",
+                     "The checker's 3-server ZooKeeper did not form; run the check again.")
+    others = [s for s in cluster.servers if s is not follower]
+    chroot = f"/check-{time.monotonic_ns()}"
+    lab.client(via=others[0].address).ensure_path(chroot)
+    old = candidate(lab, chroot, "c0", sampler, ISOLATED_SESSION, via=follower.address)
+    wait_for(lambda: old.is_leader, REACT, "isolated-follower", "the first candidate did not lead",
+             "A lone candidate must lead.")
+    rest = [candidate(lab, chroot, f"c{i + 1}", sampler, ISOLATED_SESSION, via=s.address) for i, s in enumerate(others)]
+    wait_for(lambda: len(old.participants()) == 3, REACT, "isolated-follower", "the others did not join",
+             "start() must join the election.")
+    isolated = time.monotonic()
+    cluster.isolate(follower.sid, how="blackhole")
+    new = wait_for(lambda: next((e for e in rest if e.is_leader), None), ISOLATED_SESSION * 2 + REACT,
+                   "isolated-follower", "no candidate led after the leader's server was cut off",
+                   "When the leader's session expires, the next in line must lead: LeaderElection._check_position.")
+    # Sample on while the follower could still answer c0 from its stale copy: until it gives up.
+    wait_for(lambda: follower.mode() is None and not old.client.connected, FOLLOWER_GIVES_UP + ISOLATED_SESSION,
+             "isolated-follower", "the isolated follower kept serving", "", interval=0.05)
+    most, figure = overlap_figure(sampler, [old, *rest])
+    stopped, started = sampler.stopped("c0"), sampler.started(new.name)
+    gap = started - stopped if stopped is not None and started is not None else None
+    ok = most == 1 and gap is not None and gap > 0
+    found.judge("isolated-follower", ok,
+                f"c0 stopped {stopped - isolated:.2f} s after its server was cut off, {gap:.2f} s before {new.name} "
+                "started; 0 s of overlap" if ok else
+                f"c0 went on leading {sampler.together:.2f} s after {new.name} started, on reads from a server "
+                f"cut off from its peers; {figure}",
+                "A follower cut off from its peers keeps answering reads from its stale copy for a while, long "
+                "after ZooKeeper expired the leader's session. A read that renews a lease or makes a leader must "
+                "follow a sync(), which only the ZooKeeper leader can answer: look at LeaderElection._sync "
+                "(used by _check_position and _renew_lease).")
+
+
 # ---------------------------------------------------------------- what `check leader` runs, in order
+# In the order of the rules they test (the step order of the lesson), so the first advice printed
+# when several fail is about the earliest rule.
 
 ONE_LEADER = Check({"one-leader": "one leader at a time, the first in line"}, one_leader, bound=8)
 IN_ORDER = Check({"in-order": "leadership passes down the queue in sequence order"}, in_order, bound=8)
 HERD = Check({"no-herd": "a departure wakes only the candidate behind it",
               "middle": "a departure in the middle of the queue elects nobody"}, herd, bound=8)
-LOST_CREATE = Check({"lost-create": "a lost reply to create leaves no orphan node"}, lost_create, bound=8)
+HANDOVER_RACE = Check({"handover-race": "a predecessor that leaves between the two reads still hands over"},
+                      handover_race, bound=6)
+DELETED_NODE = Check({"deleted-node": "a candidate whose node is deleted from outside joins again"},
+                     deleted_node, bound=6)
 PARTITION = Check({"partition": "a partitioned leader stops before the next one starts",
-                   "stale-write": "a deposed leader's late write is rejected by ZooKeeper",
-                   "rejoin": "an expired leader rejoins at the back of the queue"}, partition, bound=12)
-CHECKS = [ONE_LEADER, IN_ORDER, HERD, LOST_CREATE, PARTITION]
+                   "rejoin": "an expired leader rejoins at the back of the queue",
+                   "stale-write": "a deposed leader's late write is rejected by ZooKeeper"}, partition, bound=12)
+LOST_CREATE = Check({"lost-create": "a lost reply to create leaves no orphan node"}, lost_create, bound=8)
+ISOLATED_FOLLOWER = Check({"isolated-follower": "a leader behind a follower cut off from its peers stops before "
+                                                "the next starts"}, isolated_follower, bound=12)
+CHECKS = [ONE_LEADER, IN_ORDER, HERD, HANDOVER_RACE, DELETED_NODE, PARTITION, LOST_CREATE, ISOLATED_FOLLOWER]

@@ -1,25 +1,19 @@
 """Challenge 2: consistent hashing, with membership kept in ZooKeeper.
 
-Members register as ephemeral znodes; every router watches the member list and rebuilds its own hash
-ring from it. Routing must agree across processes, move few keys when membership changes, and spread
-the load evenly. The rules that make it so:
-
-- Hash with mmh3 and a fixed seed, never Python's hash(): that is salted per process
-  (PYTHONHASHSEED), so two routers would disagree about every key.
-- Use 128-bit points. 10,000 slots collide after about 120 members (the birthday bound); 2**128 never do.
-- Give each member many points (virtual nodes), scaled by its weight. One point per member leaves
-  arcs of wildly different lengths: with 10 members, the largest share is about 3x the mean.
-- Keep points as integers, sorted numerically: as strings, "10" sorts before "9".
-- Break ties between equal points by member name, so the ring never depends on the order of joins.
-- Find a key's owner by binary search: the first point at or after the key's hash, wrapping around.
-- Trust no member's data: anyone can write a znode. A weight outside MIN_WEIGHT..MAX_WEIGHT, or data
-  that is not ours, keeps that member off the ring (with one warning), and the ring never grows past
-  MAX_POINTS points: one znode saying {"weight": 1e9} must not cost every router its memory.
-- Members must be ephemeral: a persistent member znode (say, `create` without -e in zkCli.sh) outlives
-  its member, so keys would go to it forever. It stays off the ring, with one warning, like bad data.
-
-Then, when a member joins, keys move only to it, and only about 1/N of them; when one leaves, only its
-own keys move. The demo prints exactly that, measured, next to the ideal.
+Members register as ephemeral znodes; each router watches the member list and rebuilds its own hash ring
+from it, so that routers agree across processes, a change moves few keys, and the load spreads evenly:
+- point(): mmh3, 128 bits, a fixed SEED. hash() is salted per process; 10,000 slots collide at ~120 members.
+- member_points(): vnodes x weight points per member. With one point each, one of 10 members gets ~3x the mean.
+- HashRing.owner_at(): binary search for the first point at or after the key, wrapping past the last one;
+  an empty ring owns nothing: LookupError.
+- place_points(): points sorted as integers ("10" < "9" as text), ties broken by name: join order never matters.
+- RingWatcher._rebuild(): the watch callback only wakes a thread (kazoo runs every callback on one thread);
+  that thread builds the new ring aside and swaps it in with one assignment: nobody sees half a ring.
+- parse_weight(): trust no member's data. Junk, a weight outside MIN_WEIGHT..MAX_WEIGHT or a persistent znode
+  (it outlives its member) keeps a member off the ring, with one warning; the ring stays within MAX_POINTS.
+- RingWatcher._read_members(): a children watch fires on a join or a leave, never when a member sets new data:
+  read each member with a data watch, and again when it fires.
+Then a join moves only about 1/N of the keys, all to the joiner; a departure moves only the leaver's.
 """
 
 from __future__ import annotations
@@ -28,60 +22,70 @@ import sys
 
 if __name__ == "__main__":  # Ctrl-C or SIGTERM while Python loads kazoo: nothing to clean up yet, exit quietly.
     import _signal  # `signal`'s C core, already loaded: importing `signal` itself is slow enough to be hit
-
     _signal.signal(_signal.SIGINT, lambda *_: sys.exit(0))
     _signal.signal(_signal.SIGTERM, lambda *_: sys.exit(0))
 
 import argparse
 import bisect
 import contextlib
-import hashlib
+import ipaddress
 import json
 import logging
+import math
 import os
 import random
 import re
 import signal
 import threading
 import time
-import uuid
-import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 
 import mmh3
-from kazoo.client import KazooClient, KazooState
-from kazoo.exceptions import ConnectionClosedError, KazooException, NoNodeError, SessionExpiredError
+from kazoo.client import KazooClient
+from kazoo.exceptions import KazooException, NoNodeError
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.recipe.watchers import ChildrenWatch
 
-# A fixed seed: every process, on every machine, puts every key and member at the same place.
-SEED = 0x5EED
-# Points per unit of weight. More points balance better and cost memory: 160 is ketama's choice
-# and keeps the largest share within about 10% of the mean for 10 members.
-DEFAULT_VNODES = 160
-# The weights a member may claim. Below 0.01 a member gets one or two points and its share is noise
-# (a weight of 1e-9 made the busiest member's load read 11,200,000x its fair share); above 100 one
-# member outweighs a hundred others, which is a misconfiguration, not a member.
-MIN_WEIGHT, MAX_WEIGHT = 0.01, 100
-# A cap on the whole ring. A point costs about 120 bytes of a router's memory (a 128-bit int, a slot in
-# two lists, and what building them leaves behind): a million points is about 120 MB per router, and the
-# demo runs two in one process. That is room for 6,250 members of weight 1 with 160 vnodes; without a cap,
-# one znode saying {"weight": 1e9} asked for 1.6 x 10**11 points and the kernel killed the router at 24 GB.
+SEED = 0x5EED  # fixed: every process, on every machine, puts every key and member at the same place
+DEFAULT_VNODES = 160  # points per unit of weight, ketama's choice: 10 members' shares within ~10% of the mean
+MIN_WEIGHT, MAX_WEIGHT = 0.01, 100  # below, a member's one or two points make its share noise; above, a typo
+# A point costs a router ~120 bytes. Uncapped, one znode saying {"weight": 1e9} asked for 1.6e11 points.
 MAX_POINTS = 1_000_000
-# Our member data is {"weight": 2.5}: a few bytes. Reading more than this is not worth a router's time.
-MAX_DATA_BYTES = 1024
-# Why a persistent member znode stays off the ring: nothing would ever remove it.
-NOT_EPHEMERAL = "not ephemeral: a member must vanish with its session"
-# Each add or remove copies the point list once; for more changes than this, one sort is cheaper.
-REBUILD_WHOLE_AFTER = 8
-Key = str | bytes
+MAX_VNODES = MAX_POINTS // MAX_WEIGHT  # so that one member of the largest weight still fits
+MAX_DATA_BYTES = 1024  # ours is {"weight": 2.5}: reading more is not worth a router's time
+NOT_EPHEMERAL = "not ephemeral: a member must vanish with its session"  # else nothing would ever remove it
 log = logging.getLogger(__name__)
 
 
-def point(label: Key) -> int:
-    """A position on the ring: an unsigned 128-bit MurmurHash3."""
+# ---------------------------------------------------------------- the ring
+
+def point(label: str | bytes) -> int:
+    """Step 1. The position of a key or a member's point label on the ring: an int from 0 to 2**128 - 1,
+    the same in every process (mmh3.hash128 with SEED; never hash(), salted per process, 64 bits)."""
     return mmh3.hash128(label, SEED)
+
+
+def member_points(name: str, weight: float, vnodes: int) -> list[int]:
+    """Step 2. A member's points, max(1, round(vnodes * weight)) of them: weight 2 gets twice the points
+    (and keys) of weight 1, the lightest still one. Point i is point(f"{name}#{i}"), in order of i."""
+    count = max(1, round(vnodes * check_weight(weight)))
+    return [point(f"{name}#{i}") for i in range(count)]
+
+
+def place_points(weights: Mapping[str, float], vnodes: int) -> tuple[list[int], list[str]]:
+    """Step 4. Every member's points sorted by (point, name), and their owners: owners[i] owns points[i].
+    The name breaks a tie between equal points, so routers that saw members join in other orders agree."""
+    entries: list[tuple[int, str]] = []
+    for name, weight in weights.items():
+        entries += [(p, name) for p in member_points(name, weight, vnodes)]
+    entries.sort()
+    return [p for p, _ in entries], [name for _, name in entries]
+
+
+def points_needed(weights: Mapping[str, float], vnodes: int) -> int:
+    """How many points member_points gives these members (checking each weight): what MAX_POINTS caps."""
+    return sum(max(1, round(vnodes * check_weight(w))) for w in weights.values())
 
 
 def check_weight(weight: object) -> float:
@@ -89,164 +93,76 @@ def check_weight(weight: object) -> float:
     if isinstance(weight, bool) or not isinstance(weight, (int, float)):
         raise ValueError(f"weight {weight!r} is not a number")
     if not MIN_WEIGHT <= weight <= MAX_WEIGHT:  # also false for nan and inf
-        raise ValueError(f"weight {_number(weight)} is outside {MIN_WEIGHT:g}..{MAX_WEIGHT:g}")
+        shown = f"{weight:g}" if isinstance(weight, float) or abs(weight) < 1e300 else f"of {len(str(weight))} digits"
+        shown = shown.replace("e+0", "e").replace("e-0", "e-")  # 1e9, not 1e+09
+        raise ValueError(f"weight {shown} is outside {MIN_WEIGHT:g}..{MAX_WEIGHT:g}")
     return weight
 
 
-def _number(value: float) -> str:
-    """1e9 as 1e9, not 1e+09; an integer too big for a float as its digit count."""
-    try:
-        return re.sub(r"e([+-])0*(\d)", lambda m: f"e{m[1].replace('+', '')}{m[2]}", f"{value:g}")
-    except OverflowError:
-        return f"of {len(str(abs(value)))} digits"
-
-
-# ---------------------------------------------------------------- the ring
-
 class HashRing:
-    """Members placed on a ring of 2**128 positions, `vnodes` points per unit of weight."""
+    """Members on a ring of 2**128 positions, `vnodes` points per unit of weight. Each change places every
+    point again (place_points): simpler than merging, and about 2x the floor (see bench/RESULTS.md)."""
 
     def __init__(self, vnodes: int = DEFAULT_VNODES, nodes: Iterable[str] | Mapping[str, float] | None = None):
-        if isinstance(vnodes, bool) or not isinstance(vnodes, int) or not 1 <= vnodes <= MAX_POINTS:
-            raise ValueError(f"vnodes must be a whole number from 1 to {MAX_POINTS:,}, not {vnodes!r}")
+        if isinstance(vnodes, bool) or not isinstance(vnodes, int) or not 1 <= vnodes <= MAX_VNODES:
+            raise ValueError(f"vnodes must be a whole number from 1 to {MAX_VNODES:,}, not {vnodes!r}")
         self.vnodes = vnodes
-        self._weights: dict[str, float] = {}
-        self._points: list[int] = []   # sorted by (point, owner)
-        self._owners: list[str] = []   # _owners[i] owns the arc that ends at _points[i]
         items = nodes.items() if isinstance(nodes, Mapping) else ((n, 1) for n in nodes or ())
-        weights = {node: check_weight(weight) for node, weight in items}
-        self._check_room(sum(self.points_for(w) for w in weights.values()))
-        self._weights = weights
-        self._place_all()
+        self._place(dict(items))
 
-    # -- membership
-
-    def points_for(self, weight: float) -> int:
-        """How many points a member of this weight gets: at least one."""
-        return max(1, round(self.vnodes * check_weight(weight)))
+    def _place(self, weights: dict[str, float]) -> None:
+        if (total := points_needed(weights, self.vnodes)) > MAX_POINTS:  # checked before a point is hashed
+            raise ValueError(f"the ring would hold {total:,} points, more than MAX_POINTS ({MAX_POINTS:,})")
+        points, owners = place_points(weights, self.vnodes)
+        self._weights, self._points, self._owners = weights, points, owners  # _owners[i] owns _points[i]
 
     def add(self, node: str, weight: float = 1) -> None:
         """Place a member (again, if its weight changed). A bad weight changes nothing: ValueError."""
-        count = self.points_for(weight)
-        old = self.points_for(self._weights[node]) if node in self._weights else 0
-        self._check_room(len(self._points) - old + count)
-        entries = sorted((p, node) for p in self._node_points(node, count))  # hashed before any change
-        if node in self._weights:
-            self.remove(node)
-        self._weights[node] = weight
-        self._insert(entries)
+        self._place({**self._weights, node: weight})
 
     def remove(self, node: str) -> None:
         if node not in self._weights:
             raise KeyError(f"{node!r} is not on the ring")
-        doomed = []
-        # A member may hold one position twice (a hash collision): its copies sit side by side.
-        for p, copies in Counter(self._node_points(node, self.points_for(self._weights[node]))).items():
-            first = self._index_of(p, node)
-            doomed += range(first, first + copies)
-        points, owners, start = [], [], 0
-        for i in sorted(doomed):  # keep the slices between the doomed points: copied in C, O(n)
-            points += self._points[start:i]
-            owners += self._owners[start:i]
-            start = i + 1
-        self._points, self._owners = points + self._points[start:], owners + self._owners[start:]
-        del self._weights[node]
+        self._place({n: w for n, w in self._weights.items() if n != node})
 
-    def _check_room(self, total: int) -> None:
-        if total > MAX_POINTS:
-            raise ValueError(f"the ring would hold {total:,} points, more than MAX_POINTS ({MAX_POINTS:,})")
-
-    def _place_all(self) -> None:
-        """Place every member at once: one sort, instead of one merge per member."""
-        entries = [(p, node) for node, w in self._weights.items() for p in self._node_points(node, self.points_for(w))]
-        owner_of = dict(entries)
-        if len(owner_of) == len(entries):  # no two points equal: sorting the integers is enough
-            self._points = sorted(owner_of)
-            self._owners = [owner_of[p] for p in self._points]
-        else:  # a tie (odds about 1 in 2**100): sort (point, name) pairs, so names break it
-            entries.sort()
-            self._points, self._owners = [p for p, _ in entries], [n for _, n in entries]
-
-    @staticmethod
-    def _node_points(node: str, count: int) -> list[int]:
-        return [point(f"{node}#{i}") for i in range(count)]
-
-    def _index_of(self, p: int, node: str) -> int:
-        """Where (p, node) sits, or would sit, in the (point, owner) order: owner names break ties."""
-        i = bisect.bisect_left(self._points, p)
-        while i < len(self._points) and self._points[i] == p and self._owners[i] < node:
-            i += 1
-        return i
-
-    def _insert(self, entries: list[tuple[int, str]]) -> None:
-        """Merge sorted new entries in: list slices are copied in C, so this is O(n), not O(n log n)."""
-        points, owners, start = [], [], 0
-        for p, node in entries:
-            i = self._index_of(p, node)
-            points += self._points[start:i] + [p]
-            owners += self._owners[start:i] + [node]
-            start = i
-        self._points, self._owners = points + self._points[start:], owners + self._owners[start:]
-
-    # -- lookups
-
-    def owner(self, key: Key) -> str:
+    def owner(self, key: str | bytes) -> str:
         """The member owning `key`: the first point at or after the key's hash, clockwise."""
         return self.owner_at(point(key))
 
     def owner_at(self, position: int) -> str:
-        """The member owning a position on the ring (0 <= position < 2**128)."""
-        points = self._points
-        if not points:
+        """Step 3. The owner of the first point at or after `position` (binary search in the sorted
+        self._points; self._owners[i] owns self._points[i]). Past the last point, wrap around to the first.
+        An empty ring has no owner: LookupError."""
+        if not self._points:
             raise LookupError("the ring is empty: no member to own any key")
-        i = bisect.bisect_left(points, position)
-        return self._owners[i if i < len(points) else 0]  # past the last point, wrap to the first
+        i = bisect.bisect_left(self._points, position)
+        return self._owners[i % len(self._points)]  # past the last point, the ring wraps around to the first
 
-    def owners(self, key: Key, n: int) -> list[str]:
+    def owners(self, key: str | bytes, n: int) -> list[str]:
         """n distinct members clockwise from `key`, owner(key) first: a replica preference list."""
         if not 1 <= n <= len(self._weights):
             raise ValueError(f"asked for {n} owners, but the ring has {len(self._weights)} members")
-        start = bisect.bisect_left(self._points, point(key))
-        found: list[str] = []
+        start, found = bisect.bisect_left(self._points, point(key)), {}  # a dict keeps the order of finding
         for step in range(len(self._points)):
-            candidate = self._owners[(start + step) % len(self._points)]
-            if candidate not in found:
-                found.append(candidate)
-                if len(found) == n:
-                    break
-        return found
+            found.setdefault(self._owners[(start + step) % len(self._points)])
+            if len(found) == n:
+                break
+        return list(found)
 
-    @property
-    def nodes(self) -> list[str]:
-        return sorted(self._weights)
-
-    @property
-    def weights(self) -> dict[str, float]:
-        return dict(self._weights)
+    nodes = property(lambda self: sorted(self._weights))
+    weights = property(lambda self: dict(self._weights))
+    point_count = property(lambda self: len(self._points))
 
     @property
     def fingerprint(self) -> str:
         """Equal for two rings exactly when they hold the same members, weights and vnodes."""
-        text = json.dumps([self.vnodes, sorted(self._weights.items())])
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-    @property
-    def point_count(self) -> int:
-        return len(self._points)
-
-    def copy(self) -> HashRing:
-        ring = HashRing(self.vnodes)
-        ring._weights, ring._points, ring._owners = dict(self._weights), list(self._points), list(self._owners)
-        return ring
+        return f"{mmh3.hash128(json.dumps([self.vnodes, sorted(self._weights.items())]), SEED):032x}"[:12]
 
     def __len__(self) -> int:
         return len(self._weights)
 
     def __contains__(self, node: object) -> bool:
         return node in self._weights
-
-    def __repr__(self) -> str:
-        return f"HashRing(vnodes={self.vnodes}, nodes={self._weights})"
 
 
 # ---------------------------------------------------------------- membership in ZooKeeper
@@ -260,18 +176,14 @@ def register_node(client: KazooClient, root: str, name: str, weight: float = 1,
     """Register a member: an ephemeral znode holding its weight, gone when its session ends."""
     if not name or "/" in name or name in (".", ".."):
         raise ValueError(f"member name must be non-empty, not '.' or '..', and without '/': {name!r}")
-    check_weight(weight)  # the same validation the routers will apply
-    data = json.dumps({"weight": weight}).encode()
+    data = json.dumps({"weight": check_weight(weight)}).encode()  # the validation the routers apply
     return client.create_async(f"{members_path(root)}/{name}", data, ephemeral=True, makepath=True).get(timeout=timeout)
 
 
 def parse_weight(data: bytes) -> float:
-    """A member's weight from its znode's data, or ValueError saying why the data is not ours.
-
-    Ours is {"weight": number}. Empty data means weight 1, so `create -e <root>/members/m9` in zkCli.sh
-    is a way to join by hand. Anything else is refused, never guessed: a router that took junk as
-    weight 1 would route keys to a member that never said it can hold them.
-    """
+    """Step 6. A member's weight from its znode's data, or ValueError saying why the data is not ours.
+    Ours is {"weight": number} of at most MAX_DATA_BYTES; empty data means weight 1 (a member made by hand
+    with zkCli.sh). Refuse the rest, never guess: anyone can write a znode."""
     if not data:
         return 1
     if len(data) > MAX_DATA_BYTES:
@@ -279,57 +191,36 @@ def parse_weight(data: bytes) -> float:
     try:
         doc = json.loads(data)
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError too
-        raise ValueError(f"its data {_excerpt(data)} is not JSON") from None
+        raise ValueError(f"its data {data[:24]!r} is not JSON") from None
     if not isinstance(doc, dict) or "weight" not in doc:
-        raise ValueError(f"its data {_excerpt(data)} is not {{\"weight\": number}}")
+        raise ValueError(f"its data {data[:24]!r} is not {{\"weight\": number}}")
     return check_weight(doc["weight"])
 
 
-def _excerpt(data: bytes, limit: int = 24) -> str:
-    text = data[:limit].decode("utf-8", "replace")
-    return repr(text + "..." if len(data) > limit else text)
-
-
 class RingWatcher:
-    """A router's view: `.ring` is rebuilt from ZooKeeper on every membership change.
-
-    Members whose data is refused, or whose znode is not ephemeral, stay off the ring; `.ignored` maps
-    each to the reason, and `on_ignored(name, reason)` hears about each once (until its znode goes away).
-    """
+    """A router's view: `.ring` is rebuilt from ZooKeeper on every change of the members or their data.
+    Members refused (bad data, not ephemeral, no room) stay off it: `.ignored` maps each to the reason."""
 
     def __init__(self, client: KazooClient, root: str, vnodes: int = DEFAULT_VNODES,
                  on_change: Callable[[HashRing, HashRing], None] | None = None, timeout: float = 10.0,
                  on_ignored: Callable[[str, str], None] | None = None):
-        self.client, self.path, self.timeout = client, members_path(root), timeout
-        self.ring = HashRing(vnodes)
-        self.ignored: dict[str, str] = {}
-        self.changes = 0
-        self._on_change, self._on_ignored = on_change, on_ignored
-        self._czxid: dict[str, int] = {}  # member -> the creation id of the znode we read
-        self._children: list[str] | None = None
-        self._changed = threading.Event()
-        self._built = threading.Condition()
-        self._stopped = False
+        self.client, self.root, self.path, self.vnodes = client, root, members_path(root), vnodes
+        self.timeout, self._on_change, self._on_ignored = timeout, on_change, on_ignored
+        self.ring, self.ignored, self.changes = HashRing(vnodes), {}, 0
+        self._children, self._stopped = [], False
+        self._changed, self._built = threading.Event(), threading.Condition()
         client.ensure_path_async(self.path).get(timeout=timeout)
-        self._thread = threading.Thread(target=self._rebuild_loop, name="ring-watcher", daemon=True)
-        self._thread.start()
+        threading.Thread(target=self._rebuild_loop, name="ring-watcher", daemon=True).start()
         ChildrenWatch(client, self.path, self._on_children)
         self.wait_for(lambda ring: self.changes > 0, timeout)
 
-    @property
-    def fingerprint(self) -> str:
-        return self.ring.fingerprint
-
-    @property
-    def pending(self) -> bool:
-        """True when ZooKeeper has told of a membership change that `.ring` does not show yet."""
-        return self._changed.is_set()
+    fingerprint = property(lambda self: self.ring.fingerprint)
+    pending = property(lambda self: self._changed.is_set(), doc="ZooKeeper told of a change .ring lacks yet")
 
     def close(self, timeout: float = 2.0) -> None:
-        """Stop rebuilding; bounded: a rebuilder stuck on a read is a daemon thread, left to finish."""
+        """Stop rebuilding. The rebuilder is a daemon thread: one stuck on a read is left to finish."""
         self._stopped = True
         self._changed.set()
-        self._thread.join(timeout)
 
     def wait_for(self, predicate: Callable[[HashRing], bool], timeout: float = 10.0) -> HashRing:
         """Block until predicate(ring) holds; raise TimeoutError if it does not within `timeout`."""
@@ -338,84 +229,57 @@ class RingWatcher:
                 raise TimeoutError(f"ring never satisfied the condition; it holds {self.ring.nodes}")
             return self.ring
 
-    # -- the watch callback only swaps a reference and wakes the rebuilder
-
     def _on_children(self, children: list[str]) -> bool:
+        """Watch callbacks run on kazoo's one event thread, like every other: only record, and wake the rebuilder."""
         if self._stopped:
             return False  # tells kazoo to drop the watch
         self._children = children
         self._changed.set()
         return True
 
-    # -- the rebuilder: reads weights, builds a new ring aside, swaps it in with one assignment
+    def _member_changed(self, event: object) -> None:
+        self._changed.set()  # a member's data changed or its znode went; or the session ended, taking every watch
 
     def _rebuild_loop(self) -> None:
         failures = 0
-        while True:
-            self._changed.wait()
+        while self._changed.wait() and not self._stopped:
             self._changed.clear()
-            if self._stopped:
-                return
             try:
-                self._rebuild(self._children or [])
+                self._rebuild(self._children)
                 failures = 0
-            except (KazooException, KazooTimeoutError):
-                self._retry_soon(failures := failures + 1)  # kazoo's ChildrenWatch lists the members again
-            except Exception as exc:
-                # A dead rebuilder would leave this router on a stale ring forever: say so, retry.
-                log.warning("ring watcher: rebuild failed (%s: %s); retrying", type(exc).__name__, exc)
-                self._retry_soon(failures := failures + 1)
+            except Exception as exc:  # a dead rebuilder would leave this router on a stale ring forever
+                if not isinstance(exc, (KazooException, KazooTimeoutError)):
+                    log.warning("ring watcher: rebuild failed (%s: %s); retrying", type(exc).__name__, exc)
+                while not self._stopped and not self.client.connected:
+                    time.sleep(0.05)
+                time.sleep(min(1.0, 0.05 * 2 ** min(failures := failures + 1, 5)))  # repeated failures: back off
+                self._changed.set()
 
     def _rebuild(self, children: list[str]) -> None:
-        old, present = self.ring, set(children)
-        gone = set(old.nodes) - present
-        weights, refused = self._read_weights(present - set(old.nodes) - self._still_refused(present))
-        new = self._build(old, gone, weights, refused)
+        """Step 5. Make self.ring the ring of `children`: build it aside, swap it in with one assignment
+        (under self._built, counting self.changes and waking wait_for), then tell _note_ignored and on_change."""
+        old = self.ring
+        weights, refused = self._read_members(children)
+        new = HashRing(self.vnodes, self._fit(weights, refused))
         with self._built:
             self.ring = new  # readers see the old ring or the new one, never half of one
-            # A refused member is remembered while its znode lives: one warning, not one per rebuild.
-            self.ignored = {n: why for n, why in self.ignored.items() if n in present and n not in weights} | refused
-            self._czxid = {n: z for n, z in self._czxid.items() if n in present}
             self.changes += 1
             self._built.notify_all()
-        for name, why in refused.items():
-            log.warning("ring watcher: member %s is not on the ring: %s", name, why)
-            if self._on_ignored:
-                self._on_ignored(name, why)
+        self._note_ignored(refused)
         if self._on_change and new.fingerprint != old.fingerprint:
             self._on_change(old, new)
 
-    def _build(self, old: HashRing, gone: set[str], weights: dict[str, float], refused: dict[str, str]) -> HashRing:
-        """The next ring, built aside; members that would push it past MAX_POINTS are refused."""
-        room = MAX_POINTS - old.point_count + sum(old.points_for(old.weights[n]) for n in gone)
-        for name in sorted(weights):
-            room -= old.points_for(weights[name])
-            if room < 0:
-                room += old.points_for(weights.pop(name))
-                refused[name] = f"the ring is full (MAX_POINTS {MAX_POINTS:,} points)"
-        if len(gone) + len(weights) > REBUILD_WHOLE_AFTER:
-            kept = {n: w for n, w in old.weights.items() if n not in gone}
-            return HashRing(old.vnodes, {**kept, **weights})
-        new = old.copy()
-        for name in gone:
-            new.remove(name)
-        for name, weight in weights.items():
-            new.add(name, weight)
-        return new
-
-    def _read_weights(self, names: set[str]) -> tuple[dict[str, float], dict[str, str]]:
-        """New members' weights, and why the others were refused; one round trip, however many joined."""
-        pending = {name: self.client.get_async(f"{self.path}/{name}") for name in names}
+    def _read_members(self, names: list[str]) -> tuple[dict[str, float], dict[str, str]]:
+        """Step 7. ({name: weight}, {name: why refused}) for these members, each read with a data watch that
+        fires once when its data changes or its znode goes: a children watch sees neither. All asked at once."""
+        pending = {name: self.client.get_async(f"{self.path}/{name}", watch=self._member_changed) for name in names}
         weights, refused = {}, {}
         for name, answer in pending.items():
             try:
                 data, stat = answer.get(timeout=self.timeout)
-                self._czxid[name] = stat.czxid
                 weight = parse_weight(data)  # bad data is the first thing to tell, persistent or not
                 if not stat.ephemeralOwner:
-                    # A persistent znode outlives every session: its member could be long dead and the
-                    # router would never hear of it. Only ephemerals vanish when their session ends.
-                    raise ValueError(NOT_EPHEMERAL)
+                    raise ValueError(NOT_EPHEMERAL)  # a persistent znode outlives every session
                 weights[name] = weight
             except NoNodeError:
                 continue  # left already; the next children event says so
@@ -423,127 +287,38 @@ class RingWatcher:
                 refused[name] = str(exc)
         return weights, refused
 
-    def _still_refused(self, present: set[str]) -> set[str]:
-        """Refused members whose znode is the one we refused. Deleted and created again (say, with its
-        data fixed) between two reads of the children, a znode keeps its name but not its czxid."""
-        names = [n for n in self.ignored if n in present]
-        stats = [self.client.exists_async(f"{self.path}/{n}") for n in names]
-        return {n for n, s in zip(names, stats, strict=True)
-                if (stat := s.get(timeout=self.timeout)) and stat.czxid == self._czxid.get(n)}
+    def _fit(self, weights: dict[str, float], refused: dict[str, str]) -> dict[str, float]:
+        """The members that fit in MAX_POINTS, those on the ring first; the rest go to `refused`."""
+        fitted, room = {}, MAX_POINTS
+        for name in sorted(weights, key=lambda n: (n not in self.ring, n)):
+            if (need := points_needed({name: weights[name]}, self.vnodes)) > room:
+                refused[name] = f"the ring is full (MAX_POINTS {MAX_POINTS:,} points)"
+            else:
+                fitted[name], room = weights[name], room - need
+        return fitted
 
-    def _retry_soon(self, failures: int) -> None:
-        """Wait for a connection, and back off if failures repeat while connected: never spin."""
-        while not self._stopped and not self.client.connected:
-            time.sleep(0.05)
-        time.sleep(min(1.0, 0.05 * 2 ** min(failures, 5)))
-        self._changed.set()
+    def _note_ignored(self, refused: dict[str, str]) -> None:
+        """Remember the members kept off the ring; warn once about each new refusal, not on every rebuild."""
+        with self._built:
+            heard, self.ignored = self.ignored, refused
+            self._built.notify_all()
+        for name, why in refused.items():
+            if heard.get(name) != why:
+                log.warning("ring watcher: member %s is not on the ring: %s", name, why)
+                if self._on_ignored:
+                    self._on_ignored(name, why)
 
 
 # ================================================================ the demo
-# Everything below drives the recipe above: members that join, leave and crash, two routers, and a
-# report of what each change moved. None of it is needed to use the recipe.
+# Members join, leave and crash; a router follows them through ZooKeeper; each change prints what it
+# moved next to the ideal. The lab's richer demo of this same recipe: `python -m zklab.demo_hashing`.
 
 ROOT = "/lab/consistent-hashing"
-CONNECT_TIMEOUT = 5.0
-# Kazoo doubles its reconnect delay up to 60 s: after a 20 s outage, routers stayed stale for 14 s
-# after ZooKeeper was back. Retrying every half second at most costs nothing on a lab's loopback.
-CONNECTION_RETRY = {"max_tries": -1, "max_delay": 0.5}
-# kazoo's client.stop() can wait max(10 s, session timeout) for a connection that is gone: we give it this.
-STOP_TIMEOUT = 1.5
-RUN_ID = uuid.uuid4().hex[:4]  # member names stay unique when two copies of this script run
-BAR_UNIT = 16       # blocks in the bar of a member holding exactly an equal share (1/N of the keys)
-BAR_MAX = 4 * BAR_UNIT
-STRIP_WIDTH = 80    # columns in the picture of the ring
-LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-CONNECTION_NEWS = {
-    KazooState.SUSPENDED: "! router 0 lost its connection to ZooKeeper: it routes with the ring it holds, "
-                          "which goes stale if members change meanwhile",
-    KazooState.CONNECTED: "router 0 is connected again: its children watch catches up on what changed",
-    KazooState.LOST: "! router 0's session expired: it will rebuild from a fresh list of members",
-}
-
-
-def new_client(zk: str, session_timeout: float) -> KazooClient:
-    return KazooClient(hosts=zk, timeout=session_timeout, connection_retry=CONNECTION_RETRY)
-
-
-def connect(client: KazooClient, timeout: float) -> None:
-    """client.start(), bounded: on a timeout kazoo's own start() stops the client, which can take 10 s."""
-    if not client.start_async().wait(timeout) or not client.connected:
-        raise KazooTimeoutError(f"no ZooKeeper answered within {timeout:g} s")
-
-
-def stop_clients(clients: list[KazooClient], timeout: float = STOP_TIMEOUT) -> bool:
-    """Stop and close clients in parallel, within `timeout`; False if one is still stuck in kazoo."""
-    def stop(client: KazooClient) -> None:
-        with contextlib.suppress(Exception):
-            client.stop()
-            client.close()
-    threads = [threading.Thread(target=stop, args=(c,), daemon=True) for c in clients]
-    for thread in threads:
-        thread.start()
-    deadline = time.monotonic() + timeout
-    for thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    return not any(thread.is_alive() for thread in threads)
-
-
-# ---------------------------------------------------------------- what the learner sees
-
-class Output:
-    """The console (one line per event, time on each) and the --events log; a closed stdout stops the demo."""
-
-    def __init__(self, started: float, events: object | None, on_closed: Callable[[], None]):
-        self.started, self.events, self.on_closed = started, events, on_closed
-        self.unicode = (getattr(sys.stdout, "encoding", "") or "").lower().replace("-", "") == "utf8"
-        self.arrow, self.block = ("\u2192", "\u2588") if self.unicode else ("->", "#")
-        self.closed = False
-        self.lock = threading.Lock()
-
-    def say(self, text: str) -> None:
-        self.write(f"{time.monotonic() - self.started:8.3f}s  {text}")
-
-    def lines(self, lines: list[str]) -> None:
-        self.write("\n".join(" " * 11 + line for line in lines))
-
-    def write(self, text: str) -> None:
-        with self.lock:
-            if self.closed:
-                return
-            try:
-                print(text, flush=True)
-            except (OSError, ValueError):  # `| head` went away: keep running to clean up, print no more
-                self.closed = True
-                with contextlib.suppress(OSError, ValueError):
-                    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        if self.closed:
-            self.on_closed()
-
-    def event(self, event: str, **fields: object) -> None:
-        """One JSON line in the --events file; never raises into the demo."""
-        if self.events is None:
-            return
-        line = json.dumps({"t": time.monotonic(), "pid": os.getpid(), "run": RUN_ID, "event": event, **fields})
-        with self.lock:
-            try:
-                self.events.write(line + "\n")
-                self.events.flush()
-            except (OSError, ValueError) as exc:  # a full disk must not stop the demo, but it must be said
-                self.events = None
-                print(f"warning: --events: cannot write ({getattr(exc, 'strerror', None) or exc}); "
-                      "the demo goes on without the log", file=sys.stderr, flush=True)
-
-
-def ring_strip(ring: HashRing, letters: Mapping[str, str], width: int = STRIP_WIDTH) -> str:
-    """The ring as `width` columns, 0 to 2**128 left to right; a column shows who owns its middle."""
-    if not len(ring):
-        return "." * width
-    return "".join(letters[ring.owner_at((2 * c + 1) * 2**128 // (2 * width))] for c in range(width))
-
-
-def strip_changes(before: str, after: str) -> str:
-    """A ^ under every column whose owner changed."""
-    return "".join("^" if b != a else " " for b, a in zip(before, after, strict=True)).rstrip()
+CONNECT_TIMEOUT = 5.0  # how long a client may take to connect, or ZooKeeper to answer, before we give up
+STOP_TIMEOUT = 1.5     # kazoo's stop() can wait max(10 s, session timeout) for a server that is gone
+RUN_ID = os.urandom(2).hex()  # member names stay unique when two copies of this script run
+SESSION_HELP = ("seconds (default 4). ZooKeeper grants 2 to 20 ticks: 0.5-60 s on the lab's servers "
+                "(tick 250 ms, max 60 s), 4-40 s on a stock server")
 
 
 def ideal_fraction(old: Mapping[str, float], new: Mapping[str, float]) -> float:
@@ -553,463 +328,272 @@ def ideal_fraction(old: Mapping[str, float], new: Mapping[str, float]) -> float:
     return joined + left
 
 
-def _label(name: str, weight: float) -> str:
-    return name if weight == 1 else f"{name}(x{weight:g})"
-
-
-class Report:
-    """What the learner sees on each change: membership, the ring, moved keys, load, router agreement."""
-
-    def __init__(self, out: Output, keys: list[str], show: int, strip: bool, routers: list[RingWatcher]):
-        self.out, self.keys, self.show, self.strip, self.routers = out, keys, show, strip, routers
-        self.changes: list[tuple[float, float]] = []   # (moved, ideal)
-        self.worst_balance = 0.0
-        self.agreed = self.disagreed = self.overlapped = 0
-        self.muted = False
-        self._owners_cache: tuple[str, list[str]] = ("", [])
-        self._seen = threading.Condition()
-        self._held: dict[int, dict[str, float]] = {}   # router -> fingerprint -> when it last swapped to it
-        self._last_narrated: str | None = None
-
-    # -- every router's swaps and refusals (from its rebuild thread)
-
-    def ring_swapped(self, router: int, ring: HashRing) -> None:
-        if self.muted:
-            return  # the shutdown: routers stop one by one, and what they hold no longer serves anyone
-        self.out.event("ring", router=router, fingerprint=ring.fingerprint, members=ring.nodes)
-        with self._seen:
-            self._held.setdefault(router, {})[ring.fingerprint] = time.monotonic()
-            self._seen.notify_all()
-
-    def ignored(self, router: int, name: str, why: str) -> None:
-        self.out.event("ignored", router=router, member=name, why=why)
-        if router == 0:
-            self.out.say(f"ignored {name}: {why}; it stays off the ring")
-
-    # -- the narration, by router 0
-
-    def ring_changed(self, old: HashRing, new: HashRing) -> None:
-        if self.muted:
-            return
-        since = self._held.get(0, {}).get(old.fingerprint, 0.0)  # when this router took the old ring
-        self.ring_swapped(0, new)
-        before, after = self._owners_of(old), self._owners_of(new)
-        lines = [f"members ({len(new)}): " + " ".join(_label(n, w) for n, w in sorted(new.weights.items()))]
-        if self.strip:
-            lines += self._strips(old, new)
-        if before and after:
-            lines += self._movement(old, new, before, after)
-        if after:
-            lines += self._load(new, after)
-        self.out.lines(lines)
-        self._check_agreement(new.fingerprint, since)
-        with self._seen:
-            self._last_narrated = new.fingerprint
-            self._seen.notify_all()
-
-    def wait_narrated(self, fingerprint: str, timeout: float = 3.0) -> None:
-        """Let the narrating router finish telling a change before the next one happens."""
-        with self._seen:
-            self._seen.wait_for(lambda: self._last_narrated == fingerprint, timeout)
-
-    def _owners_of(self, ring: HashRing) -> list[str] | None:
-        """Every key's owner on `ring`; the previous change's new ring is this one's old ring."""
-        if not len(ring):
-            return None
-        if self._owners_cache[0] != ring.fingerprint:
-            self._owners_cache = (ring.fingerprint, [ring.owner(k) for k in self.keys])
-        return self._owners_cache[1]
-
-    def _strips(self, old: HashRing, new: HashRing) -> list[str]:
-        names = sorted(set(old.nodes) | set(new.nodes))
-        letters = {n: LETTERS[i] if i < len(LETTERS) else "?" for i, n in enumerate(names)}
-        before, after = ring_strip(old, letters), ring_strip(new, letters)
-        legend = " ".join(f"{letters[n]}={n}" for n in names)
-        marks = strip_changes(before, after) or "(no column changed owner)"
-        return [f"ring, 0 to 2^128 left to right, 1/{STRIP_WIDTH} a column, lettered by who owns its middle:",
-                f"  {legend}", f"  before |{before}|", f"  after  |{after}|", f"          {marks}"]
-
-    def _movement(self, old: HashRing, new: HashRing, before: list[str], after: list[str]) -> list[str]:
-        moved = [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]
-        ideal = ideal_fraction(old.weights, new.weights)
-        fraction = len(moved) / len(self.keys)
-        self.changes.append((fraction, ideal))
-        lines = [f"moved {fraction:6.2%} of {len(self.keys):,} keys   (ideal {ideal:6.2%}: the changed member's share)"]
-        lines += [f"  {self.keys[i]}: {before[i]} {self.out.arrow} {after[i]}" for i in moved[:self.show]]
-        return lines
-
-    def _load(self, ring: HashRing, owners: list[str]) -> list[str]:
-        """Bars to one scale (an equal share, 1/N of the keys), so weight 3 shows as 3x weight 1;
-        balance is each member's keys against its fair share, keys x weight / total weight."""
-        counts, total_weight, equal = Counter(owners), sum(ring.weights.values()), len(owners) / len(ring)
-        fair = {n: len(owners) * w / total_weight for n, w in ring.weights.items()}
-        balance = max(counts[n] / fair[n] for n in ring.nodes)
-        self.worst_balance = max(self.worst_balance, balance)
-        lines = [f"load (a bar of {BAR_UNIT} is an equal share, 1/{len(ring)} of the keys; "
-                 f"fair share = keys x weight / total weight):",
-                 f"  {'member':<12} {'weight':>6} {'keys':>8} {'fair share':>10}"]
-        for name in ring.nodes:
-            blocks = round(BAR_UNIT * counts[name] / equal)
-            bar = self.out.block * min(BAR_MAX, blocks) + ("+" if blocks > BAR_MAX else "")
-            lines.append(f"  {name:<12} {ring.weights[name]:>6g} {counts[name]:>8,} {fair[name]:>10,.0f}  {bar}")
-        lines.append(f"max/mean {balance:.3f}  (busiest member's keys over its fair share; 1.000 is perfect)")
-        return lines
-
-    def _check_agreement(self, fingerprint: str, since: float) -> None:
-        """Did every other router reach this ring (since this one took the previous ring)? Give it a second.
-        If it went straight past it because a second change overlapped, and this router is behind, the next
-        change's check tells."""
-        asked = time.monotonic()
-        with self._seen:
-            reached = self._seen.wait_for(lambda: all(
-                self._held.get(i, {}).get(fingerprint, -1.0) >= since for i in range(len(self.routers))), 1.0)
-        waited_ms = (time.monotonic() - asked) * 1000
-        if reached:
-            self.agreed += 1
-            lag = max(self._held[i][fingerprint] for i in range(len(self.routers))) - self._held[0][fingerprint]
-            self.out.say(f"routers agree: yes, fingerprint {fingerprint} "
-                         f"(the other router got there {lag * 1000:.1f} ms after this one)" if lag > 0 else
-                         f"routers agree: yes, fingerprint {fingerprint} (the other router got there first)")
-        elif self.routers[0].pending:
-            self.overlapped += 1
-            self.out.say("routers agree: not checked, another change overlapped this one (the next check covers it)")
-        else:
-            self.disagreed += 1
-            self.out.say(f"routers agree: NO, {[r.fingerprint for r in self.routers]} after {waited_ms:.0f} ms")
-
-
-# ---------------------------------------------------------------- members, and how they leave
-
-class Member:
-    """A storage node: its own session, an ephemeral znode, registered again after a lost session."""
-
-    def __init__(self, name: str, zk: str, session_timeout: float, out: Output, weight: float = 1):
-        self.name, self.weight, self.zk, self.out = name, weight, zk, out
-        self.path = f"{members_path(ROOT)}/{name}"
-        self.client = new_client(zk, session_timeout)
-        self.crashed = False
-        self._lost = threading.Event()
-
-    def start(self, timeout: float) -> None:
-        connect(self.client, timeout)
-        self.client.add_listener(self._on_state)
-        register_node(self.client, ROOT, self.name, self.weight, timeout=timeout)
-
-    def _on_state(self, state: str) -> None:  # kazoo's thread: only set flags and hand work on
-        if state == KazooState.LOST:
-            self._lost.set()
-        elif state == KazooState.CONNECTED and self._lost.is_set() and not self.crashed:
-            self._lost.clear()
-            self.client.handler.spawn(self._reregister)
-
-    def _reregister(self) -> None:
-        self.out.say(f"! {self.name} lost its session (ZooKeeper expired it); it registers again")
-        with contextlib.suppress(KazooException, KazooTimeoutError):
-            register_node(self.client, ROOT, self.name, self.weight, timeout=CONNECT_TIMEOUT)
-
-    def delete(self, deadline: float, hurry: threading.Event) -> bool:
-        """Delete the znode, through reconnects, until `deadline`; True once it is surely gone."""
-        while True:
-            try:
-                self.client.delete_async(self.path).get(timeout=max(0.05, min(0.5, deadline - time.monotonic())))
-                return True
-            except (NoNodeError, SessionExpiredError):
-                return True  # gone already, or with its expired session
-            except ConnectionClosedError:
-                return False  # this client was stopped (a crash): not ours to delete any more
-            except (KazooException, KazooTimeoutError):
-                if time.monotonic() >= deadline or hurry.wait(0.1):
-                    return False
-
-    def crash(self, observer: KazooClient, deadline: float) -> None:
-        """Die without a goodbye: ZooKeeper expires the session, which deletes the znode."""
-        self.crashed = True
-        for _ in range(5):  # the client may reconnect first and win its session back; try again
-            expire_session(self.zk, self.client.client_id, max(0.1, deadline - time.monotonic()))
-            if self._gone(observer, deadline) or time.monotonic() >= deadline:
-                break
-        stop_clients([self.client])
-
-    def _gone(self, observer: KazooClient, deadline: float) -> bool:
-        with contextlib.suppress(KazooException, KazooTimeoutError):
-            return observer.exists_async(self.path).get(timeout=max(0.1, min(1.0, deadline - time.monotonic()))) is None
-        return False
-
-
-def expire_session(zk: str, client_id: tuple[int, bytes], timeout: float = CONNECT_TIMEOUT) -> None:
-    """Close a session from outside, as ZooKeeper does when it times out: a twin connection presents
-    the session's id and password, then closes it."""
-    twin = KazooClient(hosts=zk, client_id=client_id, connection_retry=CONNECTION_RETRY)
-    with contextlib.suppress(KazooException, KazooTimeoutError):
-        connect(twin, timeout)
-    stop_clients([twin], timeout=min(STOP_TIMEOUT, timeout))
-
-
-# ---------------------------------------------------------------- the chaos run
-
 class Demo:
-    def __init__(self, args: argparse.Namespace):
-        self.args = args
-        self.started = time.monotonic()
-        self.stopping, self.hurry = threading.Event(), threading.Event()
-        self.out = Output(self.started, args.events, self.stopping.set)
-        self.routers: list[RingWatcher] = []
-        keys = [f"key:{i}" for i in range(args.keys)]
-        self.report = Report(self.out, keys, args.show, args.strip, self.routers)
-        self.members: list[Member] = []
-        self.clients: list[KazooClient] = []   # every session this demo opened, to close at the end
-        self.rng = random.Random(args.seed)
-        # The first two events are a join and a departure, so even a 10 s run shows both lessons.
-        self.plan = ["join", "depart"]
-        self.ends = float("inf")
-        self._next = 1
+    def __init__(self, args: argparse.Namespace, shutdown: Shutdown):
+        self.args, self.shutdown, self.started = args, shutdown, time.monotonic()
+        self.ends, self.keys = self.started + (args.duration or math.inf), [f"key:{i}" for i in range(args.keys)]
+        self.client, self.members = new_client(args.zk, args.session_timeout), {}  # the router's session
+        self.router, self.rng, self.joined, self.ratios = None, random.Random(args.seed), 0, []
 
-    def start(self) -> None:
-        for i in range(2):
-            client = new_client(self.args.zk, self.args.session_timeout)
-            self.clients.append(client)
-            connect(client, CONNECT_TIMEOUT)
-            # Router 0 narrates every change; router 1 only records what it holds.
-            narrate = self.report.ring_changed if i == 0 else (lambda old, new, i=i: self.report.ring_swapped(i, new))
-            self.routers.append(RingWatcher(client, ROOT, self.args.vnodes, on_change=narrate, timeout=CONNECT_TIMEOUT,
-                                            on_ignored=lambda name, why, i=i: self.report.ignored(i, name, why)))
-            self.report.ring_swapped(i, self.routers[-1].ring)
-        self.clients[0].add_listener(self._router_connection)
-        for _ in range(self.args.members):
-            self.add_member()
+    def say(self, text: str) -> None:
+        self.shutdown.print(f"{time.monotonic() - self.started:7.2f}s  {text}")
 
-    def _router_connection(self, state: str) -> None:
-        """Narrate router 0's connection (kazoo's thread: hand the printing on)."""
-        if not self.report.muted:
-            self.clients[0].handler.spawn(self.out.say, CONNECTION_NEWS[state])
-
-    def time_left(self) -> float:
+    def left(self) -> float:
         return max(0.1, min(CONNECT_TIMEOUT, self.ends - time.monotonic()))
 
-    def add_member(self) -> None:
-        member = Member(f"m{self._next}-{RUN_ID}", self.args.zk, self.args.session_timeout, self.out)
-        self._next += 1
-        self.out.say(f"+ {member.name} joins")
-        self.members.append(member)  # listed before it starts: a Ctrl-C in between must still close it
-        self.clients.append(member.client)
-        try:
-            member.start(self.time_left())
-        except (KazooTimeoutError, KazooException) as exc:
-            self.out.say(f"  {member.name} could not register ({type(exc).__name__}); it stays out")
-            self.members.remove(member)
-            member.delete(time.monotonic() + 0.5, self.hurry)
-            self.forget(member)
-            return
-        self.settle(lambda ring: member.name in ring)
-
-    def chaos(self) -> None:
-        action = self.plan.pop(0) if self.plan else self.rng.choice(["join", "depart"])
-        if action == "join" or len(self.members) <= 2:
-            return self.add_member()
-        member = self.rng.choice(self.members)
-        self.members.remove(member)
-        if self.rng.random() < 0.5:
-            self.out.say(f"- {member.name} leaves cleanly (deletes its znode)")
-            member.delete(time.monotonic() + self.time_left(), self.hurry)
-        else:
-            self.out.say(f"x {member.name} crashes (ZooKeeper expires its session)")
-            member.crash(self.routers[0].client, time.monotonic() + self.time_left())
-        self.forget(member)
-        self.settle(lambda ring: member.name not in ring)
-
-    def forget(self, member: Member) -> None:
-        """Close a departed member's session (if the crash has not) and stop tracking it."""
-        stop_clients([member.client])
-        self.clients.remove(member.client)
-
-    def settle(self, predicate: Callable[[HashRing], bool]) -> None:
-        """Wait until the narrating router has seen the change and told it."""
-        with contextlib.suppress(TimeoutError):
-            ring = self.routers[0].wait_for(predicate, timeout=min(2.0, self.time_left()))
-            self.report.wait_narrated(ring.fingerprint, timeout=min(3.0, self.time_left()))
-
     def run(self) -> None:
-        self.start()
-        self.ends = time.monotonic() + (self.args.duration or float("inf"))
-        while not self.stopping.wait(min(self.args.interval, max(0.0, self.ends - time.monotonic()))):
-            if time.monotonic() >= self.ends:
-                break
-            self.chaos()
+        """The demo's own thread: the main thread keeps the deadline and the signals, whatever happens here."""
+        plan = ["join"] * self.args.members + ["join", "leave", "crash"]  # a short run shows each lesson once
+        try:
+            self.router = RingWatcher(self.client, ROOT, timeout=self.left())
+            while not self.shutdown.requested.is_set() and time.monotonic() < self.ends:
+                action = plan.pop(0) if plan else self.rng.choice(["join", "leave", "crash"])
+                self.join() if action == "join" or len(self.members) < 2 else self.depart(action == "crash")
+                if self.joined >= self.args.members:  # the first members join without a pause
+                    self.shutdown.requested.wait(max(0.0, min(self.args.interval, self.ends - time.monotonic())))
+        except (KazooException, KazooTimeoutError, TimeoutError) as exc:
+            if time.monotonic() < self.ends and not self.shutdown.requested.is_set():
+                self.say(f"stopped: ZooKeeper did not do what the demo asked ({type(exc).__name__} {exc})")
+        self.shutdown.request("done")
 
-    def close(self) -> list[str]:
-        """Members delete their znodes (for at most a session timeout), then every session closes.
-        Returns the znodes it could not confirm gone: their sessions' expiry removes them."""
-        self.stopping.set()
-        self.report.muted = True  # the shutdown is not a lesson
-        deadline = time.monotonic() + self.args.session_timeout
-        gone: list[str] = []
-        leaving = [threading.Thread(target=lambda m=m: m.delete(deadline, self.hurry) and gone.append(m.path),
-                                    daemon=True) for m in self.members]
-        for thread in leaving:
-            thread.start()
-        for thread in leaving:
-            thread.join(max(0.0, deadline + 0.3 - time.monotonic()))
-        for router in self.routers:
-            router.close(timeout=0.2)
-        stop_clients(self.clients)
-        return sorted(m.path for m in self.members if m.path not in gone)
+    def join(self) -> None:
+        self.joined += 1
+        name, before = f"m{self.joined}-{RUN_ID}", self.router.ring
+        client = self.members[name] = new_client(self.args.zk, self.args.session_timeout)
+        if start_client(client, self.left(), self.shutdown.requested):
+            register_node(client, ROOT, name, timeout=self.left())
+            self.say(f"+ {name} joins: an ephemeral znode under {ROOT}/members")
+            self.show(before, lambda ring: name in ring)
 
-    def summary(self) -> str:
-        r = self.report
-        ratios = [moved / ideal for moved, ideal in r.changes if ideal]
-        skipped = f" ({r.overlapped} skipped: a second change overlapped)" if r.overlapped else ""
-        return "\n".join([
-            "", "summary",
-            f"  membership changes seen   {len(r.changes)}",
-            f"  keys moved / ideal        mean {sum(ratios) / len(ratios):.2f}x, worst {max(ratios):.2f}x"
-            if ratios else "  keys moved / ideal        n/a",
-            f"  worst load max/mean       {r.worst_balance:.3f}",
-            f"  routers agreed            {r.agreed} of {r.agreed + r.disagreed} checks{skipped}",
-        ])
+    def depart(self, crash: bool) -> None:
+        name = self.rng.choice(sorted(self.members))
+        client, before = self.members.pop(name), self.router.ring
+        if crash:  # no goodbye: ZooKeeper ends the session once it has heard nothing for a session timeout
+            self.say(f"x {name} crash: its session is expired at once, where a real crash waits one session timeout")
+            client.set_hosts("127.0.0.1:9" + parse_zk(self.args.zk)[1])  # its reconnects go nowhere, and...
+            twin = new_client(self.args.zk, client_id=client.client_id)  # ...the same session, taken over, ends
+            start_client(twin, self.left())
+            stop_client(twin, STOP_TIMEOUT)
+        else:
+            self.say(f"- {name} leaves: it closes its session, so ZooKeeper deletes its znode")
+        stop_client(client, STOP_TIMEOUT)
+        self.show(before, lambda ring: name not in ring)
+
+    def show(self, before: HashRing, changed: Callable[[HashRing], bool]) -> None:
+        """Once the router's watch has rebuilt its ring: the keys that moved, and the busiest member's load."""
+        after = self.router.wait_for(changed, timeout=self.left())
+        owners = [after.owner(k) for k in self.keys]
+        counts, total = Counter(owners), sum(after.weights.values())
+        busiest = max(counts[n] * total / (w * len(owners)) for n, w in after.weights.items())
+        line = f"  ring of {len(after)}: the busiest member holds {busiest:.2f}x its fair share"
+        if len(before):
+            moved = sum(before.owner(k) != o for k, o in zip(self.keys, owners, strict=True)) / len(owners)
+            self.ratios.append(moved / (ideal := ideal_fraction(before.weights, after.weights)))
+            line += f"; moved {moved:.2%} of {len(owners):,} keys (ideal {ideal:.2%}: the changed member's share)"
+        self.say(line)
+
+    def close(self) -> None:
+        """Every session closes, in parallel and bounded: ZooKeeper deletes each member's znode at once."""
+        self.shutdown.request("closing")
+        if self.router:
+            self.router.close()
+        deadline = time.monotonic() + STOP_TIMEOUT
+        for client in [*self.members.values(), self.client]:  # a round trip each, all within STOP_TIMEOUT
+            stop_client(client, max(0.0, deadline - time.monotonic()))
 
 
 # ---------------------------------------------------------------- command line
 
-SESSION_HELP = ("seconds (default 4). ZooKeeper grants 2 to 20 ticks: 0.5-60 s on the lab's servers "
-                "(tick 250 ms, max 60 s), 4-40 s on a stock server")
-HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::(\d+))?")
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Consistent hashing over ZooKeeper membership: a compact demo.")
+    parser.add_argument("--zk", type=zk_arg, default=os.environ.get("ZK_HOSTS", "127.0.0.1:2181"),
+                        help=f"ZooKeeper, {ZK_FORM} (default: $ZK_HOSTS or 127.0.0.1:2181)")
+    parser.add_argument("--members", type=number_arg(int, 1, 100), default=4, help="members at start (default 4)")
+    parser.add_argument("--keys", type=number_arg(int, 1, 1_000_000), default=10_000, help="keys to route (10,000)")
+    parser.add_argument("--interval", type=number_arg(float, 0.1, 3600), default=2.0, help="seconds between changes")
+    parser.add_argument("--duration", type=number_arg(float, 0, 1e6, above=True), help="seconds (default: Ctrl-C)")
+    parser.add_argument("--seed", type=int, default=None, help="seed for the choice of changes")
+    parser.add_argument("--session-timeout", type=number_arg(float, 0.5, 60), default=4.0, help=SESSION_HELP)
+    return parser.parse_args(argv)
 
 
-def _bounded(kind: type, low: float, high: float, low_open: bool = False) -> Callable[[str], float]:
-    """An argparse type: a finite `kind` within low..high (above low, if low_open)."""
-    words = f"{'a whole number' if kind is int else 'a finite number'} from {low:g} to {high:g}"
-    words += " (not 0)" if low_open and low == 0 else ""
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.getLogger("kazoo").setLevel(logging.CRITICAL)  # its reconnect chatter would drown the demo
+    demo = Demo(args, Shutdown().install())
+    hosts, chroot, problem = args.zk.partition("/")[0], parse_zk(args.zk)[1], None
+    try:
+        if not start_client(demo.client, CONNECT_TIMEOUT, demo.shutdown.requested):
+            problem = f"no ZooKeeper answers at {hosts}; start one: `./run.sh zk start` or `docker compose up -d`"
+        elif chroot and demo.client.exists_async("/").get(timeout=CONNECT_TIMEOUT) is None:
+            problem = f"chroot {chroot} does not exist on ZooKeeper at {hosts}; create it, or drop it from --zk"
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return 0 if demo.shutdown.requested.is_set() else 1
+        threading.Thread(target=demo.run, name="demo", daemon=True).start()
+        demo.shutdown.requested.wait(max(0.0, demo.ends - time.monotonic()) + CONNECT_TIMEOUT)
+    finally:
+        demo.close()
+    ratios = demo.ratios or [math.nan]
+    demo.say(f"summary: {len(demo.ratios)} changes measured; keys moved / ideal: mean {sum(ratios) / len(ratios):.2f}x,"
+             f" worst {max(ratios):.2f}x")
+    return 0
+
+
+# ---------------------------------------------------------------- plumbing (the same in both scripts)
+# Kazoo doubles its reconnect delay up to a minute by default: after an outage a client could sleep
+# long after ZooKeeper is back. Capped, it is back within half a second.
+RECONNECT = {"max_tries": -1, "delay": 0.1, "max_delay": 0.5}
+# A host name: dot-separated labels of letters, digits and inner hyphens (RFC 1123); IPv4 fits it too.
+HOSTNAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*")
+ZK_FORM = "host:port[,host:port...][/chroot]"
+
+
+def parse_zk(text: str) -> tuple[list[tuple[str, int]], str]:
+    """'host:port[,host:port...][/chroot]' as (hosts, chroot); ValueError says what is wrong."""
+    hosts_part, slash, rest = text.strip().partition("/")
+    chroot = slash + rest
+    if chroot and any(not p or p in (".", "..") or not p.isprintable() for p in rest.split("/")):
+        raise ValueError(f"the chroot {chroot!r} must be an absolute znode path like /lab, with no empty, "
+                         "'.' or '..' part and no trailing '/'")
+    return [parse_host(item.strip()) for item in hosts_part.split(",")], chroot
+
+
+def parse_host(item: str) -> tuple[str, int]:
+    """'host[:port]' or '[ipv6][:port]'; the port defaults to 2181."""
+    if item.startswith("["):
+        host, bracket, rest = item[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ValueError(f"{item!r}: write an IPv6 address as [::1]:2181")
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{item!r}: {host!r} is not an IPv6 address") from None
+        port = rest[1:] if rest else None
+    else:
+        host, colon, port = item.rpartition(":") if ":" in item else (item, "", None)
+        if len(host) > 253 or not (host.isascii() and HOSTNAME.fullmatch(host)):
+            raise ValueError(f"{item!r} is not host:port (a host is a name or IPv4 address; an IPv6 "
+                             "address goes in brackets: [::1]:2181)")
+    if port is None:
+        return host, 2181
+    if not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+        raise ValueError(f"{item!r}: the port must be a number from 1 to 65535")
+    return host, int(port)
+
+
+def zk_arg(text: str) -> str:
+    """An argparse type for --zk (and $ZK_HOSTS): the connection string, checked by parse_zk."""
+    try:
+        parse_zk(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"must be {ZK_FORM}: {exc}") from None
+    return text.strip()
+
+
+def number_arg(kind: type, low: float, high: float, above: bool = False) -> Callable[[str], float]:
+    """An argparse type: a finite `kind` within [low, high] (or (low, high] if `above`)."""
+    noun = "whole number" if kind is int else "finite number"
+    rule = f"above {low:g} and at most {high:g}" if above else f"from {low:g} to {high:g}"
 
     def check(text: str) -> float:
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {words}, not {text!r}") from None
-        if not (low < value if low_open else low <= value) or not value <= high:  # false for nan too
-            raise argparse.ArgumentTypeError(f"must be {words}, not {text}")
+            value = None
+        if value is None or not math.isfinite(value) or not (low < value if above else low <= value) \
+                or value > high:
+            raise argparse.ArgumentTypeError(f"must be a {noun} {rule}, not {text!r}")
         return value
     check.__name__ = kind.__name__
     return check
 
 
-def _zk_hosts(text: str) -> str:
-    """host:port[,host:port...][/chroot], hosts as names, IPv4 or [IPv6]; ports 1..65535."""
-    hosts, slash, chroot = text.strip().partition("/")
-    for item in hosts.split(","):
-        match = HOST.fullmatch(item.strip())
-        if not match or not 1 <= int(match[1] or 2181) <= 65535:
-            raise argparse.ArgumentTypeError(f"must be host:port[,host:port...][/chroot] with ports 1 to 65535, "
-                                             f"not {text!r}")
-    if slash and any(part in ("", ".", "..") for part in chroot.split("/")):
-        raise argparse.ArgumentTypeError(f"the chroot must be an absolute znode path like /lab, with no empty "
-                                         f"part and no trailing slash, not {slash + chroot!r}")
-    return text.strip()
+def new_client(hosts: str, session_timeout: float = 10.0, **kwargs: object) -> KazooClient:
+    """A KazooClient with the lab's reconnect policy."""
+    return KazooClient(hosts=hosts, timeout=session_timeout, connection_retry=dict(RECONNECT), **kwargs)
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Consistent hashing over ZooKeeper membership, under chaos.")
-    parser.add_argument("--zk", type=_zk_hosts, default=os.environ.get("ZK_HOSTS", "127.0.0.1:2181"),
-                        help="ZooKeeper connection string, host:port[,host:port...][/chroot] "
-                             "(default: $ZK_HOSTS or 127.0.0.1:2181)")
-    parser.add_argument("--members", type=_bounded(int, 1, 100), default=4, help="members at start (default 4)")
-    parser.add_argument("--vnodes", type=_bounded(int, 1, 1000), default=DEFAULT_VNODES, help="points per member")
-    parser.add_argument("--keys", type=_bounded(int, 1, 1_000_000), default=100_000, help="keys for the statistics")
-    parser.add_argument("--show", type=_bounded(int, 0, 1000), default=3, help="moved sample keys to print (default 3)")
-    parser.add_argument("--interval", type=_bounded(float, 0.1, 3600), default=3.0,
-                        help="seconds between chaos events (default 3)")
-    parser.add_argument("--duration", type=_bounded(float, 0, 1e6, low_open=True), default=None,
-                        help="seconds to run (default: until Ctrl-C)")
-    parser.add_argument("--seed", type=int, default=None, help="seed for the chaos driver")
-    parser.add_argument("--session-timeout", type=_bounded(float, 0.5, 60), default=4.0, help=SESSION_HELP)
-    parser.add_argument("--no-strip", dest="strip", action="store_false", help="do not draw the ring's strip")
-    parser.add_argument("--events", metavar="FILE", help="append one JSON line per event to FILE")
-    args = parser.parse_args(argv)
-    if args.events:
-        try:
-            args.events = open(args.events, "a", encoding="utf-8")  # noqa: SIM115 (open for the whole run)
-        except OSError as exc:
-            parser.error(f"argument --events: cannot write {args.events}: {exc.strerror}")
-    return args
+def start_client(client: KazooClient, timeout: float, stop: threading.Event | None = None) -> bool:
+    """client.start() without its surprises: on a time-out it stops the client, which can block for
+    10 s, and it warns about a missing chroot. Waits at most `timeout`; True once connected."""
+    connected, deadline = client.start_async(), time.monotonic() + timeout
+    while not connected.wait(min(0.05, max(0.0, deadline - time.monotonic()))):
+        if time.monotonic() >= deadline or (stop is not None and stop.is_set()):
+            break
+    return client.connected
 
 
-def check_reachable(zk: str) -> str | None:
-    """None if ZooKeeper answers within CONNECT_TIMEOUT and the chroot exists, else a one-line explanation."""
-    hosts, slash, chroot = zk.partition("/")
-    client = KazooClient(hosts=hosts, timeout=CONNECT_TIMEOUT, connection_retry=CONNECTION_RETRY)
-    try:
-        connect(client, CONNECT_TIMEOUT)
-        if slash and client.exists_async(slash + chroot).get(timeout=CONNECT_TIMEOUT) is None:
-            return (f"chroot {slash + chroot} does not exist on ZooKeeper at {hosts}; create it "
-                    f"(zkCli.sh create {slash + chroot}) or drop {slash + chroot} from --zk")
-    except (KazooTimeoutError, KazooException, OSError, ValueError) as exc:
-        return (f"cannot reach ZooKeeper at {hosts} ({type(exc).__name__}); start one with `./run.sh hashing`, "
-                f"`docker compose up -d` or `python -m zklab.launcher`")
-    finally:
-        stop_clients([client])
-    return None
+def stop_client(client: KazooClient, timeout: float) -> bool:
+    """Close the session, waiting at most `timeout`: kazoo's stop() can block for max(10 s, session
+    timeout) while it cannot reach ZooKeeper. True if it finished in time."""
+    def stop_and_close() -> None:
+        with contextlib.suppress(Exception):
+            client.stop()
+            client.close()
+    thread = threading.Thread(target=stop_and_close, name="stop-client", daemon=True)
+    thread.start()
+    thread.join(max(0.0, timeout))
+    return not thread.is_alive()
 
 
-def quiet_kazoo() -> None:
-    logging.getLogger("kazoo").addHandler(logging.NullHandler())
-    logging.getLogger("kazoo").propagate = False  # kazoo's reconnect chatter would drown the report
-    warnings.filterwarnings("ignore", message="No chroot path exists")  # check_reachable says it in one line
+class Shutdown:
+    """Ctrl-C, SIGTERM and a closed stdout all land here, as events the main thread waits on.
+
+    A Python signal handler runs between two steps of the main thread, maybe while it holds the lock
+    inside an Event: setting the Event there could deadlock. So the handlers do nothing; Python also
+    writes each signal's number to a pipe (set_wakeup_fd), and a thread of ours acts on it. The first
+    signal asks for a clean stop; a second one asks to hurry (stop waiting for confirmations).
+    """
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()  # stop and clean up
+        self.hurry = threading.Event()      # a second signal: stop waiting for confirmations
+        self.why = ""
+        self._print_lock = threading.Lock()
+
+    def install(self) -> Shutdown:
+        read_end, write_end = os.pipe()
+        os.set_blocking(write_end, False)
+        signal.set_wakeup_fd(write_end)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: None)
+        threading.Thread(target=self._listen, args=(read_end,), name="signals", daemon=True).start()
+        return self
+
+    def _listen(self, read_end: int) -> None:
+        while received := os.read(read_end, 16):
+            for signum in received:
+                if self.requested.is_set():
+                    self.hurry.set()
+                else:
+                    self.request(f"{signal.Signals(signum).name} received")
+
+    def request(self, why: str) -> None:
+        self.why = self.why or why
+        self.requested.set()
+
+    def print(self, text: str, file: object = None) -> None:
+        """print() that survives a reader who left (`| head`) or a full disk: it asks for a stop instead."""
+        with self._print_lock:
+            try:
+                print(text, file=file or sys.stdout, flush=True)
+            except (BrokenPipeError, OSError, ValueError):
+                # Point stdout at /dev/null, so that Python's last flush at exit has nowhere to fail.
+                with contextlib.suppress(OSError, ValueError):
+                    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                self.request("stdout closed")
 
 
-def hurry_only(demo: Demo) -> None:
-    """From now on Ctrl-C or SIGTERM only hurries the shutdown along, once every delete has been sent."""
-    signal.signal(signal.SIGINT, lambda *_: demo.hurry.set())
-    signal.signal(signal.SIGTERM, lambda *_: demo.hurry.set())
-
-
-def stop_once(demo: Demo) -> None:
-    """The first Ctrl-C or SIGTERM stops the run. Its handler turns every later signal into a hurry
-    before it raises, so a second one right behind it (a SIGTERM to the whole process group, as
-    `timeout` sends it, and passed on by run.sh too) cannot cut the clean-up short."""
-    def stop(*_: object) -> None:
-        hurry_only(demo)
-        raise KeyboardInterrupt
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-
-
-def shutdown(demo: Demo) -> None:
-    """Clean up whatever stopped the run. A second Ctrl-C or a SIGTERM now only hurries it along."""
-    hurry_only(demo)
-    demo.out.say("shutting down: members leave, routers stop, sessions close")
-    left = demo.close()
-    for path in left:
-        demo.out.say(f"left behind: {path} (ZooKeeper did not answer; its session's expiry removes it)")
-    demo.out.event("exit", clean=not left, left=left)
-    demo.out.write(demo.summary())
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    quiet_kazoo()
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    if problem := check_reachable(args.zk):
-        print(f"error: {problem}", file=sys.stderr)
-        return 1
-    demo, code = Demo(args), 0
-    stop_once(demo)
-    try:
-        demo.out.event("start", session_timeout=args.session_timeout)
-        demo.out.write(f"consistent hashing over {args.zk}{members_path(ROOT)}: {args.vnodes} vnodes, "
-                       f"{args.keys:,} keys; Ctrl-C stops")
-        demo.run()
-    except KeyboardInterrupt:
-        demo.out.say("interrupted")
-    except (KazooException, KazooTimeoutError, TimeoutError) as exc:  # only the routers' start can raise
-        demo.out.say(f"stopped: ZooKeeper stopped answering while the routers started ({type(exc).__name__})")
-        code = 1
-    finally:
-        shutdown(demo)
-    return code
+def leave_now(code: int) -> None:
+    """Exit without Python's finalization: sessions are closed and output flushed by now, and a last
+    Ctrl-C landing during finalization would otherwise print a traceback instead of exiting `code`."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
+# ---------------------------------------------------------------- end of plumbing
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:  # Ctrl-C before the demo started: nothing to clean up
-        sys.exit(0)
+    leave_now(main())

@@ -147,7 +147,9 @@ def load_figure(exc: BaseException, path: Path) -> str:
 
 
 def run(args: argparse.Namespace, report: Report) -> None:
-    ensemble = Ensemble(args.workdir / "ensemble") if args.challenge == "leader" else None
+    checks = [CHECKS[args.challenge][i] for i in args.checks]
+    needs_ensemble = any(check.needs_ensemble for check in checks)
+    ensemble = Ensemble(args.workdir / "ensemble") if needs_ensemble else None
     script = load(args.challenge, args.scripts, report)
     if script is None:
         return
@@ -158,7 +160,7 @@ def run(args: argparse.Namespace, report: Report) -> None:
     report.send("load", ok=True)
     addresses = Addresses(args.control)
     started = time.monotonic()
-    for index, check in enumerate(CHECKS[args.challenge]):
+    for index, check in zip(args.checks, checks, strict=True):
         left = args.budget - (time.monotonic() - started)
         report.send("begin", index=index, bound=max(0.0, min(left, check.bound)))
         if left <= 0:
@@ -183,6 +185,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--report", type=int, required=True, help="fd to write JSON lines to")
     parser.add_argument("--control", type=int, required=True, help="fd to read ZooKeeper's address from")
     parser.add_argument("--budget", type=float, required=True)
+    parser.add_argument("--checks", type=lambda text: [int(i) for i in text.split(",") if i], required=True,
+                        help="the indexes of the scenarios to run")
     parser.add_argument("--utf8", action="store_true")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser.parse_args(argv)

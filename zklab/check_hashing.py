@@ -396,6 +396,10 @@ def empty_ring(lab: Lab, found: Findings) -> None:
                            ADVICE_OWNER_AT)
                 return
             continue
+        except Exception as exc:
+            found.fail("empty-ring", f"{ask} on an empty ring raised {type(exc).__name__}: {exc}, not a "
+                       "LookupError", ADVICE_OWNER_AT)
+            return
         found.fail("empty-ring", f"{ask} on an empty ring answered {answer!r}", ADVICE_OWNER_AT)
         return
     found.hold("empty-ring", "an empty ring raises LookupError for a key or a position, never IndexError")

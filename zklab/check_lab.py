@@ -461,8 +461,8 @@ class LeaderSampler:
 
     def picture(self, utf8: bool) -> list[str]:
         """The lanes of every candidate, from the samples: who led when, within 100 columns."""
-        if not self.lanes:
-            return []
+        if not any(leading for lane in self.lanes.values() for _, leading, _ in lane.history):
+            return []  # nobody led: lanes of waiting would show nothing
         end = time.monotonic()
         lanes = list(self.lanes.values())
         rows = draw_timeline(lanes, self.began, end, utf8)
@@ -500,6 +500,7 @@ class Check:
     run: Callable[..., None]          # run(lab, findings, **options)
     bound: float                      # seconds the scenario may take, guarantees broken or not
     needs_zk: bool = True
+    needs_ensemble: bool = False      # a 3-server ensemble with cuttable peer links (started once, shared)
 
 
 def run_check(check: Check, lab: Lab, bound: float | None = None,

@@ -488,5 +488,6 @@ PARTITION = Check({"partition": "a partitioned leader stops before the next one 
                    "stale-write": "a deposed leader's late write is rejected by ZooKeeper"}, partition, bound=12)
 LOST_CREATE = Check({"lost-create": "a lost reply to create leaves no orphan node"}, lost_create, bound=8)
 ISOLATED_FOLLOWER = Check({"isolated-follower": "a leader behind a follower cut off from its peers stops before "
-                                                "the next starts"}, isolated_follower, bound=12)
+                                                "the next starts"}, isolated_follower, bound=12,
+                          needs_ensemble=True)
 CHECKS = [ONE_LEADER, IN_ORDER, HERD, HANDOVER_RACE, DELETED_NODE, PARTITION, LOST_CREATE, ISOLATED_FOLLOWER]

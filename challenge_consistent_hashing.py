@@ -353,7 +353,7 @@ class Demo:
                     self.shutdown.requested.wait(max(0.0, min(self.args.interval, self.ends - time.monotonic())))
         except (KazooException, KazooTimeoutError, TimeoutError) as exc:
             if time.monotonic() < self.ends and not self.shutdown.requested.is_set():
-                self.say(f"stopped: ZooKeeper did not do what the demo asked ({type(exc).__name__} {exc})")
+                self.shutdown.request(f"error: ZooKeeper refused or did not answer under {ROOT}: {exc!r}")
         self.shutdown.request("done")
 
     def join(self) -> None:
@@ -421,22 +421,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.getLogger("kazoo").setLevel(logging.CRITICAL)  # its reconnect chatter would drown the demo
     demo = Demo(args, Shutdown().install())
-    hosts, chroot, problem = args.zk.partition("/")[0], parse_zk(args.zk)[1], None
+    hosts, chroot = args.zk.partition("/")[0], parse_zk(args.zk)[1]
     try:
         if not start_client(demo.client, CONNECT_TIMEOUT, demo.shutdown.requested):
-            problem = f"no ZooKeeper answers at {hosts}; start one: `./run.sh zk start` or `docker compose up -d`"
+            demo.shutdown.request(f"error: no ZooKeeper answers at {hosts}; start one: `docker compose up -d`")
         elif chroot and demo.client.exists_async("/").get(timeout=CONNECT_TIMEOUT) is None:
-            problem = f"chroot {chroot} does not exist on ZooKeeper at {hosts}; create it, or drop it from --zk"
-        if problem:
-            print(f"error: {problem}", file=sys.stderr)
-            return 0 if demo.shutdown.requested.is_set() else 1
-        threading.Thread(target=demo.run, name="demo", daemon=True).start()
-        demo.shutdown.requested.wait(max(0.0, demo.ends - time.monotonic()) + CONNECT_TIMEOUT)
+            demo.shutdown.request(f"error: chroot {chroot} does not exist on ZooKeeper at {hosts}; create it")
+        else:
+            threading.Thread(target=demo.run, name="demo", daemon=True).start()
+            demo.shutdown.requested.wait(max(0.0, demo.ends - time.monotonic()) + CONNECT_TIMEOUT)
     finally:
         demo.close()
-    ratios = demo.ratios or [math.nan]
-    demo.say(f"summary: {len(demo.ratios)} changes measured; keys moved / ideal: mean {sum(ratios) / len(ratios):.2f}x,"
-             f" worst {max(ratios):.2f}x")
+    if demo.shutdown.why.startswith("error"):
+        return print(demo.shutdown.why, file=sys.stderr) or 1
+    if ratios := demo.ratios:
+        demo.say(f"summary: keys moved / ideal over {len(ratios)} changes: mean {sum(ratios) / len(ratios):.2f}x, "
+                 f"worst {max(ratios):.2f}x")
     return 0
 
 

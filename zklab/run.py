@@ -336,8 +336,8 @@ def start_challenge(name: str, argv: list[str]) -> int:
         argv = argv if name == "smoke" else ["--zk", hosts, *argv]
     try:
         return smoke(hosts) if name == "smoke" else run_challenge(challenge_command(name, None, argv))
-    except KeyboardInterrupt:
-        return 0
+    except KeyboardInterrupt:  # only smoke can be interrupted here: run_challenge waits for its child
+        return 130
     finally:
         done()
 
@@ -359,11 +359,24 @@ def _route(argv: list[str]) -> int:
         return 1
 
 
+def _exit_code(route: Callable[[list[str]], int], argv: list[str]) -> int:
+    """route(argv)'s exit code, a SystemExit (argparse's --help and errors) included."""
+    try:
+        return route(argv)
+    except SystemExit as leaving:
+        if leaving.code is None or isinstance(leaving.code, int):
+            return leaving.code or 0
+        print(leaving.code, file=sys.stderr)
+        return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = bool(argv) and argv[0] in ("-v", "--verbose")
     try:
-        return _route(argv[1:] if verbose else argv)
+        code = _exit_code(_route, argv[1:] if verbose else argv)
+        sys.stdout.flush()  # a full disk must show here, as one line, not in Python's last flush at exit
+        return code
     except UsageError as exc:
         print(f"run: {exc}", file=sys.stderr)
         return 2

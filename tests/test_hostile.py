@@ -1,0 +1,347 @@
+"""Every `./run.sh` command under abuse: bad arguments, a ZooKeeper that is unreachable, refuses or is paused,
+an ACL that denies us, Ctrl-C at start-up, stdout to /dev/full. Each gives one line and the right exit code
+(1: the environment, 2: usage), and leaves no JVM and no temporary folder.
+
+The slow cases (waiting out a connect timeout) run side by side, once per module; each case is a test of
+its own that looks up its result. A case whose command belongs to a demo or tool still being reworked is
+marked xfail with the reason, so it shows up as fixed the day it is.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from kazoo.client import KazooClient
+from kazoo.security import make_acl, make_digest_acl
+
+from zklab import zk
+from zklab.faults import wait_until
+from zklab.launcher import SUITE_TAG, ZooKeeperCluster, free_ports, tagged_jvms
+
+ROOT = Path(__file__).resolve().parent.parent
+CASE_TIMEOUT = 40.0   # a case that has not ended by then hangs: a failure of its own
+NO_DEMO = {name: importlib.util.find_spec(f"zklab.demo_{name}") is None for name in ("leader", "hashing")}
+
+
+def _demo_pending(name: str) -> pytest.MarkDecorator:
+    return pytest.mark.xfail(NO_DEMO[name], reason=f"zklab.demo_{name} is not in this checkout yet: the runner "
+                             "runs the script, which checks its arguments only after a ZooKeeper is found",
+                             strict=False)
+
+
+OTHERS = pytest.mark.xfail(reason="this command's own code (another module) does not hold the rule yet",
+                           strict=False)
+
+
+@dataclass
+class Case:
+    """One hostile run of `python -m zklab.run ARGS`."""
+
+    args: list[str]
+    code: int                       # the exit code the rule asks for
+    says: str = ""                  # a phrase the one line must hold
+    env: dict[str, str] = field(default_factory=dict)
+    full_stdout: bool = False       # stdout is /dev/full
+
+
+@dataclass
+class Outcome:
+    code: int
+    stdout: str
+    stderr: str
+    seconds: float
+    tmp: Path
+    tag: str
+
+
+# ---------------------------------------------------------------- a ZooKeeper for the cases
+
+class Refuser:
+    """A TCP server that answers every connection like a web server: a port that is not a ZooKeeper."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture(scope="module")
+def places(zk_server: ZooKeeperCluster) -> Iterator[dict[str, str]]:
+    """Connection strings: the shared server, a closed port, a web server, and chroots that ACLs deny."""
+    base = f"/hostile-{uuid.uuid4().hex[:8]}"
+    owner = make_digest_acl("owner", "secret", all=True)
+    admin = KazooClient(hosts=zk_server.hosts, auth_data=[("digest", "owner:secret")])
+    admin.start(timeout=10)
+    admin.create(f"{base}/readonly", acl=[owner, make_acl("world", "anyone", read=True)], makepath=True)
+    admin.create(f"{base}/secret", acl=[owner])
+    admin.stop()
+    admin.close()
+    refuser = Refuser()
+    yield {"zk": zk_server.hosts, "closed": f"127.0.0.1:{free_ports(1)[0]}", "http": f"127.0.0.1:{refuser.port}",
+           "readonly": f"{zk_server.hosts}{base}/readonly", "secret": f"{base}/secret"}
+    refuser.close()
+
+
+def _env(tmp: Path, tag: str, extra: dict[str, str]) -> dict[str, str]:
+    """No shared servers, nothing on the default port, temp folders in `tmp`, every JVM tagged."""
+    env = {k: v for k, v in os.environ.items() if k not in ("ZK_HOSTS", "ZKLAB_INSTALL")}
+    env.update({"ZKLAB_STATE": str(tmp / "state"), "ZKLAB_PORT": str(free_ports(1)[0]), "TMPDIR": str(tmp / "tmp"),
+                SUITE_TAG: tag, **extra})
+    (tmp / "tmp").mkdir(parents=True, exist_ok=True)
+    return env
+
+
+def run_case(case: Case, tmp: Path) -> Outcome:
+    tag = f"hostile-{uuid.uuid4().hex[:8]}"
+    began = time.monotonic()
+    with open(os.devnull if not case.full_stdout else "/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-m", "zklab.run", *case.args], cwd=ROOT, env=_env(tmp, tag, case.env),
+                              stdout=full if case.full_stdout else subprocess.PIPE, stderr=subprocess.PIPE,
+                              stdin=subprocess.DEVNULL, text=True, timeout=CASE_TIMEOUT)
+    return Outcome(proc.returncode, proc.stdout or "", proc.stderr, time.monotonic() - began, tmp / "tmp", tag)
+
+
+def assert_one_line(case: Case, out: Outcome) -> None:
+    """The rule: the right code, one line that says what happened (argparse's usage may precede it),
+    no traceback, no JVM and no temporary folder left."""
+    assert "Traceback" not in out.stderr, out.stderr
+    said = [line for line in out.stderr.splitlines() if line.strip() and not line.startswith(("usage:", " "))]
+    assert out.code == case.code and len(said) == 1, f"exit {out.code}, stderr:\n{out.stderr}"
+    assert case.says.lower() in said[0].lower(), said[0]
+    if case.code == 2:  # a usage error is found before any ZooKeeper is looked for, let alone started
+        assert "[run]" not in out.stdout, out.stdout
+    wait_until(lambda: tagged_jvms(out.tag) == [], 10, "the case's JVMs to exit")
+    wait_until(lambda: not any(out.tmp.iterdir()), 10, f"no temporary folder left in {out.tmp}")
+
+
+# ---------------------------------------------------------------- the cases
+
+def cases(p: dict[str, str]) -> dict[str, Case]:
+    """Every command x every abuse that applies to it. `p`: the places fixture's connection strings."""
+    closed, http = {"ZK_HOSTS": p["closed"]}, {"ZK_HOSTS": p["http"]}
+    return {
+        # bad arguments: exit 2, before anything starts
+        "help-unknown-command": Case(["bogus"], 2, "no command"),
+        "leader-workers-0": Case(["leader", "--workers", "0"], 2, "--workers"),
+        "leader-bogus": Case(["leader", "--bogus"], 2, "--bogus"),
+        "hashing-bogus": Case(["hashing", "--bogus"], 2, "--bogus"),
+        "smoke-bogus": Case(["smoke", "--bogus"], 2, "--bogus"),
+        "smoke-zk-not-ipv6": Case(["smoke", "--zk", "[zz]:1"], 2, "IPv6"),
+        "zk-bogus": Case(["zk", "bogus"], 2, "bogus"),
+        "zk-kill-not-a-number": Case(["zk", "kill", "x"], 2, "whole number"),
+        "tree-dot-dot": Case(["tree", "/a/../lab"], 2, "'..'"),
+        "tree-arabic-digits": Case(["tree", "--zk", "127.0.0.1:\u0663\u0661\u0668\u0661"], 2, "port"),
+        "check-bogus": Case(["check", "--bogus"], 2, "--bogus"),
+        "exercise-bogus": Case(["exercise", "bogus"], 2, "bogus"),
+        "soak-bogus": Case(["soak", "--bogus"], 2, "--bogus"),
+        "env-zk-hosts-ipv6-smoke": Case(["smoke"], 2, "ZK_HOSTS", {"ZK_HOSTS": "[zz]:1"}),
+        "env-zk-hosts-digits-tree": Case(["tree"], 2, "ZK_HOSTS", {"ZK_HOSTS": "127.0.0.1:\u0663\u0661\u0668\u0661"}),
+        "env-zk-hosts-leader": Case(["leader"], 2, "ZK_HOSTS", {"ZK_HOSTS": "[::::]:2181"}),
+        "env-zk-hosts-hashing": Case(["hashing"], 2, "ZK_HOSTS", {"ZK_HOSTS": "host_1:2181"}),
+        # unreachable, or not a ZooKeeper: exit 1 within the connect timeout
+        "smoke-closed-port": Case(["smoke"], 1, "no ZooKeeper answered", closed),
+        "smoke-http-port": Case(["smoke"], 1, "no ZooKeeper answered", http),
+        "tree-closed-port": Case(["tree", "--once"], 1, "cannot reach", closed),
+        "tree-http-port": Case(["tree", "--once"], 1, "cannot reach", http),
+        "leader-closed-port": Case(["leader", "--duration", "5"], 1, "", closed),
+        "hashing-closed-port": Case(["hashing", "--duration", "5"], 1, "", closed),
+        "smoke-missing-chroot": Case(["smoke"], 1, "zkCli.sh", {"ZK_HOSTS": p["zk"] + "/nope/deeper"}),
+        "tree-missing-chroot": Case(["tree", "--once"], 1, "zkCli.sh", {"ZK_HOSTS": p["zk"] + "/nope/deeper"}),
+        # ACLs that deny us: exit 1, the line says ZooKeeper refused
+        "smoke-acl-no-create": Case(["smoke"], 1, "refused", {"ZK_HOSTS": p["readonly"]}),
+        "tree-acl-no-read": Case(["tree", "--once", p["secret"]], 1, "refused", {"ZK_HOSTS": p["zk"]}),
+        "leader-acl-no-create": Case(["leader", "--duration", "5"], 1, "", {"ZK_HOSTS": p["readonly"]}),
+        "hashing-acl-no-create": Case(["hashing", "--duration", "5"], 1, "", {"ZK_HOSTS": p["readonly"]}),
+        # stdout to /dev/full: one line on stderr, exit 1
+        "help-dev-full": Case(["help"], 1, "stdout", full_stdout=True),
+        "zk-status-dev-full": Case(["zk", "status"], 1, "stdout", full_stdout=True),
+        "tree-dev-full": Case(["tree", "--once", "/"], 1, "stdout", {"ZK_HOSTS": p["zk"]}, full_stdout=True),
+        "smoke-dev-full": Case(["smoke"], 1, "stdout", {"ZK_HOSTS": p["zk"]}, full_stdout=True),
+        "leader-dev-full": Case(["leader", "--duration", "2"], 1, "stdout", {"ZK_HOSTS": p["zk"]}, full_stdout=True),
+        "hashing-dev-full": Case(["hashing", "--duration", "2"], 1, "stdout", {"ZK_HOSTS": p["zk"]},
+                                 full_stdout=True),
+        "exercise-dev-full": Case(["exercise", "list"], 1, "", full_stdout=True),
+    }
+
+
+# Cases whose remaining fault lies in a module this file does not test the code of.
+MARKS = {
+    "leader-workers-0": _demo_pending("leader"), "leader-bogus": _demo_pending("leader"),
+    "hashing-bogus": _demo_pending("hashing"),
+    "leader-closed-port": OTHERS, "hashing-closed-port": OTHERS,
+    "leader-acl-no-create": OTHERS, "hashing-acl-no-create": OTHERS,
+}
+NAMES = list(cases({k: "" for k in ("zk", "closed", "http", "readonly", "secret")}))
+
+
+@pytest.fixture(scope="module")
+def outcomes(places: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
+    """Every case, run side by side: most of their time is spent waiting, not computing."""
+    all_cases = cases(places)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        futures = {name: pool.submit(run_case, case, tmp_path_factory.mktemp(name)) for name, case in all_cases.items()}
+        return {name: future.result() for name, future in futures.items()}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=MARKS.get(n, ())) for n in NAMES])
+def test_each_command_under_abuse_says_one_line(name: str, places: dict[str, str],
+                                                outcomes: dict[str, Outcome]) -> None:
+    """The command gives the rule's exit code and one line, and leaves no JVM and no temporary folder."""
+    assert_one_line(cases(places)[name], outcomes[name])
+
+
+def test_unreachable_is_said_within_the_connect_timeout(outcomes: dict[str, Outcome]) -> None:
+    """A closed port or a web server is reported within the 5 s connect timeout (plus start-up), not 10-15 s."""
+    slow = {name: round(outcomes[name].seconds, 1) for name in ("smoke-closed-port", "smoke-http-port",
+                                                               "tree-closed-port", "tree-http-port")
+            if outcomes[name].seconds > 9}
+    assert slow == {}, f"took longer than the connect timeout allows: {slow}"
+
+
+# ---------------------------------------------------------------- the shared servers, paused or lost
+
+@pytest.fixture(scope="module")
+def paused_shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """`./run.sh zk start`, then `zk pause 1`: the lab's servers are recorded but do not serve."""
+    env = {"ZKLAB_STATE": str(tmp_path_factory.mktemp("paused") / "state"), "ZKLAB_PORT": str(free_ports(1)[0])}
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        zk.start(1)
+        try:
+            zk.signal_member(1, signal.SIGSTOP)
+            yield env
+        finally:
+            zk.stop()
+
+
+@pytest.mark.parametrize("args", [["leader", "--duration", "3"], ["hashing", "--duration", "3"], ["smoke"],
+                                  ["tree", "--once"]], ids=lambda a: a[0])
+def test_a_paused_shared_server_is_refused_not_replaced(args: list[str], paused_shared: dict[str, str],
+                                                        tmp_path: Path) -> None:
+    """With the lab's server paused, a command says it is recorded but not serving, names `zk resume 1`,
+    exits 1, and starts no private ZooKeeper in its place."""
+    case = Case(args, 1, "zk resume 1", paused_shared)
+    out = run_case(case, tmp_path)
+    assert "started a private ZooKeeper" not in out.stdout
+    assert_one_line(case, out)
+
+
+# ---------------------------------------------------------------- Ctrl-C at start-up
+
+# A sitecustomize that stops the run inside the import of one module (ZKLAB_GATE) until a Ctrl-C comes:
+# the signal lands at a moment chosen by the test, not by luck.
+GATE = '''
+import os, sys, time
+class Gate:
+    def find_spec(self, name, path=None, target=None):
+        if name == os.environ.get("ZKLAB_GATE"):
+            sys.meta_path.remove(self)
+            open(os.environ["ZKLAB_GATE_FILE"], "w").close()
+            time.sleep(30)
+        return None
+sys.meta_path.insert(0, Gate())
+'''
+
+
+@pytest.mark.parametrize(("args", "gate"), [
+    (["tree", "--once"], "kazoo"), (["check", "leader"], "kazoo"), (["exercise", "list"], "kazoo"),
+    (["smoke"], "kazoo"), (["zk", "status"], "zklab.zk"), (["help"], "zklab.launcher"),
+    pytest.param(["leader", "--duration", "3"], "kazoo", marks=_demo_pending("leader")),
+    pytest.param(["hashing", "--duration", "3"], "kazoo", marks=_demo_pending("hashing")),
+    pytest.param(["soak", "--help"], "kazoo", marks=OTHERS)], ids=lambda a: a[0] if isinstance(a, list) else None)
+def test_ctrl_c_at_start_up_is_quiet(args: list[str], gate: str, tmp_path: Path, zk_server: ZooKeeperCluster) -> None:
+    """Ctrl-C while the command is still loading (inside an import) exits 130 without a traceback."""
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(GATE)
+    marker = tmp_path / "at-the-gate"
+    env = _env(tmp_path, f"hostile-{uuid.uuid4().hex[:8]}", {
+        "PYTHONPATH": str(tmp_path / "site"), "ZKLAB_GATE": gate, "ZKLAB_GATE_FILE": str(marker),
+        "ZK_HOSTS": zk_server.hosts})
+    proc = subprocess.Popen([sys.executable, "-m", "zklab.run", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        wait_until(marker.exists, 20, f"the run to reach the import of {gate}")
+        os.killpg(proc.pid, signal.SIGINT)  # as a terminal sends it: to the whole group
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130 and "Traceback" not in err and len(err.strip().splitlines()) <= 1, err
+
+
+# ---------------------------------------------------------------- help, and start_venv.sh
+
+@pytest.mark.parametrize("args", [[], ["help"], ["--help"], ["-h"]], ids=lambda a: " ".join(a) or "nothing")
+def test_help_lists_every_command_and_starts_nothing(args: list[str], tmp_path: Path) -> None:
+    """`./run.sh`, `help`, `--help`, `-h`: one line per command, exit 0, no JVM, no ZooKeeper searched."""
+    tag = f"hostile-{uuid.uuid4().hex[:8]}"
+    out = subprocess.run(["bash", "run.sh", *args], cwd=ROOT, env=_env(tmp_path, tag, {}), capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    for command in ("leader", "hashing", "smoke", "zk", "tree", "check", "exercise", "soak", "help"):
+        assert sum(line.split()[:1] == [command] for line in lines) == 1, f"{command} not listed once:\n{out.stdout}"
+    assert "[run]" not in out.stdout and tagged_jvms(tag) == []
+
+
+@pytest.mark.parametrize("name", ["leader", "hashing"])
+def test_a_challenge_help_prints_its_options_without_a_zookeeper(name: str, tmp_path: Path) -> None:
+    """`./run.sh leader --help` prints the demo's options and looks for no ZooKeeper at all."""
+    out = subprocess.run([sys.executable, "-m", "zklab.run", name, "--help"], cwd=ROOT, env=_env(tmp_path, "x", {}),
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "--duration" in out.stdout and "[run]" not in out.stdout, out
+
+
+def test_start_venv_tells_an_interrupted_probe_from_a_failed_one(tmp_path: Path) -> None:
+    """A Python probe that Ctrl-C ends is reported as interrupted (130), not as "Python 3.10+ is needed"."""
+    fake = tmp_path / "python3"
+    fake.write_text("#!/bin/bash\nkill -INT $$\n")  # dies of SIGINT, as a probe does when Ctrl-C lands in it
+    fake.chmod(0o755)
+    out = subprocess.run(["bash", "start_venv.sh", "true"], cwd=ROOT, env={**os.environ, "PYTHON": str(fake)},
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 130 and "interrupted" in out.stderr and "needed" not in out.stderr, out.stderr
+
+
+def test_sigterm_to_check_leaves_no_folder_and_no_jvm(tmp_path: Path) -> None:
+    """`kill RUNNER_PID` while `check` runs its ZooKeeper: it stops, and its temporary folders and JVMs go too."""
+    tag = f"hostile-{uuid.uuid4().hex[:8]}"
+    proc = subprocess.Popen([sys.executable, "-m", "zklab.run", "check", "leader"], cwd=ROOT,
+                            env=_env(tmp_path, tag, {}), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: tagged_jvms(tag), 30, "check to start its ZooKeeper")
+        proc.send_signal(signal.SIGTERM)  # to the runner alone, as `kill` or a supervisor sends it
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "Traceback" not in err and len(err.strip().splitlines()) <= 1, err
+    wait_until(lambda: tagged_jvms(tag) == [], 10, "check's JVMs to exit")
+    wait_until(lambda: not any((tmp_path / "tmp").iterdir()), 10, "check's temporary folders to go")

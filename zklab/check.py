@@ -43,6 +43,7 @@ GRACE = CLOSE_TIMEOUT + 2.0
 # Loading the script: the process's own watchdog reports at 10 s; this is the hard stop behind it.
 LOAD_DEADLINE = 14.0
 WIDTH = 100
+SAME_ADVICE = "(the same advice as for '{}', above)"
 
 
 def guarantees(challenge: str) -> dict[str, str]:
@@ -111,14 +112,17 @@ def say(text: str = "") -> None:
     print(text, flush=True)
 
 
-def report(verdict: Verdict, words: str, said: set[str] | None = None) -> None:
-    """One line per guarantee; under a failure, its advice (once: the same advice is not repeated) and evidence."""
+def report(verdict: Verdict, words: str, said: dict[str, str] | None = None) -> None:
+    """One line per guarantee; under a failure, its advice (once: the same advice again only points up) and
+    its evidence."""
     good, bad = marks()
     say(f"{good if verdict.ok else bad} {words}: {verdict.figure}")
-    if not verdict.ok and verdict.advice and verdict.advice not in (said if said is not None else ()):
+    if not verdict.ok and verdict.advice and said is not None and verdict.advice in said:
+        say(f"    {SAME_ADVICE.format(said[verdict.advice])}")
+    elif not verdict.ok and verdict.advice:
         say(textwrap.fill(verdict.advice, WIDTH, initial_indent="    ", subsequent_indent="    "))
         if said is not None:
-            said.add(verdict.advice)
+            said[verdict.advice] = words
     if not verdict.ok:
         for line in verdict.evidence[:12]:
             say(f"    {line}"[:WIDTH + 4])
@@ -189,7 +193,7 @@ class Run:
         self.challenge = challenge
         self.words = {k: w for i in checks for k, w in CHECKS[challenge][i].guarantees.items()}
         self.verdicts: dict[str, Verdict] = {}
-        self.said: set[str] = set()   # advice printed already
+        self.said: dict[str, str] = {}   # advice printed already -> the guarantee it was printed for
         self.loaded = False
         self.load_said = False   # the child said why it could not load the script
         self.zk_died = False     # then nothing failed for the script's sake: no progress is recorded

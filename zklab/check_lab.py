@@ -197,6 +197,9 @@ class WireTap:
         self.held_op: int | None = None           # the opcode of the request held
         self._armed = ""                          # "", "armed", "created" or "children seen"
         self._release = threading.Event()
+        self.lose_create = False                  # drop the reply to the next create, and the connection
+        self.create_lost = threading.Event()      # set once that reply was dropped
+        self._create_xid: int | None = None
         self._sockets: list[socket.socket] = []
         self._closed = False
         self._server = socket.create_server(("127.0.0.1", 0))
@@ -252,6 +255,8 @@ class WireTap:
                 xid, op = (int.from_bytes(frame[i:i + 4], "big", signed=True) for i in (4, 8))
                 if op == GET_DATA:
                     data_xids.add(xid)
+                if op in CREATES and self.lose_create and self._create_xid is None:
+                    self._create_xid = xid
                 self._maybe_hold(xid, op)
             if not self._send(dst, frame):
                 break
@@ -278,6 +283,11 @@ class WireTap:
             elif xid in data_xids and self.delay_data:
                 data_xids.discard(xid)
                 time.sleep(self.delay_data)  # later frames wait too: TCP delivers in order
+            elif xid is not None and xid == self._create_xid:
+                # ZooKeeper made the node; its answer is lost with the connection, as in a network failure.
+                self.lose_create, self._create_xid = False, None
+                self.create_lost.set()
+                break
             if not self._send(dst, frame):
                 break
         self._hang_up(src, dst)

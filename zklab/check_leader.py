@@ -237,18 +237,16 @@ def herd(lab: Lab, found: Findings) -> None:
 # ---------------------------------------------------------------- a lost reply to create
 
 def lost_create(lab: Lab, found: Findings) -> None:
-    chroot, proxy = lab.namespace(), lab.proxy()
+    chroot, tap = lab.namespace(), lab.tap()
     admin = lab.client(chroot)
     admin.ensure_path(PATH)
-    # A 4 s session survives the short cut below: the candidate keeps its session, and so its first node.
-    election = lab.script.LeaderElection(lab.client(chroot, 4.0, proxy.address), PATH, "lonely")
+    # A 4 s session outlives the lost connection: the candidate keeps its session, and so its first node.
+    election = lab.script.LeaderElection(lab.client(chroot, 4.0, tap.address), PATH, "lonely")
     lab.on_close(election.resign)
-    proxy.blackhole("to_client")             # the request reaches ZooKeeper, its reply never returns
+    tap.lose_create = True        # the create reaches ZooKeeper; its reply is lost with the connection
     election.start()
-    wait_for(lambda: admin.get_children(PATH), REACT, "lost-create",
-             "the candidate did not create its node", "start() must create an election node.")
-    proxy.cut()                              # the pending create fails with ConnectionLoss
-    proxy.heal()
+    wait_for(tap.create_lost.is_set, REACT, "lost-create", "the candidate did not create its node",
+             "start() must create an election node.")
     try:
         wait_for(lambda: election.is_leader, REACT, "lost-create", "", "")
     except Broken:

@@ -1,46 +1,34 @@
 """Challenge 1: leader election with ZooKeeper, and why "exactly one leader" is harder than it looks.
 
-The recipe, from ZooKeeper's own documentation, made robust:
-
-1. Every candidate creates one EPHEMERAL_SEQUENTIAL znode under the election path. ZooKeeper appends
-   a counter that only grows, so the nodes form a queue; the node dies with its owner's session.
-2. The candidate with the lowest sequence number leads. Numbers are compared as numbers, not strings.
-3. Every other candidate watches only the node just before its own. A departure wakes exactly one
-   candidate (no herd), and that candidate reads the children again before deciding: its predecessor
-   may have left while someone even earlier is still there.
-4. The network is not reliable, and a leader may not know it has been deposed:
-   - SUSPENDED (connection lost): stop acting as leader at once; resume only after reconnecting and
-     confirming our node still exists.
-   - LOST (session expired): our node is gone. Forget it, and join again as a new candidate.
-   - Kazoo notices a dead link only when a heartbeat goes unanswered, so a leader also keeps a lease:
-     it acts only within 2/3 of a session timeout of ZooKeeper's last answer. ZooKeeper cannot expire
-     the session earlier than a full timeout after that answer, so leadership never outlives it.
-5. Fencing: the leader's work is a write to a ledger znode, in one transaction with a check that its
-   election node still exists. A deposed leader's late write is rejected by ZooKeeper itself.
-
-Run `python challenge_leader_election.py --help`; the demo below runs workers and a chaos driver.
+The recipe from ZooKeeper's documentation, made robust; each rule names the function that holds it.
+1. Each candidate creates one EPHEMERAL_SEQUENTIAL znode under the election path: ZooKeeper's growing
+   counter makes a queue, and a node dies with its owner's session. (_join)
+2. The lowest sequence number leads, compared as a number: 10 comes after 9. (election_order)
+3. Each other candidate watches only the node just before its own: a departure wakes one, not a herd.
+   Woken, it reads the queue again (someone earlier may still be there); a predecessor already gone
+   means look again, our own node gone means join again. (_check_position)
+4. SUSPENDED: stop acting at once. LOST: the session and our node are gone; join again. (_on_connection_change)
+5. A lease: a leader acts only within LEASE_FRACTION of a session timeout of ZooKeeper's last answer;
+   ZooKeeper cannot expire the session sooner, so leadership never outlives it. (_renew_lease, is_leader)
+6. Fencing: the leader's write and a check that its election node exists commit in one transaction,
+   so ZooKeeper rejects a deposed leader's late write. (fenced_write)
+7. A reply to create can be lost while the node was made: find it by the GUID in its name before
+   creating another, or we wait behind our own orphan. (_find_own_node)
+8. A read that may make us leader follows a sync: a follower cut off from the quorum must not answer
+   it from a stale copy. (_sync)
+Run `python challenge_leader_election.py --help`: the demo at the end runs workers under chaos.
 """
 
 from __future__ import annotations
 
-import _signal  # `signal` without its enums, which take a while to load: the guard starts sooner
-
-# ruff: noqa: E402  (the guard below must run before the imports, which take a moment)
-import os
-
-if __name__ == "__main__":
-    # Ctrl-C or SIGTERM while Python is still loading kazoo: nothing to clean up yet, so leave at once
-    # and quietly. (Not sys.exit: an exception raised in the middle of an import can come out as a
-    # different one, with a traceback.)
-    for _sig in (_signal.SIGINT, _signal.SIGTERM):
-        _signal.signal(_sig, lambda *_: os._exit(0))
-
 import argparse
 import contextlib
 import ipaddress
+import itertools
 import json
 import logging
 import math
+import os
 import random
 import re
 import signal
@@ -51,13 +39,13 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TextIO
 
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import (
     ConnectionClosedError,
     ConnectionLoss,
     KazooException,
+    NoAuthError,
     NoNodeError,
     RolledBackError,
     SessionExpiredError,
@@ -76,13 +64,11 @@ NAME_RULE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 LEASE_FRACTION = 2 / 3
 # How often a leader renews its lease (a cheap read), as a fraction of the lease.
 RENEW_FRACTION = 1 / 4
-# How long the demo waits for a first connection before saying ZooKeeper is unreachable.
-CONNECT_TIMEOUT = 5.0
-# Errors that mean "the connection is gone for now": wait for a connection-state change.
-DISCONNECTED = (ConnectionLoss, SessionExpiredError, ConnectionClosedError, KazooTimeoutError)
 # How long resign() keeps asking ZooKeeper to confirm our node's delete, in session timeouts. Past
 # one session timeout without an answer, ZooKeeper's own expiry removes the node anyway.
 RESIGN_PATIENCE = 1.0
+# Errors that mean "the connection is gone for now": wait for a connection-state change.
+DISCONNECTED = (ConnectionLoss, SessionExpiredError, ConnectionClosedError, KazooTimeoutError)
 
 
 class NotLeaderError(Exception):
@@ -112,8 +98,15 @@ def parse_candidate(node: str) -> Candidate | None:
 
 
 def election_order(children: list[str]) -> list[Candidate]:
-    """Candidates sorted by sequence number as an integer: '10' comes after '9'."""
-    return sorted(filter(None, map(parse_candidate, children)), key=lambda c: c.seq)
+    """Step 1. The queue, first in line first: each child parsed by parse_candidate (skip a None: not
+    a candidate's node), sorted by `seq` as an int ('0000000010' after '0000000009'; whole names
+    would sort by their random GUIDs). Returns the list of Candidates, maybe empty."""
+    queue = []
+    for child in children:
+        candidate = parse_candidate(child)
+        if candidate is not None:  # someone else's node under our path: not part of the election
+            queue.append(candidate)
+    return sorted(queue, key=lambda c: c.seq)
 
 
 # ---------------------------------------------------------------- fencing
@@ -127,15 +120,14 @@ class FencingToken:
 
 def fenced_write(client: KazooClient, token: FencingToken, ledger: str, value: str | bytes,
                  timeout: float | None = None) -> int:
-    """Write `value` to the ledger as `token`'s leader, in one transaction that ZooKeeper checks.
-
-    The transaction commits only if the leader's election node still exists (its session is alive,
-    so nobody else can lead) and nobody wrote the ledger since we read it. Returns the new version.
-    We do not compare epochs ourselves: a paused process would compare stale numbers. ZooKeeper
-    applies the check and the write atomically, after every earlier write, so it decides.
-    Each round trip waits at most `timeout` seconds (default: the session timeout).
+    """Step 5. Write ledger_record(token, value) to `ledger` in one transaction that commits only if
+    token.node_path still exists (check it at version 0: our ephemeral node is never modified) and
+    nobody wrote the ledger since we read its version (exists_async). Never compare epochs here: a
+    paused process would compare stale ones; ZooKeeper applies check and write atomically, in order.
+    May use client.transaction() (.check .create .set_data .commit_async). Each round trip waits at
+    most `timeout` (default: the session timeout). Returns the new version; NotLeaderError if refused.
     """
-    record = json.dumps({"epoch": token.epoch, "leader": token.leader, "value": ledger_text(value)}).encode()
+    record = ledger_record(token, value)
     wait = timeout if timeout is not None else client._session_timeout / 1000.0
     stat = client.exists_async(ledger).get(timeout=wait)
     tx = client.transaction()
@@ -156,60 +148,188 @@ def fenced_write(client: KazooClient, token: FencingToken, ledger: str, value: s
     return 0 if stat is None else write.version
 
 
-def ledger_text(value: str | bytes) -> str:
-    """The ledger record is JSON text: take str, or bytes (kazoo's convention) holding UTF-8."""
+def ledger_record(token: FencingToken, value: str | bytes) -> bytes:
+    """The ledger's JSON record; the value is str, or bytes (kazoo's convention) holding UTF-8."""
     if isinstance(value, bytes):
         try:
-            return value.decode()
+            value = value.decode()
         except UnicodeDecodeError:
             raise ValueError(f"a ledger value given as bytes must be UTF-8 text, not {value[:20]!r}") from None
     if not isinstance(value, str):
         raise TypeError(f"a ledger value must be str or bytes, not {type(value).__name__}")
-    return value
+    return json.dumps({"epoch": token.epoch, "leader": token.leader, "value": value}).encode()
 
 
 # ---------------------------------------------------------------- the recipe
 
 class LeaderElection:
-    """One candidate in an election at `path`; `start()` joins, `resign()` leaves."""
+    """One candidate in the election at `path`: start() joins, resign() leaves for good. on_change(election,
+    event, detail) hears joined, woken, elected, revoked and error, on kazoo's thread or ours: it must
+    return at once and never call ZooKeeper."""
 
     def __init__(self, client: KazooClient, path: str, name: str,
-                 on_elected: Callable[[LeaderElection], None] | None = None,
-                 on_revoked: Callable[[LeaderElection, str], None] | None = None,
-                 on_joined: Callable[[LeaderElection], None] | None = None,
-                 on_woken: Callable[[LeaderElection], None] | None = None):
+                 on_change: Callable[[LeaderElection, str, str], None] | None = None):
         if not isinstance(name, str) or not NAME_RULE.fullmatch(name):
             raise ValueError(f"a candidate name must be 1 to 64 characters from A-Z a-z 0-9 . _ -, not {name!r}")
-        self.client, self.path, self.name = client, path.rstrip("/"), name
-        self._callbacks = {"elected": on_elected, "revoked": on_revoked, "joined": on_joined, "woken": on_woken}
+        self.client, self.path, self.name, self.on_change = client, path.rstrip("/"), name, on_change
         # Props to Apache Curator for this trick: a GUID in the node's name lets us recognise our
         # own node after a connection loss ate the reply to `create`.
         self._guid = uuid.uuid4().hex
-        self._lifecycle = "latent"          # latent -> started -> closed, never back
-        self._node: str | None = None       # our node's name, while we believe it exists
-        self._node_owner: int | None = None  # the session that owns it, as ZooKeeper told us
-        self._create_interrupted = False
-        self._session_lost = False
-        self._leading = False
-        self._lease_until = 0.0
-        self._epoch: int | None = None
-        self._wake = threading.Event()
-        self._lock = threading.Lock()
-        self._leaving: list[tuple[str, IAsyncResult]] = []  # deletes asked for since we closed
-        self._pending: list[tuple[str, tuple]] = []
-        self._thread: threading.Thread | None = None
-        self.notifications = 0              # predecessor watches that fired for us: the herd counter
-        self.history: list[tuple[float, bool, str]] = []  # (monotonic time, leading?, why)
-        self.last_handoff_ms: float | None = None
-        self.left_behind: list[str] = []    # nodes resign() could not get ZooKeeper to confirm deleted
-        self._woken_at: float | None = None
-
-    # -- what the world may ask
+        self._lock = threading.Lock()     # leadership and our node change under it
+        self._wake = threading.Event()    # "look again": set by watches, the listener and ourselves
+        self._thread = threading.Thread(target=self._run, name=f"election-{name}", daemon=True)
+        # What changes after this, and nothing else:
+        self._lifecycle = "latent"        # latent -> started -> closed, never back
+        self._node: tuple[str, int] | None = None  # our node's name and owning session, while it lives
+        self._create_sent = False         # a create went out, and its answer has not come back
+        self._leading = False             # elected; acting only while the lease lasts too
+        self._lease_until = 0.0           # monotonic time the lease runs out
+        self._epoch: int | None = None    # our latest term's sequence number: the fencing token
+        self._leaving: list[tuple[str, IAsyncResult]] = []  # deletes asked for, not yet confirmed
+        self.history: list[tuple[float, bool, str]] = []  # the recipe's own log: (time, leading?, why)
 
     @property
     def is_leader(self) -> bool:
         """Acting as leader now: elected, and ZooKeeper answered us within the lease."""
         return self._leading and time.monotonic() < self._lease_until
+
+    # -- the lesson: each step below holds one rule of the docstring
+
+    def _check_position(self) -> None:
+        """Step 2. Lead if our node is first in line, else watch only the node just before it.
+
+        self._sync(), then read the children (this read may make us leader) in election_order. Our node
+        (self._node: (name, owner) or None) missing, or owned by an older session than
+        self._session_id(): self._forget_node(why), we join again. First: self._claim(seq, asked_at).
+        Else watch the predecessor: client.exists(self._node_path(it), watch=self._predecessor_changed);
+        None means it left between our two reads: self._wake.set() to look again. Returns nothing."""
+        asked_at = time.monotonic()
+        self._sync()  # this read may make us leader: it must not come from a follower that lost touch
+        queue = election_order(self.client.get_children(self.path))
+        nodes, mine = [c.node for c in queue], self._node
+        if mine is None or mine[0] not in nodes or mine[1] != self._session_id():
+            # Gone, or left over from a session that has ended (ZooKeeper will delete it): join again.
+            return self._forget_node("our node is gone")
+        position = nodes.index(mine[0])
+        if position == 0:
+            self._claim(queue[0].seq, asked_at)
+        elif self.client.exists(self._node_path(nodes[position - 1]), watch=self._predecessor_changed) is None:
+            self._wake.set()  # it left between our two reads: look again
+
+    def _on_connection_change(self, state: str) -> None:
+        """Step 3. The session's state changed (KazooState); kazoo calls this on its thread: never block.
+
+        SUSPENDED: stop acting at once, self._set_leader(False, why): ZooKeeper may elect another.
+        LOST: our session and node are gone: stop acting and set self._node = None, so we join again.
+        Always self._wake.set(): on CONNECTED our thread looks again. Returns nothing."""
+        if state == KazooState.SUSPENDED:
+            self._set_leader(False, "connection SUSPENDED")
+        elif state == KazooState.LOST:
+            self._set_leader(False, "session LOST")
+            self._node = None  # it died with the session: our thread joins again as a new candidate
+        self._wake.set()  # on CONNECTED our thread looks again
+
+    def _renew_lease(self) -> None:
+        """Step 4. The leader's heartbeat: an answer in time runs the lease on from when we asked.
+
+        Note asked_at, self._sync(), then client.exists_async(our node's path) and wait for it no
+        longer than the lease has left (self._lease_until). KazooTimeoutError: stop acting,
+        self._set_leader(False, why), and self._wake.set() to keep asking. Node gone or not owned by
+        self._session_id(): self._wake.set() (_check_position finds out). Else
+        self._set_leader(True, why, lease_from=asked_at, renewal=True). Returns nothing."""
+        asked_at, mine = time.monotonic(), self._node
+        if mine is None:
+            return self._wake.set()
+        self._sync()  # an answer from a follower cut off from the quorum proves nothing about our session
+        answer = self.client.exists_async(self._node_path(mine[0]))
+        try:
+            stat = answer.get(timeout=max(0.0, self._lease_until - asked_at))
+        except KazooTimeoutError:
+            self._set_leader(False, "lease expired: ZooKeeper did not answer in time")
+            return self._wake.set()  # keep asking: we lead again if our node survives
+        if stat is None or stat.ephemeralOwner != self._session_id():
+            self._wake.set()  # _check_position will find out what happened
+        else:
+            self._set_leader(True, "lease renewed", lease_from=asked_at, renewal=True)
+
+    def _find_own_node(self) -> tuple[str, int] | None:
+        """Step 6. Our node, made by a create whose reply was lost: (name, owner session) or None.
+
+        Among client.get_children(self.path) (NoNodeError: no path, no node), the child named
+        self._guid + SEP + ... that client.exists(self._node_path(child)) says our current session
+        owns (ephemeralOwner == self._session_id()): a node of an older session is not ours."""
+        try:
+            children = self.client.get_children(self.path)
+        except NoNodeError:
+            return None  # no election path yet, so no node of ours
+        for child in children:
+            if child.startswith(self._guid + SEP):
+                stat = self.client.exists(self._node_path(child))
+                if stat is not None and stat.ephemeralOwner == self._session_id():
+                    return child, stat.ephemeralOwner
+        return None
+
+    def _sync(self) -> None:
+        """Step 7 (one line: shorter than the others). Make our next read as fresh as ZooKeeper's leader.
+
+        A follower cut off from the quorum answers reads for up to syncLimit x tickTime (2.5 s here,
+        10 s on a stock server) while the leader expires our session: such reads would renew a dead
+        lease. A sync goes through the leader, and one session's requests are answered in order, so
+        the next read cannot come from a stale copy. Use self.client.sync_async(self.path); do not
+        wait for it: the read's deadline covers both."""
+        self.client.sync_async(self.path)
+
+    # -- the rest of the election: joining, waking, and the one place leadership changes
+
+    def _join(self) -> None:
+        """Create our node, unless a create that lost its reply already made one (_find_own_node)."""
+        found = self._find_own_node() if self._create_sent else None
+        if found is None:
+            self._create_sent = True  # from now on, until an answer comes, the node may exist unbeknown to us
+            # include_data asks for create2: the answer holds the node's stat, and so its owner.
+            path, stat = self.client.create(f"{self.path}/{self._guid}{SEP}{self.name}{SEP}", self.name.encode(),
+                                            ephemeral=True, sequence=True, makepath=True, include_data=True)
+            found = path.rsplit("/", 1)[1], stat.ephemeralOwner
+        self._node, self._create_sent = found, False
+        self._notify("joined", found[0])
+
+    def _predecessor_changed(self, event: WatchedEvent) -> None:
+        # A watch callback runs on kazoo's thread: wake ours, never block. Type NONE is no news about
+        # the node: kazoo fires every watch so on SUSPENDED, then forgets them; we set ours again.
+        if event.type != EventType.NONE:
+            self._notify("woken", event.path)
+        self._wake.set()
+
+    def _claim(self, seq: int, asked_at: float) -> None:
+        self._epoch = seq
+        self._set_leader(True, "elected", lease_from=asked_at)
+
+    def _forget_node(self, why: str) -> None:
+        self._set_leader(False, why)
+        self._node = None
+        self._wake.set()
+
+    def _set_leader(self, leading: bool, why: str, lease_from: float | None = None, renewal: bool = False) -> None:
+        with self._lock:
+            if leading and self.client.state != KazooState.CONNECTED:
+                return  # an answer that raced a SUSPENDED: wait for RECONNECTED and look again
+            if renewal and not self._leading:
+                return  # a renewal extends a term; it never starts one
+            if leading:
+                self._lease_until = lease_from + self._lease_seconds()
+            if leading == self._leading:
+                return
+            # is_leader turned false when the lease ran out, even if we notice later.
+            self.history.append((time.monotonic() if leading else min(time.monotonic(), self._lease_until),
+                                 leading, why))
+            self._leading = leading
+        self._notify("elected" if leading else "revoked", why)
+
+    def _notify(self, event: str, detail: str) -> None:
+        if self.on_change is not None:
+            self.on_change(self, event, detail)
+
+    # -- what the world may ask
 
     @property
     def epoch(self) -> int | None:
@@ -218,15 +338,16 @@ class LeaderElection:
 
     @property
     def token(self) -> FencingToken | None:
-        if self._node is None or self._epoch is None:
+        mine = self._node
+        if mine is None or self._epoch is None:
             return None
-        return FencingToken(self._node_path(self._node), self._epoch, self.name)
+        return FencingToken(self._node_path(mine[0]), self._epoch, self.name)
 
     @property
     def node_path(self) -> str | None:
         """Our election node's path, while we believe it exists."""
-        node = self._node
-        return None if node is None else self._node_path(node)
+        mine = self._node
+        return None if mine is None else self._node_path(mine[0])
 
     def participants(self) -> list[str]:
         """Every candidate's name in election order, leader first, as ZooKeeper has them now."""
@@ -247,11 +368,6 @@ class LeaderElection:
             raise NotLeaderError(f"{self.name} is not the leader")
         return fenced_write(self.client, token, path, value)
 
-    def __repr__(self) -> str:
-        lease = self._lease_until - time.monotonic()
-        return (f"<LeaderElection {self.name} {self._lifecycle} node={self._node} leading={self._leading} "
-                f"lease={lease:+.2f}s epoch={self._epoch} last={self.history[-1:]}>")
-
     # -- lifecycle
 
     def start(self) -> None:
@@ -261,7 +377,6 @@ class LeaderElection:
                 raise RuntimeError(f"election for {self.name} was already {self._lifecycle}")
             self._lifecycle = "started"
         self.client.add_listener(self._on_connection_change)
-        self._thread = threading.Thread(target=self._run, name=f"election-{self.name}", daemon=True)
         self._thread.start()
         self._wake.set()
 
@@ -280,19 +395,18 @@ class LeaderElection:
         deadline = time.monotonic() + (self._session_seconds() * RESIGN_PATIENCE if timeout is None else timeout)
         if self._lifecycle != "closed":
             self.leave()
-        if self._thread is not None and self._thread is not threading.current_thread():
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(max(0.0, deadline - time.monotonic()))
         self._ask_delete()  # in case our thread was creating one as we closed
         gone = self._await_deletes(deadline)
         self.client.remove_listener(self._on_connection_change)
-        self._run_callbacks()
         return gone
 
     def _ask_delete(self) -> None:
         with self._lock:
-            node, self._node = self._node, None
-        if node is not None:
-            path = self._node_path(node)
+            mine, self._node = self._node, None
+        if mine is not None:
+            path = self._node_path(mine[0])
             self._leaving.append((path, self.client.delete_async(path)))
 
     def _await_deletes(self, deadline: float) -> bool:
@@ -304,78 +418,21 @@ class LeaderElection:
             except (NoNodeError, SessionExpiredError):
                 pass  # gone already: the session that owned it has ended
             except ConnectionLoss:
-                # Retry through a reconnect: a node left behind holds up the queue until its
-                # session expires.
-                if time.monotonic() + 0.1 < deadline:
-                    time.sleep(0.1)
-                    self._leaving[0] = (path, self.client.delete_async(path))
-                    continue
-                return self._give_up()
+                if time.monotonic() + 0.1 >= deadline:
+                    return False
+                # A node left behind holds up the queue until its session expires: ask again.
+                time.sleep(0.1)
+                self._leaving[0] = (path, self.client.delete_async(path))
+                continue
             except (KazooTimeoutError, ConnectionClosedError):
-                return self._give_up()  # no answer in time, or a closed client that cannot ask
+                return False  # no answer in time, or a closed client that cannot ask
             self._leaving.pop(0)
         return True
-
-    def _give_up(self) -> bool:
-        self.left_behind = [path for path, _ in self._leaving]
-        return False
-
-    # -- callbacks from kazoo: they only flip a flag and wake our thread, never block
-
-    def _on_connection_change(self, state: str) -> None:
-        if state == KazooState.SUSPENDED:
-            self._set_leader(False, "connection SUSPENDED")
-        elif state == KazooState.LOST:
-            self._session_lost = True
-            self._set_leader(False, "session LOST")
-        self._wake.set()  # on CONNECTED our thread looks again
-
-    def _predecessor_changed(self, event: WatchedEvent) -> None:
-        if event.type == EventType.NONE:
-            # Not news about the node: kazoo fires every watch this way when the connection is
-            # SUSPENDED, then forgets them all. We set ours again once we have reconnected.
-            self._wake.set()
-            return
-        self.notifications += 1
-        self._woken_at = time.monotonic()
-        with self._lock:
-            self._pending.append(("woken", (self,)))
-        self._wake.set()
-
-    # -- the one place leadership changes
-
-    def _set_leader(self, leading: bool, why: str, lease_from: float | None = None, renewal: bool = False) -> None:
-        with self._lock:
-            now = time.monotonic()
-            if leading and self.client.state != KazooState.CONNECTED:
-                return  # an answer that raced a SUSPENDED: wait for RECONNECTED and look again
-            if renewal and not self._leading:
-                return  # a renewal extends a term; it never starts one
-            if leading:
-                self._lease_until = lease_from + self._lease_seconds()
-            if leading == self._leading:
-                return
-            # A leader whose lease ran out stopped acting when it ran out, even if we notice later.
-            at = now if leading else min(now, self._lease_until)
-            self._leading = leading
-            self.history.append((at, leading, why))
-            self._pending.append(("elected", (self,)) if leading else ("revoked", (self, why)))
-        self._wake.set()
-
-    def _lease_seconds(self) -> float:
-        return self._session_seconds() * LEASE_FRACTION
-
-    def _session_seconds(self) -> float:
-        # The session timeout we asked for (kazoo keeps the server's answer to itself). ZooKeeper
-        # grants it unless it exceeds the server's maxSessionTimeout (20 ticks by default): then the
-        # lease would be too long, and only fencing would protect the ledger.
-        return self.client._session_timeout / 1000.0
 
     # -- our thread
 
     def _run(self) -> None:
         while self._lifecycle == "started":
-            self._run_callbacks()
             renew_in = self._lease_seconds() * RENEW_FRACTION if self._leading else None
             woken = self._wake.wait(renew_in)
             self._wake.clear()
@@ -387,54 +444,18 @@ class LeaderElection:
                 pass  # the connection listener wakes us when there is something to do
             except NoNodeError:
                 self._wake.set()  # the election path vanished under us: create it again
-            except Exception:
-                # A dead thread would keep our node in the queue and block everyone behind it.
-                logging.getLogger(__name__).exception("election %s: unexpected error; retrying", self.name)
+            except Exception as exc:  # a dead thread would keep our node in line and block everyone behind
                 self._set_leader(False, "unexpected error")
+                self._notify("error", f"{type(exc).__name__} {exc}".strip())
                 self._wake.wait(1.0)
                 self._wake.set()
         self._ask_delete()  # a create that finished after we closed: its node must not stay
-        self._run_callbacks()
-
-    def _run_callbacks(self) -> None:
-        with self._lock:
-            pending, self._pending = self._pending, []
-        for kind, args in pending:
-            if callback := self._callbacks[kind]:
-                callback(*args)
 
     def _step(self) -> None:
-        if self._session_lost:
-            self._session_lost, self._node = False, None  # it died with the old session
-        if not self.client.connected:
-            return
-        if self._node is None:
-            self._join()
-            with self._lock:
-                self._pending.append(("joined", (self,)))
-        self._check_position()
-
-    def _join(self) -> None:
-        """Create our node, unless a create that lost its reply already did."""
-        if self._create_interrupted and (found := self._find_own_node()):
-            node, owner = found
-        else:
-            self._create_interrupted = True
-            # include_data asks for create2: ZooKeeper answers with the new node's stat, and so tells
-            # us which session owns it without another round trip.
-            path, stat = self.client.create(f"{self.path}/{self._guid}{SEP}{self.name}{SEP}", self.name.encode(),
-                                            ephemeral=True, sequence=True, makepath=True, include_data=True)
-            node, owner = path.rsplit("/", 1)[1], stat.ephemeralOwner
-        self._create_interrupted = False
-        self._node, self._node_owner = node, owner
-
-    def _find_own_node(self) -> tuple[str, int] | None:
-        for child in self.client.get_children(self.path):
-            if child.startswith(self._guid + SEP):
-                stat = self.client.exists(self._node_path(child))
-                if stat is not None and stat.ephemeralOwner == self._session_id():
-                    return child, stat.ephemeralOwner
-        return None
+        if self.client.connected:
+            if self._node is None:
+                self._join()
+            self._check_position()
 
     def _session_id(self) -> int:
         """Our current session. Between sessions we cannot tell whose a node is: wait, don't guess
@@ -444,259 +465,418 @@ class LeaderElection:
             raise ConnectionLoss("no session at the moment")
         return client_id[0]
 
-    def _check_position(self) -> None:
-        """Lead if we are first; else watch the candidate just before us."""
-        asked_at = time.monotonic()
-        self._sync()  # this read may make us leader: it must not come from a follower that lost touch
-        queue = election_order(self.client.get_children(self.path))
-        nodes = [c.node for c in queue]
-        if self._node not in nodes or self._node_owner != self._session_id():
-            # Gone, or left over from a session that has ended (ZooKeeper will delete it): join again.
-            self._set_leader(False, "our node is gone")
-            self._node = None
-            self._wake.set()
-            return
-        position = nodes.index(self._node)
-        if position == 0:
-            self._claim(queue[0], asked_at)
-        elif self.client.exists(self._node_path(nodes[position - 1]), watch=self._predecessor_changed) is None:
-            self._wake.set()  # it left between our two reads: look again
+    def _lease_seconds(self) -> float:
+        return self._session_seconds() * LEASE_FRACTION
 
-    def _claim(self, me: Candidate, asked_at: float) -> None:
-        if not self._leading:
-            # A hand-off if a departure woke us; None if we resume after a reconnect, or led first.
-            woken_at, self._woken_at = self._woken_at, None
-            self.last_handoff_ms = (time.monotonic() - woken_at) * 1000 if woken_at else None
-        self._epoch = me.seq
-        self._set_leader(True, "elected", lease_from=asked_at)
-
-    def _renew_lease(self) -> None:
-        """A leader's heartbeat: if ZooKeeper answers in time, the lease runs on from our question."""
-        asked_at = time.monotonic()
-        self._sync()  # an answer from a follower cut off from the quorum proves nothing about our session
-        answer = self.client.exists_async(self._node_path(self._node))
-        try:
-            stat = answer.get(timeout=max(0.0, self._lease_until - asked_at))
-        except KazooTimeoutError:
-            self._set_leader(False, "lease expired: ZooKeeper did not answer in time")
-            self._wake.set()  # keep asking: we lead again if our node survives
-            return
-        if stat is None or stat.ephemeralOwner != self._session_id():
-            self._wake.set()  # _check_position will find out what happened
-        else:
-            self._set_leader(True, "lease renewed", lease_from=asked_at, renewal=True)
-
-    def _sync(self) -> None:
-        """Make our next read as fresh as the ZooKeeper leader's state (a linearizable read).
-
-        A read is answered by whichever server we are connected to, from its own copy. A follower
-        cut off from the ZooKeeper leader keeps answering reads for up to syncLimit x tickTime
-        (2.5 s on the lab's servers, 10 s on a stock one) before it gives up and drops its clients,
-        while the leader, hearing nothing from our session, expires it after the session timeout
-        and deletes our node. Reads from that follower would keep renewing a lease whose session is
-        gone, and the next candidate would lead beside us. `sync` goes to the ZooKeeper leader, and
-        ZooKeeper answers one session's requests in order, so the read sent right after it is
-        answered only once the leader has answered the sync: never by a follower that lost it. We
-        need not wait for the sync itself: the read's own deadline covers both.
-        """
-        self.client.sync_async(self.path)
+    def _session_seconds(self) -> float:
+        # The session timeout we asked for (kazoo keeps the server's answer to itself). ZooKeeper
+        # grants it unless it exceeds the server's maxSessionTimeout (20 ticks by default): then the
+        # lease would be too long, and only fencing would protect the ledger.
+        return self.client._session_timeout / 1000.0
 
     def _node_path(self, node: str) -> str:
         return f"{self.path}/{node}"
 
 
 # ================================================================ the demo
-# Everything below only runs the recipe above under chaos and reports what happened.
+# Workers with sessions of their own elect a leader; every few seconds chaos crashes, partitions or
+# resigns the leader, or a worker joins. Every figure printed is measured from what the workers did.
 
 ROOT = "/lab/leader-election"
 CANDIDATES, LEDGER = f"{ROOT}/candidates", f"{ROOT}/ledger"
-WRITE_EVERY = 0.25   # seconds between a leader's ledger writes
-RUN_ID = uuid.uuid4().hex[:4]  # makes worker names unique across copies of this script
+RUN_ID = uuid.uuid4().hex[:4]  # makes worker names unique when two copies share an election
+CONNECT_TIMEOUT = 5.0  # how long we wait for ZooKeeper before saying it is unreachable
+# The first misfortune strikes the leader this soon (or after --interval if shorter): a short run shows it.
+FIRST_FAULT_AFTER = 2.0
+SAMPLE_EVERY = 0.02  # how often a worker looks at is_leader: what it acts on, and what we measure
+WRITE_EVERY = 0.25   # how often a leader writes the ledger
+# Shutdown waits a session timeout (plus this) for the deletes; after a second signal, only this much.
+CLOSE_GRACE, HURRY_GRACE = 1.0, 0.5
+SESSION_HELP = ("seconds (default 4). ZooKeeper grants 2 to 20 ticks: 0.5-60 s on the lab's servers "
+                "(tick 250 ms, max 60 s), 4-40 s on a stock server")
+
+
+class Cable:
+    """A worker's network cable: a loopback relay to ZooKeeper that chaos unplugs (a partition: bytes
+    wait, as if lost) or cuts (a crash: ZooKeeper hears nothing more, and expires the session)."""
+
+    def __init__(self, hosts: list[tuple[str, int]]) -> None:
+        self.hosts, self.sockets, self.plugged = hosts, [], threading.Event()
+        self.plugged.set()
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self.server.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        for turn in itertools.count():
+            try:
+                near = self.server.accept()[0]
+            except OSError:
+                return  # cut
+            try:
+                far = socket.create_connection(self.hosts[turn % len(self.hosts)], timeout=1.0)
+            except OSError:
+                near.close()  # that server is down: kazoo sees the drop at once, and tries the next
+                continue
+            far.settimeout(None)
+            self.sockets += [near, far]
+            for src, dst in ((near, far), (far, near)):
+                src.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # kazoo pipelines sync + read
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                self.plugged.wait()
+                dst.sendall(data)
+        self.cut(sockets=[src, dst])
+
+    def cut(self, sockets: list[socket.socket] | None = None) -> None:
+        if sockets is None:
+            self.server.close()
+            self.plugged.set()
+        for sock in sockets or self.sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+class Worker:
+    """A candidate with a session of its own; on its own thread it acts on is_leader: it writes the ledger."""
+
+    def __init__(self, demo: Demo, name: str) -> None:
+        self.demo, self.name, self.cable = demo, name, Cable(demo.hosts)
+        relay = ",".join([self.cable.address] * len(demo.hosts))  # one address per server: kazoo's wait
+        self.client = new_client(relay + demo.chroot, demo.args.session_timeout)
+        self.election = LeaderElection(self.client, CANDIDATES, name, on_change=self.heard)
+        self.lock, self.stop, self.leading = threading.Lock(), threading.Event(), False
+        self.woken_at: float | None = None
+        self.why, self.crashed = "its lease ran out", None
+
+    def heard(self, election: LeaderElection, event: str, detail: str) -> None:
+        """The recipe's news, on its thread or kazoo's: note it, never block."""
+        if event == "woken":
+            self.woken_at = time.monotonic()
+            self.demo.tally("notified", self.name, "notified: the candidate just before me left (only I am woken)")
+        elif event == "joined":
+            self.demo.say(self.name, "joined the election")
+        elif event == "revoked":
+            self.why = detail
+        elif event == "error":
+            self.demo.fail(f"error: {self.name}: {detail} (on {self.demo.chroot}{CANDIDATES})")
+
+    def run(self) -> None:
+        """Every call into the recipe for this worker happens on its own thread (or the chaos thread)."""
+        if not start_client(self.client, CONNECT_TIMEOUT, self.stop):
+            return self.demo.say(self.name, "could not connect to ZooKeeper; it stays out")
+        with contextlib.suppress(RuntimeError):  # the demo closed it as it connected: it stays out
+            self.election.start()
+        next_write = 0.0
+        while not self.stop.wait(SAMPLE_EVERY):
+            with self.lock:
+                now, leading = time.monotonic(), self.election.is_leader and not self.stop.is_set()
+                if leading != self.leading:
+                    self.leading = self.demo.turned(self, leading, now)
+            if leading and now >= next_write:
+                next_write = now + WRITE_EVERY
+                self.write(self.election.token)
+
+    def write(self, token: FencingToken | None) -> None:
+        with contextlib.suppress(KazooException, *DISCONNECTED):
+            try:
+                fenced_write(self.client, token, LEDGER, f"tick from {self.name}", timeout=WRITE_EVERY)
+                self.demo.tally("accepted")
+            except NotLeaderError as exc:
+                self.demo.tally("rejected", self.name, f"STALE WRITE REJECTED (epoch {token.epoch}): {exc}")
+
+    def stop_acting(self) -> None:
+        with self.lock:
+            self.stop.set()
+            if self.leading:
+                self.leading = self.demo.turned(self, False, time.monotonic())
+
+    def crash(self) -> None:
+        self.stop_acting()
+        self.crashed = self.client.client_id
+        self.cable.cut()
+        stop_client(self.client, 1.0)  # its cable is cut: it cannot say goodbye to ZooKeeper
+
+    def leave(self) -> None:
+        self.stop_acting()
+        self.cable.plugged.set()
+        if not self.crashed:
+            self.election.leave()
+
+    def finish(self, deadline: float) -> bool:
+        """Wait until `deadline` for ZooKeeper to delete our node and close the session; True if it did."""
+        if self.crashed:  # close the dead session as its twin: ZooKeeper takes its id and password
+            twin = new_client(self.demo.args.zk, client_id=self.crashed)
+            return start_client(twin, max(0.0, deadline - time.monotonic())) and stop_client(twin, 1.0)
+        gone = self.election.resign(timeout=max(0.0, deadline - time.monotonic()))
+        return stop_client(self.client, max(0.0, deadline - time.monotonic())) and gone
+
+
+class Demo:
+    def __init__(self, args: argparse.Namespace, shutdown: Shutdown) -> None:
+        self.args, self.shutdown, self.stopping = args, shutdown, shutdown.requested
+        self.hosts, self.chroot = parse_zk(args.zk)
+        self.workers: list[Worker] = []
+        self.started, self.lock, self.done = time.monotonic(), threading.Lock(), threading.Event()
+        self.problem, self.crash = "", None
+        self.counts = dict.fromkeys(["elections", "notified", "departures", "accepted", "rejected", "acting",
+                                     "most", "left"], 0)
+        self.handoffs: list[float] = []
+
+    def say(self, who: str, what: str) -> None:
+        if not self.stopping.is_set():
+            self.shutdown.print(f"{time.monotonic() - self.started:8.3f}s  {who:<10} {what}")
+
+    def tally(self, counter: str, who: str = "", what: str = "") -> None:
+        if self.stopping.is_set():
+            return  # the shutdown's own departures are not part of the lesson
+        with self.lock:
+            self.counts[counter] += 1
+        if what:
+            self.say(who, what)
+
+    def fail(self, line: str) -> None:
+        self.problem = self.problem or line
+        self.shutdown.request("error")
+
+    def turned(self, worker: Worker, leading: bool, at: float) -> bool:
+        """A worker started or stopped acting as leader, at `at`: the measured figures come from here."""
+        with self.lock:
+            self.counts["acting"] += 1 if leading else -1
+            self.counts["most"] = max(self.counts["most"], self.counts["acting"])
+        if not leading:
+            if not worker.stop.is_set():  # a resign or a crash says so itself
+                self.say(worker.name, f"stops leading: {worker.why}")
+            return False
+        note, crash, self.crash = "", self.crash, None
+        if worker.woken_at:
+            self.handoffs.append((at - worker.woken_at) * 1000)
+            note = f", hand-off {self.handoffs[-1]:.1f} ms after it was notified"
+        if crash:
+            note += f"; {at - crash[1]:.2f} s after {crash[0]} crashed (ZooKeeper had to expire its session)"
+        worker.woken_at = None
+        self.tally("elections", worker.name, f"ELECTED leader, epoch {worker.election.epoch}{note}")
+        return True
+
+    def add_worker(self, why: str) -> None:
+        worker = Worker(self, f"w{len(self.workers) + 1}-{RUN_ID}")
+        self.workers.append(worker)  # listed before it starts: a Ctrl-C in between must still close it
+        self.say(worker.name, why)
+        threading.Thread(target=worker.run, name=worker.name, daemon=True).start()
+
+    def run(self) -> None:
+        try:
+            self.problem = preflight(self.args.zk, self.stopping) or ""
+            if self.problem:
+                return self.shutdown.request("no ZooKeeper")
+            self.say("demo", f"leader election at {self.args.zk}{CANDIDATES}, session timeout "
+                             f"{self.args.session_timeout:g}s; Ctrl-C stops")
+            for _ in range(self.args.workers):
+                self.add_worker("starts")
+            rng, wait = random.Random(self.args.seed), min(self.args.interval, FIRST_FAULT_AFTER)
+            while not self.stopping.wait(wait):
+                self.chaos(rng, first=wait != self.args.interval)
+                wait = self.args.interval
+        finally:
+            self.close()
+
+    def chaos(self, rng: random.Random, first: bool) -> None:
+        action = rng.choice(["crash", "resign", "partition"] + ([] if first else ["join"]))
+        live = [w for w in self.workers if not w.stop.is_set()]
+        leader = next((w for w in live if w.leading), None) or (rng.choice(live) if live else None)
+        if action == "join" or len(live) < 3 or leader is None:
+            return self.add_worker("joins (chaos)")
+        self.tally("departures")
+        if action == "crash":
+            self.say(leader.name, f"CRASHES: no goodbye; ZooKeeper waits {self.args.session_timeout:g} s of "
+                                  "silence, then expires its session")
+            self.crash = (leader.name, time.monotonic())
+            return leader.crash()
+        if action == "resign":
+            self.say(leader.name, "resigns")
+            leader.stop_acting()
+            return threading.Thread(target=leader.election.resign, daemon=True).start()
+        self.partition(leader, token=leader.election.token, hold=self.args.session_timeout * 1.5)
+
+    def partition(self, leader: Worker, token: FencingToken | None, hold: float) -> None:
+        self.say(leader.name, f"PARTITIONED from ZooKeeper for {hold:.1f}s")
+        leader.cable.plugged.clear()
+        cut_short = self.stopping.wait(hold)
+        leader.cable.plugged.set()
+        healed = time.monotonic()  # kazoo reconnects, and hears that its session expired (LOST)
+        while not leader.client.connected and time.monotonic() < healed + hold and not self.stopping.wait(0.05):
+            pass
+        if not cut_short and token and not self.stopping.is_set():
+            self.say(leader.name, "partition healed; it retries a write with its old epoch")
+            leader.write(token)
+
+    def close(self) -> None:
+        """Every delete is asked for before we wait for any; then wait, bounded, for ZooKeeper to confirm."""
+        self.say("demo", f"{self.shutdown.why}; shutting down: every worker resigns and closes its session")
+        self.stopping.set()
+        for worker in self.workers:
+            worker.leave()
+        deadline = time.monotonic() + self.args.session_timeout + CLOSE_GRACE
+        with contextlib.suppress(Exception):
+            self.counts["left"] = sum(not w.finish(deadline) for w in self.workers)
+        self.done.set()
+
+    def summary(self) -> str:
+        c, handoffs = self.counts, sorted(self.handoffs)
+        median = f"{handoffs[len(handoffs) // 2]:.1f} ms" if handoffs else "n/a"
+        return "\n".join(["", "summary (measured from what the workers did)",
+                          f"  elections                 {c['elections']}",
+                          f"  hand-off, median          {median}  (notified -> the next leader acts)",
+                          f"  most leaders at once      {c['most']}  (the rule: never more than 1)",
+                          f"  watchers notified         {c['notified']} for {c['departures']} departures",
+                          f"  ledger writes             {c['accepted']} accepted, {c['rejected']} rejected (stale)",
+                          f"  sessions not closed       {c['left']}"])
+
+
+def preflight(zk: str, stop: threading.Event) -> str | None:
+    """None if ZooKeeper answers and lets us in; else one line: what is wrong, and what to do."""
+    hosts, chroot = zk.partition("/")[0], parse_zk(zk)[1]
+    client = new_client(hosts, CONNECT_TIMEOUT)
+    try:
+        if not start_client(client, CONNECT_TIMEOUT, stop):
+            return (f"error: cannot reach ZooKeeper at {zk}; start one with `./run.sh leader`, "
+                    "`docker compose up -d` or `python -m zklab.launcher`")
+        if chroot and client.exists(chroot) is None:
+            return f"error: chroot {chroot} does not exist on ZooKeeper at {hosts}; create it or drop it from --zk"
+        return access_problem(client, chroot + CANDIDATES)
+    except (KazooException, *DISCONNECTED) as exc:
+        return f"error: ZooKeeper at {zk} stopped answering ({type(exc).__name__})"
+    finally:
+        stop_client(client, 1.0)
+
+
+def access_problem(client: KazooClient, path: str) -> str | None:
+    """Walk down `path`, creating what is missing; ZooKeeper's first refusal as one line."""
+    parent = ""
+    for part in path.strip("/").split("/"):
+        node, need = f"{parent}/{part}", f"CREATE permission on {parent or '/'}"
+        try:
+            client.ensure_path(node)
+            need = f"READ permission on {node}"
+            client.get_children(node)
+        except NoAuthError:
+            return f"error: ZooKeeper denies {need} (its ACL); grant it, or choose another chroot in --zk"
+        parent = node
+    return None
+
+
+# ---------------------------------------------------------------- command line
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Leader election with ZooKeeper, under chaos (the compact "
+                                     "demo; ./run.sh leader runs the full one).")
+    parser.add_argument("--zk", type=zk_arg, default=os.environ.get("ZK_HOSTS", "127.0.0.1:2181"),
+                        help=f"ZooKeeper, {ZK_FORM}; IPv6 in brackets (default: $ZK_HOSTS or 127.0.0.1:2181)")
+    parser.add_argument("--workers", type=number_arg(int, 1, 100), default=5, help="candidates, 1-100 (default 5)")
+    parser.add_argument("--interval", type=number_arg(float, 0.1, 3600), default=5.0,
+                        help="seconds between chaos events, 0.1-3600 (default 5)")
+    parser.add_argument("--duration", type=number_arg(float, 0, 1e6, above=True), default=None,
+                        help="seconds to run (default: until Ctrl-C)")
+    parser.add_argument("--seed", type=int, default=None, help="seed for the chaos")
+    parser.add_argument("--session-timeout", type=number_arg(float, 0.5, 60), default=4.0, help=SESSION_HELP)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.getLogger("kazoo").addHandler(logging.NullHandler())
+    logging.getLogger("kazoo").propagate = False  # kazoo's reconnect chatter would drown the narration
+    shutdown = Shutdown().install()
+    demo = Demo(args, shutdown)
+    threading.Thread(target=demo.run, name="demo", daemon=True).start()
+    shutdown.requested.wait(args.duration)  # this thread owns the deadline: it never calls the recipe
+    shutdown.request("time is up")
+    end = time.monotonic() + CONNECT_TIMEOUT + args.session_timeout + CLOSE_GRACE
+    while not demo.done.wait(0.05) and time.monotonic() < end:
+        if shutdown.hurry.is_set():  # a second signal: stop waiting for ZooKeeper's confirmations
+            end = min(end, time.monotonic() + HURRY_GRACE)
+    if demo.problem:
+        shutdown.print(demo.problem, file=sys.stderr)
+        return 1
+    shutdown.print(demo.summary())
+    return 0
+
+
+# ---------------------------------------------------------------- plumbing (the same in both scripts)
 # Kazoo doubles its reconnect delay up to a minute by default: after an outage a client could sleep
 # long after ZooKeeper is back. Capped, it is back within half a second.
 RECONNECT = {"max_tries": -1, "delay": 0.1, "max_delay": 0.5}
-# The relay gives up on a server that does not accept within this, so kazoo moves on to the next.
-UPSTREAM_TIMEOUT = 1.0
-# The first misfortune comes this soon (or after --interval, if shorter) and always strikes the
-# leader: even a 10 s run shows a fault and a hand-off.
-FIRST_FAULT_AFTER = 2.0
-# At shutdown we wait one session timeout for ZooKeeper to confirm each delete, plus this for the
-# sessions to close. Past that, ZooKeeper's session expiry removes what is left.
-CLOSE_GRACE = 1.0
-# After a second Ctrl-C or SIGTERM we stop waiting for sessions to close, and wait at most this
-# long for ZooKeeper to answer the deletes already sent.
-HURRY_GRACE = 1.0
+# A host name: dot-separated labels of letters, digits and inner hyphens (RFC 1123); IPv4 fits it too.
+HOSTNAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*")
+ZK_FORM = "host:port[,host:port...][/chroot]"
 
 
-class Shutdown:
-    """Ctrl-C, SIGTERM and a closed stdout all land here, as events: the main thread is never
-    interrupted halfway through starting or stopping a worker."""
-
-    def __init__(self) -> None:
-        self.requested = threading.Event()  # stop the demo and clean up
-        self.hurry = threading.Event()      # a second signal: stop waiting for confirmations
-        self.why = ""
-
-    def install(self) -> None:
-        # A Python signal handler runs between two steps of the main thread, maybe while it holds the
-        # lock inside one of these Events: setting the Event there would deadlock. So the handlers do
-        # nothing; Python also writes each signal's number to a pipe, and a thread of ours acts on it.
-        read_end, write_end = os.pipe()
-        os.set_blocking(write_end, False)
-        signal.set_wakeup_fd(write_end)
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: None)
-        threading.Thread(target=self._listen, args=(read_end,), name="signals", daemon=True).start()
-
-    def _listen(self, read_end: int) -> None:
-        while received := os.read(read_end, 16):
-            for signum in received:
-                self._on_signal(signum)
-
-    def _on_signal(self, signum: int) -> None:
-        if self.requested.is_set():
-            self.hurry.set()
-        else:
-            self.request(f"{signal.Signals(signum).name} received")
-
-    def request(self, why: str) -> None:
-        self.why = self.why or why
-        self.requested.set()
+def parse_zk(text: str) -> tuple[list[tuple[str, int]], str]:
+    """'host:port[,host:port...][/chroot]' as (hosts, chroot); ValueError says what is wrong."""
+    hosts_part, slash, rest = text.strip().partition("/")
+    chroot = slash + rest
+    if chroot and any(not p or p in (".", "..") or not p.isprintable() for p in rest.split("/")):
+        raise ValueError(f"the chroot {chroot!r} must be an absolute znode path like /lab, with no empty, "
+                         "'.' or '..' part and no trailing '/'")
+    return [parse_host(item.strip()) for item in hosts_part.split(",")], chroot
 
 
-class EventLog:
-    """--events FILE: one JSON object per line for an outside observer; it never raises into the demo."""
-
-    def __init__(self, file: TextIO | None):
-        self._file, self._lock = file, threading.Lock()
-
-    def write(self, event: str, t: float | None = None, **fields: object) -> None:
-        if self._file is None:
-            return
-        record = {"t": time.monotonic() if t is None else t, "pid": os.getpid(), "run": RUN_ID, "event": event}
-        line = json.dumps({**record, **fields})
-        with self._lock:
-            try:
-                self._file.write(line + "\n")
-                self._file.flush()
-            except (OSError, ValueError) as exc:  # a full disk must not stop the demo, but it must be said
-                self._file = None
-                print(f"warning: --events: cannot write ({getattr(exc, 'strerror', None) or exc}); "
-                      "the demo goes on without the log", file=sys.stderr, flush=True)
-
-
-class Timeline:
-    """Prints one line per event, with the time since the demo started; keeps the numbers."""
-
-    def __init__(self, shutdown: Shutdown) -> None:
-        self.started = time.monotonic()
-        self._shutdown = shutdown
-        self._lock = threading.Lock()
-        self.elections = 0
-        self.handoffs_ms: list[float] = []
-        self.accepted = self.rejected = self.notified = self.departures = 0
-        self.others: set[str] = set()  # candidates of other runs seen in the queue (a shared election)
-        self.muted = False  # set at shutdown: the teardown's elections are not part of the lesson
-
-    def say(self, who: str, what: str) -> None:
-        with self._lock:
-            if not self.muted:
-                self._print(f"{time.monotonic() - self.started:8.3f}s  {who:<10} {what}")
-
-    def out(self, text: str) -> None:
-        with self._lock:
-            self._print(text)
-
-    def _print(self, text: str) -> None:
+def parse_host(item: str) -> tuple[str, int]:
+    """'host[:port]' or '[ipv6][:port]'; the port defaults to 2181."""
+    if item.startswith("["):
+        host, bracket, rest = item[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ValueError(f"{item!r}: write an IPv6 address as [::1]:2181")
         try:
-            print(text, flush=True)
-        except BrokenPipeError:
-            # Nobody reads our output any more (say `| head`). Stop cleanly, and point stdout at
-            # /dev/null so that Python's last flush at exit has nowhere to fail.
-            self.muted = True
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            self._shutdown.request("stdout closed")
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{item!r}: {host!r} is not an IPv6 address") from None
+        port = rest[1:] if rest else None
+    else:
+        host, colon, port = item.rpartition(":") if ":" in item else (item, "", None)
+        if len(host) > 253 or not (host.isascii() and HOSTNAME.fullmatch(host)):
+            raise ValueError(f"{item!r} is not host:port (a host is a name or IPv4 address; an IPv6 "
+                             "address goes in brackets: [::1]:2181)")
+    if port is None:
+        return host, 2181
+    if not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+        raise ValueError(f"{item!r}: the port must be a number from 1 to 65535")
+    return host, int(port)
 
-    def count(self, counter: str, handoff_ms: float | None = None) -> None:
-        with self._lock:
-            if self.muted:
-                return
-            setattr(self, counter, getattr(self, counter) + 1)
-            if handoff_ms is not None:
-                self.handoffs_ms.append(handoff_ms)
+
+def zk_arg(text: str) -> str:
+    """An argparse type for --zk (and $ZK_HOSTS): the connection string, checked by parse_zk."""
+    try:
+        parse_zk(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"must be {ZK_FORM}: {exc}") from None
+    return text.strip()
 
 
-class Link:
-    """A worker's own network cable to ZooKeeper: a loopback relay the chaos driver can unplug.
+def number_arg(kind: type, low: float, high: float, above: bool = False) -> Callable[[str], float]:
+    """An argparse type: a finite `kind` within [low, high] (or (low, high] if `above`)."""
+    noun = "whole number" if kind is int else "finite number"
+    rule = f"above {low:g} and at most {high:g}" if above else f"from {low:g} to {high:g}"
 
-    partition(): packets are silently dropped; the worker cannot tell a slow network from a dead one.
-    sever(): the cable is cut for good, as when the worker's machine dies.
-    """
-
-    def __init__(self, hosts: list[tuple[str, int]]):
-        self._hosts, self._next = hosts, 0
-        self._open = threading.Event()
-        self._open.set()
-        self._severed = False
-        self._sockets: list[socket.socket] = []
-        self._server = socket.create_server(("127.0.0.1", 0))
-        self.address = f"127.0.0.1:{self._server.getsockname()[1]}"
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def partition(self) -> None:
-        self._open.clear()
-
-    def heal(self) -> None:
-        self._open.set()
-
-    def sever(self) -> None:
-        self._severed = True
-        self._server.close()
-        for sock in self._sockets:
-            sock.close()
-        self._open.set()
-
-    def _accept(self) -> None:
-        while not self._severed:
-            try:
-                near, _ = self._server.accept()
-            except OSError:
-                continue
-            near.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # see _upstream
-            far = self._upstream()
-            if far is None:
-                near.close()  # kazoo sees the connection drop at once, and its next try goes to the next host
-                continue
-            self._sockets += [near, far]
-            for src, dst in ((near, far), (far, near)):
-                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
-
-    def _upstream(self) -> socket.socket | None:
-        """A connection to the next server in turn (kazoo would try each in turn too), or None."""
-        host = self._hosts[self._next % len(self._hosts)]
-        self._next += 1
+    def check(text: str) -> float:
         try:
-            far = socket.create_connection(host, timeout=UPSTREAM_TIMEOUT)
-        except OSError:
-            return None
-        far.settimeout(None)  # from now on, silence is the partition's business, not a time-out
-        # Kazoo pipelines small requests (a sync, then a read); with Nagle's algorithm on, a relay would
-        # hold the second until the first is acknowledged, up to 40 ms later. Kazoo and ZooKeeper turn
-        # it off on their own sockets, and so do we.
-        far.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return far
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not math.isfinite(value) or not (low < value if above else low <= value) \
+                or value > high:
+            raise argparse.ArgumentTypeError(f"must be a {noun} {rule}, not {text!r}")
+        return value
+    check.__name__ = kind.__name__
+    return check
 
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                self._open.wait()  # during a partition, bytes wait here like packets in the void
-                if self._severed:
-                    break
-                dst.sendall(data)
-        except OSError:
-            pass
-        for sock in (src, dst):
-            sock.close()
+
+def new_client(hosts: str, session_timeout: float = 10.0, **kwargs: object) -> KazooClient:
+    """A KazooClient with the lab's reconnect policy."""
+    return KazooClient(hosts=hosts, timeout=session_timeout, connection_retry=dict(RECONNECT), **kwargs)
 
 
 def start_client(client: KazooClient, timeout: float, stop: threading.Event | None = None) -> bool:
@@ -722,585 +902,62 @@ def stop_client(client: KazooClient, timeout: float) -> bool:
     return not thread.is_alive()
 
 
-def close_session(zk: str, client_id: tuple[int, bytes] | None, deadline: float) -> bool:
-    """Close a session whose client is gone, presenting its id and password as a twin would.
-    True once ZooKeeper has it closed (or had expired it already)."""
-    if not client_id:
-        return True
-    twin = KazooClient(hosts=zk, client_id=client_id, connection_retry=dict(RECONNECT))
-    connected = start_client(twin, min(CONNECT_TIMEOUT, deadline - time.monotonic()))
-    return stop_client(twin, deadline - time.monotonic()) and connected
+class Shutdown:
+    """Ctrl-C, SIGTERM and a closed stdout all land here, as events the main thread waits on.
 
+    A Python signal handler runs between two steps of the main thread, maybe while it holds the lock
+    inside an Event: setting the Event there could deadlock. So the handlers do nothing; Python also
+    writes each signal's number to a pipe (set_wakeup_fd), and a thread of ours acts on it. The first
+    signal asks for a clean stop; a second one asks to hurry (stop waiting for confirmations).
+    """
 
-class Worker:
-    """One election candidate with its own session; while it leads, it writes the ledger."""
+    def __init__(self) -> None:
+        self.requested = threading.Event()  # stop and clean up
+        self.hurry = threading.Event()      # a second signal: stop waiting for confirmations
+        self.why = ""
+        self._print_lock = threading.Lock()
 
-    def __init__(self, demo: Demo, index: int):
-        self.name = f"w{index}-{RUN_ID}"
-        self.demo, self.timeline, self.events = demo, demo.timeline, demo.events
-        self.link = Link(demo.hosts)
-        # The relay stands in for the servers: kazoo gets its address once per server, because it
-        # waits (session timeout / number of addresses) for each handshake. With one address it
-        # would wait a whole session timeout on a server that is still electing its leader.
-        # A chroot in --zk ("host:port/lab") still applies.
-        relay = ",".join([self.link.address] * len(demo.hosts))
-        self.client = KazooClient(hosts=relay + demo.chroot, timeout=demo.session_timeout,
-                                  connection_retry=dict(RECONNECT))
-        self.election = LeaderElection(self.client, CANDIDATES, self.name, on_elected=self._elected,
-                                       on_revoked=self._revoked, on_joined=self._joined, on_woken=self._woken)
-        self.sessions = 0
-        self.crashed = self.resigned = False
-        self.crashed_session: tuple[int, bytes] | None = None
-        self.last_epoch: int | None = None
-        # What the picture of the run is drawn from: measured times, nothing else.
-        self.joined_at: float | None = None
-        self.gone_at: float | None = None
-        self.partitions: list[tuple[float, float]] = []
-        self.rejections: list[float] = []
-        self.unconfirmed: list[str] = []  # nodes we asked ZooKeeper to delete, not yet confirmed gone
-        self.answered = threading.Event()  # set at shutdown once ZooKeeper answered for our node
-        self._logged, self._term_epoch, self._log_lock = 0, None, threading.Lock()
-        self._stop = threading.Event()
+    def install(self) -> Shutdown:
+        read_end, write_end = os.pipe()
+        os.set_blocking(write_end, False)
+        signal.set_wakeup_fd(write_end)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: None)
+        threading.Thread(target=self._listen, args=(read_end,), name="signals", daemon=True).start()
+        return self
 
-    def start(self, timeout: float) -> bool:
-        if not start_client(self.client, timeout, self.demo.stopping):
-            return False
-        self.election.start()
-        threading.Thread(target=self._work, name=f"work-{self.name}", daemon=True).start()
-        return True
-
-    # -- what the election tells us (on its thread)
-
-    def _joined(self, election: LeaderElection) -> None:
-        if self.crashed or self.resigned:
-            return  # a dead process prints nothing
-        try:
-            queue = election.participants()
-        except (KazooException, *DISCONNECTED):
-            queue = []
-        place = queue.index(self.name) + 1 if self.name in queue else "?"
-        self.timeline.others.update(name for name in queue if not name.endswith(f"-{RUN_ID}"))
-        self.sessions += 1
-        self.joined_at = self.joined_at or time.monotonic()
-        again = "session was LOST; rejoined as a new candidate" if self.sessions > 1 else "joined the election"
-        self.timeline.say(self.name, f"{again}, #{place} in line")
-
-    def _woken(self, election: LeaderElection) -> None:
-        if self.crashed:
-            return
-        self.timeline.count("notified")
-        self.timeline.say(self.name, "notified: the candidate just before me left (only I am woken)")
-
-    def _elected(self, election: LeaderElection) -> None:
-        self.log_terms()
-        if election.epoch == self.last_epoch:  # the same node, after a reconnect: the same term
-            self.timeline.say(self.name, f"resumes leading, epoch {election.epoch} (its node survived)")
-            return
-        self.last_epoch, handoff = election.epoch, election.last_handoff_ms
-        self.timeline.count("elections", handoff)
-        note = f", hand-off {handoff:.1f} ms" if handoff is not None else ""
-        self.timeline.say(self.name, f"ELECTED leader, epoch {election.epoch}{note}")
-
-    def _revoked(self, election: LeaderElection, why: str) -> None:
-        self.log_terms()
-        if not self.crashed:
-            self.timeline.say(self.name, f"stops leading: {why}")
-
-    def log_terms(self) -> None:
-        """Copy the election's new history entries to --events: when this worker started and stopped acting."""
-        with self._log_lock:
-            history = self.election.history[:]
-            for t, leading, why in history[self._logged:]:
-                if leading:
-                    self._term_epoch = self.election.epoch  # called at once on election: still this term's
-                    self.events.write("lead", t=t, worker=self.name, epoch=self._term_epoch)
+    def _listen(self, read_end: int) -> None:
+        while received := os.read(read_end, 16):
+            for signum in received:
+                if self.requested.is_set():
+                    self.hurry.set()
                 else:
-                    self.events.write("unlead", t=t, worker=self.name, epoch=self._term_epoch, why=why)
-            self._logged = len(history)
-
-    # -- the leader's work
-
-    def _work(self) -> None:
-        """While leading, append to the ledger; every write is fenced by ZooKeeper."""
-        while not self._stop.wait(WRITE_EVERY):
-            if self.election.is_leader:
-                self.write(self.election.token, f"tick from {self.name}")
-
-    def write(self, token: FencingToken | None, value: str) -> bool:
-        if token is None:
-            return False
-        try:
-            version = fenced_write(self.client, token, LEDGER, value)
-        except NotLeaderError as exc:
-            self.rejections.append(time.monotonic())
-            self.events.write("rejected", worker=self.name, epoch=token.epoch)
-            self.timeline.count("rejected")
-            self.timeline.say(self.name, f"STALE WRITE REJECTED (epoch {token.epoch}): {exc}")
-            return False
-        except (KazooException, *DISCONNECTED):
-            return False
-        self.events.write("write", worker=self.name, epoch=token.epoch, version=version)
-        self.timeline.count("accepted")
-        return True
-
-    # -- endings
-
-    def crash(self) -> None:
-        """Die without a goodbye: ZooKeeper notices only when the session times out."""
-        self.crashed, self.gone_at = True, time.monotonic()
-        self.crashed_session = self.client.client_id
-        self.unconfirmed = self._full_paths([self.election.node_path])
-        self._stop.set()
-        self.link.sever()
-        stop_client(self.client, 1.0)  # with the cable cut, it cannot say goodbye to ZooKeeper
-
-    def resign(self, deadline: float) -> None:
-        self.resigned, self.gone_at = True, time.monotonic()
-        self.leave()
-        self.finish(deadline)
-
-    def leave(self) -> None:
-        """Shutdown, first step: stop writing and ask ZooKeeper to delete our node; do not wait."""
-        self._stop.set()
-        if not self.crashed:
-            self.link.heal()
-            self.unconfirmed = self.unconfirmed or self._full_paths([self.election.node_path])
-            self.election.leave()
-
-    def finish(self, deadline: float) -> None:
-        """Shutdown, second step: wait (until `deadline`) for ZooKeeper to confirm, and close the session."""
-        if self.answered.is_set():
-            return  # finished already (it resigned during the run)
-        if self.crashed:
-            if close_session(self.demo.zk, self.crashed_session, deadline):
-                self.unconfirmed = []
-            self.answered.set()
-            self.election.resign(timeout=0)  # ends its thread; its client is closed already
-        else:
-            patience = min(self.demo.session_timeout * RESIGN_PATIENCE, deadline - time.monotonic())
-            if self.election.resign(timeout=max(0.0, patience)):
-                self.unconfirmed = []
-            else:
-                self.unconfirmed = self._full_paths(self.election.left_behind)
-            self.answered.set()
-            connected = self.client.connected
-            if stop_client(self.client, deadline - time.monotonic()) and connected:
-                self.unconfirmed = []  # ZooKeeper closed the session, and its ephemeral nodes with it
-        self.link.sever()
-
-    def _full_paths(self, paths: list[str | None]) -> list[str]:
-        return [self.demo.chroot + path for path in paths if path]
-
-
-class Chaos:
-    """Every `interval` seconds, one seeded misfortune: crash, resign, join or partition.
-    The first one always strikes the leader."""
-
-    def __init__(self, demo: Demo, seed: int | None):
-        self.demo, self.timeline = demo, demo.timeline
-        self.rng = random.Random(seed)
-
-    def first(self) -> None:
-        leader = self._await_leader()
-        if leader is not None:
-            self.strike(self.rng.choice(["crash", "resign", "partition"]), leader)
-
-    def act(self) -> None:
-        live = self.demo.live_workers()
-        if len(live) < 3:
-            return self.demo.add_worker("joins (chaos)")
-        action = self.rng.choice(["crash", "resign", "join", "partition"])
-        victim = self.rng.choice(live) if action != "partition" else self._leader(live)
-        if action == "join" or victim is None:
-            return self.demo.add_worker("joins (chaos)")
-        self.strike(action, victim)
-
-    def strike(self, action: str, victim: Worker) -> None:
-        if action == "partition":
-            return self.partition(victim)
-        self.timeline.count("departures")
-        if action == "crash":
-            self.timeline.say(victim.name, "CRASHES: no goodbye, its session must time out")
-            victim.crash()
-        else:
-            self.timeline.say(victim.name, "resigns")
-            victim.resign(self.demo.deadline(self.demo.session_timeout + CLOSE_GRACE))
-
-    @staticmethod
-    def _leader(workers: list[Worker]) -> Worker | None:
-        return next((w for w in workers if w.election.is_leader), None)
-
-    def _await_leader(self) -> Worker | None:
-        deadline = time.monotonic() + self.demo.session_timeout
-        while not (leader := self._leader(self.demo.live_workers())) and time.monotonic() < deadline:
-            if not self.demo.pause(0.05):
-                return None
-        return leader
-
-    def partition(self, leader: Worker) -> None:
-        """Cut the leader off for 1.5 session timeouts, then heal and let it try a stale write."""
-        token, hold = leader.election.token, self.demo.session_timeout * 1.5
-        self.timeline.say(leader.name, f"PARTITIONED from ZooKeeper for {hold:.1f}s")
-        self.timeline.count("departures")  # its session will expire and its node vanish
-        cut_at = time.monotonic()
-        leader.link.partition()
-        held = self.demo.pause(hold)  # False if the end of the demo, or Ctrl-C, cut it short
-        leader.link.heal()
-        leader.partitions.append((cut_at, time.monotonic()))
-        while not leader.client.connected and self.demo.pause(0.05):
-            pass  # kazoo reconnects, hears its session expired (LOST) and opens a new one
-        # Cut short, the partition may not have outlasted the session: the old epoch may still be the
-        # current one, and a rejection would be no stale write. So the late write follows a whole one.
-        if held and leader.client.connected and self.demo.pause(0):
-            self.timeline.say(leader.name, "partition healed; it retries a write with its old epoch")
-            leader.write(token, f"late write from {leader.name}")
-
-
-class Demo:
-    def __init__(self, args: argparse.Namespace, shutdown: Shutdown, events: EventLog):
-        self.zk = args.zk
-        self.hosts, self.chroot = parse_zk(args.zk)
-        self.session_timeout = args.session_timeout
-        self.shutdown, self.stopping, self.events = shutdown, shutdown.requested, events
-        self.timeline = Timeline(shutdown)
-        self.workers: list[Worker] = []
-        self.ends = float("inf")
-        self.closing_at: float | None = None
-        self._next_index = 1
-
-    def live_workers(self) -> list[Worker]:
-        return [w for w in self.workers if not (w.crashed or w.resigned)]
-
-    def deadline(self, seconds: float) -> float:
-        """`seconds` from now, but no later than the end of the demo (give or take a moment)."""
-        return min(time.monotonic() + seconds, max(self.ends, time.monotonic() + 0.5))
-
-    def pause(self, seconds: float) -> bool:
-        """Wait `seconds`, less if the demo ends sooner; False once the demo should stop."""
-        self.stopping.wait(max(0.0, min(seconds, self.ends - time.monotonic())))
-        return not self.stopping.is_set() and time.monotonic() < self.ends
-
-    def add_worker(self, why: str = "starts") -> Worker:
-        worker = Worker(self, self._next_index)
-        self._next_index += 1
-        self.timeline.say(worker.name, why)
-        self.workers.append(worker)  # listed before it starts: a Ctrl-C in between must still close it
-        if not worker.start(max(0.1, min(CONNECT_TIMEOUT, self.ends - time.monotonic()))):
-            if not self.stopping.is_set():
-                self.timeline.say(worker.name, "could not connect to ZooKeeper; it stays out")
-            worker.resign(self.deadline(1.0))  # it never joined: there is no node to wait for
-        return worker
-
-    def run(self, workers: int, interval: float, duration: float | None, seed: int | None) -> None:
-        self.ends = time.monotonic() + (duration or float("inf"))
-        for _ in range(workers):
-            if self.pause(0):
-                self.add_worker()
-        chaos = Chaos(self, seed)
-        if self.pause(min(interval, FIRST_FAULT_AFTER)):
-            chaos.first()
-        while self.pause(interval):
-            chaos.act()
-
-    def close(self) -> list[str]:
-        """Ask ZooKeeper to delete every node first, then wait (bounded) for it to confirm and for the
-        sessions to close. Returns the nodes left for ZooKeeper's session expiry to remove."""
-        self.stopping.set()
-        self.closing_at, self.timeline.muted = time.monotonic(), True
-        for worker in self.workers:
-            worker.leave()  # every delete is on its way before we wait for any
-        deadline = time.monotonic() + self.session_timeout + CLOSE_GRACE
-        finishing = [threading.Thread(target=w.finish, args=(deadline,), daemon=True) for w in self.workers]
-        for thread in finishing:
-            thread.start()
-        while any(t.is_alive() for t in finishing) and time.monotonic() < deadline:
-            if self.shutdown.hurry.wait(0.02):
-                # A second Ctrl-C: the deletes are sent; wait for their answers, not for the sessions.
-                if all(w.answered.is_set() for w in self.workers):
-                    break
-                deadline = min(deadline, time.monotonic() + HURRY_GRACE)
-        for worker in self.workers:
-            worker.log_terms()
-        return [path for w in self.workers for path in w.unconfirmed]
-
-    def summary(self, left: list[str], picture: bool) -> str:
-        tl, terms = self.timeline, [w.election.history for w in self.workers]  # teardown included: still 1
-        p50, p95 = percentile_ms(tl.handoffs_ms, 0.50), percentile_ms(tl.handoffs_ms, 0.95)
-        lines = [
-            "", "summary",
-            f"  elections                 {tl.elections}",
-            f"  hand-off p50 / p95        {p50} / {p95}  (predecessor's node gone -> new leader acts)",
-            f"  most leaders at once      {most_at_once(terms)}  (never more than 1)",
-            f"  watchers notified         {tl.notified} for {tl.departures} departures  "
-            "(at most one each; a herd wakes everyone)",
-            *([f"  other runs' candidates    {len(tl.others)}  (their departures wake ours too; their leaders "
-               "are not seen here)"] if tl.others else []),
-            f"  ledger writes accepted    {tl.accepted}",
-            f"  ledger writes rejected    {tl.rejected}  (stale leaders, fenced by ZooKeeper)",
-        ]
-        if left:
-            lines.append(f"  not cleaned up            {len(left)} node(s) ZooKeeper did not confirm deleted; "
-                         f"its session expiry removes them: {', '.join(left)}")
-        if picture:
-            lines += ["", *draw_timeline(self.lanes(), tl.started, self.closing_at or time.monotonic(),
-                                         utf8_output())]
-        return "\n".join(lines)
-
-    def lanes(self) -> list[Lane]:
-        return [Lane(w.name, w.election.history[:], w.joined_at, w.gone_at, w.crashed, w.partitions[:],
-                     w.rejections[:]) for w in self.workers]
-
-
-def percentile_ms(values: list[float], q: float) -> str:
-    """Nearest-rank percentile, as text: an observed value, never an interpolation."""
-    if not values:
-        return "n/a"
-    ordered = sorted(values)
-    return f"{ordered[min(len(ordered) - 1, int(q * len(ordered)))]:.1f} ms"
-
-
-def most_at_once(histories: list[list[tuple[float, bool, str]]]) -> int:
-    """The largest number of candidates acting as leader at the same instant."""
-    changes = sorted((t, 1 if leading else -1) for history in histories for t, leading, _ in history)
-    acting = peak = 0
-    for _, delta in changes:  # at equal times, -1 sorts first: a hand-off is not an overlap
-        acting += delta
-        peak = max(peak, acting)
-    return peak
-
-
-# ---------------------------------------------------------------- the picture of a run
-
-PICTURE_WIDTH = 100  # columns, lane names included
-MARKS = {True: {"lead": "█", "wait": "─", "cut": "░", "gone": "✗", "rejected": "!"},   # UTF-8
-         False: {"lead": "#", "wait": "-", "cut": "~", "gone": "x", "rejected": "!"}}  # plain ASCII
-
-
-@dataclass
-class Lane:
-    """One worker's measured life: its terms (the election's history) and what the chaos did to it."""
-    name: str
-    history: list[tuple[float, bool, str]]
-    joined: float | None
-    gone: float | None
-    crashed: bool
-    partitions: list[tuple[float, float]]
-    rejections: list[float]
-
-    def terms(self, end: float) -> list[tuple[float, float]]:
-        """The intervals in which this worker acted as leader."""
-        return leader_terms(self.history, end)
-
-
-def leader_terms(history: list[tuple[float, bool, str]], end: float) -> list[tuple[float, float]]:
-    """An election's (time, leading?, why) history as the intervals it acted as leader; one still open ends at `end`."""
-    spans, since = [], None
-    for t, leading, _ in history:
-        if leading and since is None:
-            since = t
-        elif not leading and since is not None:
-            spans.append((since, t))
-            since = None
-    return spans + ([(since, end)] if since is not None else [])
-
-
-def utf8_output() -> bool:
-    return (sys.stdout.encoding or "").lower().replace("-", "") == "utf8"
-
-
-def draw_timeline(lanes: list[Lane], start: float, end: float, utf8: bool) -> list[str]:
-    """One lane per worker, time left to right. A column covers a slice of time: it shows as leader
-    the worker that led for most of that slice, and also any other worker that led at the same
-    instant as it (which would break the rule). A hand-off inside a column shows one leader."""
-    marks, label = MARKS[utf8], max([len(lane.name) for lane in lanes] + [4]) + 1
-    columns = PICTURE_WIDTH - label - 2
-    step = max(end - start, 1e-9) / columns
-    slices = [(start + i * step, start + (i + 1) * step) for i in range(columns)]
-    leaders = [column_leaders(lanes, a, b, end) for a, b in slices]
-    rows = [f"{'':<{label}} 0s{f'{end - start:.1f}s':>{columns - 1}}"]
-    for lane in lanes:
-        cells = [lane_mark(lane, a, b, lane.name in led, marks) for (a, b), led in zip(slices, leaders, strict=True)]
-        rows.append(f"{lane.name:<{label}}|{''.join(cells)}|")
-    rows.append(f"{'':<{label}} {marks['lead']} leading  {marks['wait']} waiting in line  {marks['cut']} partitioned  "
-                f"{marks['gone']} crashed or resigned  {marks['rejected']} write rejected")
-    rows.append(f"{'':<{label}} one column = {step:.2f} s; it shows the worker that led for most of it")
-    return rows
-
-
-def column_leaders(lanes: list[Lane], a: float, b: float, end: float) -> set[str]:
-    """Who to mark as leading in [a, b): the longest leader, plus anyone leading at the same instant."""
-    clipped = {lane.name: [(max(s, a), min(e, b)) for s, e in lane.terms(end) if s < b and e > a]
-               for lane in lanes}
-    spent = {name: sum(e - s for s, e in spans) for name, spans in clipped.items() if spans}
-    if not spent:
-        return set()
-    main = max(spent, key=spent.get)
-    overlapping = {name for name in spent if name != main and any(
-        max(s1, s2) < min(e1, e2) for s1, e1 in clipped[name] for s2, e2 in clipped[main])}
-    return {main} | overlapping
-
-
-def lane_mark(lane: Lane, a: float, b: float, leading: bool, marks: dict[str, str]) -> str:
-    """What one lane shows for [a, b): the rarest event wins, so a crash or a rejection is never hidden."""
-    if any(a <= t < b for t in lane.rejections):
-        return marks["rejected"]
-    if lane.gone is not None and a <= lane.gone < b:
-        return marks["gone"]
-    if leading:
-        return marks["lead"]
-    if any(s < b and e > a for s, e in lane.partitions):
-        return marks["cut"]
-    if lane.joined is not None and lane.joined < b and (lane.gone is None or lane.gone > a):
-        return marks["wait"]
-    return " "
-
-
-# ---------------------------------------------------------------- command line
-
-HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
-SESSION_HELP = ("seconds (default 4). ZooKeeper grants 2 to 20 ticks: 0.5-60 s on the lab's servers "
-                "(tick 250 ms, max 60 s), 4-40 s on a stock server")
-
-
-def parse_zk(text: str) -> tuple[list[tuple[str, int]], str]:
-    """'host:port[,host:port...][/chroot]' as (hosts, chroot); ValueError says what is wrong."""
-    hosts_part, slash, rest = text.strip().partition("/")
-    chroot = slash + rest
-    if chroot and any(not part or part in (".", "..") or not part.isprintable() for part in rest.split("/")):
-        raise ValueError(f"the chroot {chroot!r} must be an absolute znode path, with no empty part "
-                         "and no trailing '/'")
-    return [parse_host(item.strip()) for item in hosts_part.split(",")], chroot
-
-
-def parse_host(item: str) -> tuple[str, int]:
-    """'host[:port]' or '[ipv6][:port]'; the port defaults to 2181."""
-    if item.startswith("["):
-        host, bracket, rest = item[1:].partition("]")
-        if not bracket or (rest and not rest.startswith(":")):
-            raise ValueError(f"{item!r}: write an IPv6 address as [::1]:2181")
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            raise ValueError(f"{item!r}: {host!r} is not an IPv6 address") from None
-        port = rest[1:] if rest else None
-    else:
-        host, colon, port = item.rpartition(":") if ":" in item else (item, "", None)
-        if ":" in host or not HOSTNAME.fullmatch(host):
-            raise ValueError(f"{item!r} is not host:port (an IPv6 address goes in brackets: [::1]:2181)")
-    if port is None:
-        return host, 2181
-    if not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
-        raise ValueError(f"{item!r}: the port must be a number from 1 to 65535")
-    return host, int(port)
-
-
-def _zk_address(text: str) -> str:
-    try:
-        parse_zk(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"must be host:port[,host:port...][/chroot]: {exc}") from None
-    return text.strip()
-
-
-def _number(kind: type, low: float, high: float, above: bool = False) -> Callable[[str], float]:
-    """A checker for argparse: a finite `kind` within [low, high] (or (low, high] if `above`)."""
-    noun = "whole number" if kind is int else "finite number"
-    rule = f"above {low:g} and at most {high:g}" if above else f"from {low:g} to {high:g}"
-
-    def check(text: str) -> float:
-        try:
-            value = kind(text)
-        except ValueError:
-            value = None
-        if value is None or not math.isfinite(value) or not (low < value if above else low <= value) \
-                or value > high:
-            raise argparse.ArgumentTypeError(f"must be a {noun} {rule}, not {text}")
-        return value
-    check.__name__ = kind.__name__
-    return check
-
-
-def _events_file(path: str) -> TextIO:
-    try:
-        return open(path, "a", encoding="utf-8")  # noqa: SIM115 (open for the whole run)
-    except OSError as exc:
-        raise argparse.ArgumentTypeError(f"cannot append to {path}: {exc.strerror}") from None
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Leader election with ZooKeeper, under chaos.")
-    parser.add_argument("--zk", type=_zk_address, default=os.environ.get("ZK_HOSTS", "127.0.0.1:2181"),
-                        help="ZooKeeper connection string, host:port[,host:port...][/chroot]; an IPv6 "
-                             "address goes in brackets, [::1]:2181 (default: $ZK_HOSTS or 127.0.0.1:2181)")
-    parser.add_argument("--workers", type=_number(int, 1, 100), default=5, help="candidates at start, 1-100 "
-                        "(default 5)")
-    parser.add_argument("--interval", type=_number(float, 0.1, 3600), default=5.0,
-                        help="seconds between chaos events, 0.1-3600 (default 5); the first one, which "
-                             f"always strikes the leader, comes after {FIRST_FAULT_AFTER:g} s at most")
-    parser.add_argument("--duration", type=_number(float, 0, 1e6, above=True), default=None,
-                        help="seconds to run (default: until Ctrl-C)")
-    parser.add_argument("--seed", type=int, default=None, help="seed for the chaos driver")
-    parser.add_argument("--session-timeout", type=_number(float, 0.5, 60), default=4.0, help=SESSION_HELP)
-    parser.add_argument("--events", type=_events_file, default=None, metavar="FILE",
-                        help="append one JSON line per event (lead, unlead, write, rejected, ...) to FILE")
-    parser.add_argument("--no-timeline", action="store_true", help="leave the leadership picture out of the summary")
-    return parser.parse_args(argv)
-
-
-def check_zookeeper(zk: str, stop: threading.Event) -> str | None:
-    """None if ZooKeeper answers within CONNECT_TIMEOUT and has our chroot, else a one-line error."""
-    hosts, chroot = zk.partition("/")[0], parse_zk(zk)[1]
-    client = KazooClient(hosts=hosts, timeout=CONNECT_TIMEOUT, connection_retry=dict(RECONNECT))
-    try:
-        if not start_client(client, CONNECT_TIMEOUT, stop):
-            return (f"error: cannot reach ZooKeeper at {zk}; start one with `./run.sh leader`, "
-                    "`docker compose up -d` or `python -m zklab.launcher`")
-        if chroot and client.exists_async(chroot).get(timeout=CONNECT_TIMEOUT) is None:
-            return (f"error: chroot {chroot} does not exist on ZooKeeper at {hosts}; "
-                    f"create it (zkCli.sh create {chroot}) or drop {chroot} from --zk")
-        client.ensure_path_async(chroot + CANDIDATES).get(timeout=CONNECT_TIMEOUT)
-    except (KazooException, *DISCONNECTED) as exc:
-        return f"error: ZooKeeper at {zk} did not let us create {CANDIDATES} ({type(exc).__name__})"
-    finally:
-        stop_client(client, 1.0)
-    return None
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    logging.getLogger("kazoo").addHandler(logging.NullHandler())
-    logging.getLogger("kazoo").propagate = False  # kazoo's reconnect chatter would drown the timeline
-    shutdown = Shutdown()
-    shutdown.install()
-    problem = check_zookeeper(args.zk, shutdown.requested)
-    if shutdown.requested.is_set():
-        return 0  # Ctrl-C before the demo started: nothing to clean up
-    if problem:
-        print(problem, file=sys.stderr)
-        return 1
-    demo = Demo(args, shutdown, EventLog(args.events))
-    demo.events.write("start", session_timeout=args.session_timeout)
-    demo.timeline.out(f"leader election at {args.zk}{CANDIDATES}, session timeout {args.session_timeout}s; "
-                      "Ctrl-C stops")
-    try:
-        demo.run(args.workers, args.interval, args.duration, args.seed)
-    finally:
-        demo.timeline.say("demo", f"{shutdown.why or 'time is up'}; shutting down: every worker resigns "
-                                  "and closes its session")
-        left = demo.close()
-        demo.events.write("exit", clean=not left, left=left)
-    demo.timeline.out(demo.summary(left, picture=not args.no_timeline))
-    return 0
+                    self.request(f"{signal.Signals(signum).name} received")
+
+    def request(self, why: str) -> None:
+        self.why = self.why or why
+        self.requested.set()
+
+    def print(self, text: str, file: object = None) -> None:
+        """print() that survives a reader who left (`| head`) or a full disk: it asks for a stop instead."""
+        with self._print_lock:
+            try:
+                print(text, file=file or sys.stdout, flush=True)
+            except (BrokenPipeError, OSError, ValueError):
+                # Point stdout at /dev/null, so that Python's last flush at exit has nowhere to fail.
+                with contextlib.suppress(OSError, ValueError):
+                    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                self.request("stdout closed")
 
 
 def leave_now(code: int) -> None:
-    """Exit without Python's finalization. It puts the default signal handlers back, so a second
-    Ctrl-C or SIGTERM landing in those last milliseconds would kill us instead of letting us exit
-    with `code`; and there is nothing left to close: sessions are closed, output is flushed."""
+    """Exit without Python's finalization: sessions are closed and output flushed by now, and a last
+    Ctrl-C landing during finalization would otherwise print a traceback instead of exiting `code`."""
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):
             stream.flush()
     os._exit(code)
+# ---------------------------------------------------------------- end of plumbing
 
 
 if __name__ == "__main__":

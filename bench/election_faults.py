@@ -27,8 +27,9 @@ from bench.common import (
     verdict,
     zookeeper,
 )
-from challenge_leader_election import LeaderElection, leader_terms
+from challenge_leader_election import LeaderElection
 from zklab.faults import expire_session, wait_until
+from zklab.lanes import leader_terms
 from zklab.proxy import PartitionProxy
 
 SESSION = 2.0

@@ -41,9 +41,16 @@ def ours(hosts: str, n: int, rounds: int) -> tuple[list[float], list[int]]:
     made = clients(hosts, n)
     elected = threading.Event()
     path = f"/ours-{n}"
+    notified = [0]  # predecessor watches that fired, for every candidate: the herd counter
+
+    def heard(_: LeaderElection, event: str, detail: str) -> None:
+        if event == "elected":
+            elected.set()
+        elif event == "woken":
+            notified[0] += 1
 
     def join(i: int) -> LeaderElection:
-        e = LeaderElection(made[i], path, f"c{i}", on_elected=lambda _: elected.set())
+        e = LeaderElection(made[i], path, f"c{i}", on_change=heard)
         e.start()
         wait_until(lambda: e.name in e.participants(), 10, "a candidate to join")
         return e
@@ -53,12 +60,12 @@ def ours(hosts: str, n: int, rounds: int) -> tuple[list[float], list[int]]:
     try:
         wait_until(lambda: any(e.is_leader for e in elections), 10, "a first leader")
         for _ in range(rounds):
-            before = sum(e.notifications for e in elections)
+            before = notified[0]
             i, seconds = timed_handoff(elections, elected)
             handoffs.append(seconds)
             for client in made:
                 settle(client)
-            events.append(sum(e.notifications for e in elections) - before)
+            events.append(notified[0] - before)
             elections[i] = join(i)
     finally:
         for e in elections:

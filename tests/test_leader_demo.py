@@ -1,5 +1,5 @@
-"""The leader demo under the faults it teaches: ZooKeeper gone, signals at any moment, a closed stdout,
-dead hosts, a killed ZooKeeper leader; and the picture of a run it ends with."""
+"""The rich leader demo (python -m zklab.demo_leader) under the faults it teaches: ZooKeeper gone, signals at any
+moment, a closed stdout, dead hosts, a killed ZooKeeper leader; and the picture of a run it ends with."""
 
 from __future__ import annotations
 
@@ -17,20 +17,22 @@ import pytest
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 
-from challenge_leader_election import RECONNECT, Lane, Link, draw_timeline, parse_zk
 from tests.cli import ROOT, interrupt, read_until
+from zklab.demo_leader import Link
 from zklab.faults import StateLog, wait_until
+from zklab.lanes import Lane, draw_timeline
 from zklab.launcher import ZooKeeperCluster, free_ports
+from zklab.plumbing import RECONNECT, parse_zk
 from zklab.proxy import PartitionProxy
 
-SCRIPT = str(ROOT / "challenge_leader_election.py")
+DEMO = ["-m", "zklab.demo_leader"]
 CANDIDATES = "/lab/leader-election/candidates"
 MakeClient = Callable[..., KazooClient]
 
 
 def start(*args: str, python: tuple[str, ...] = (), env: dict[str, str] | None = None) -> subprocess.Popen:
     environ = {k: v for k, v in os.environ.items() if k != "ZK_HOSTS"} | (env or {})
-    return subprocess.Popen([sys.executable, "-u", *python, SCRIPT, *args], cwd=ROOT, env=environ,
+    return subprocess.Popen([sys.executable, "-u", *python, *DEMO, *args], cwd=ROOT, env=environ,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -97,11 +99,15 @@ def check_events(events: list[dict]) -> None:
         assert any(s <= write["t"] and epoch == write["epoch"] for s, _, epoch in terms[write["worker"]])
 
 
+def summary_at(lines: list[str]) -> int:
+    return next(i for i, line in enumerate(lines) if line.startswith("summary"))
+
+
 def check_picture(out: str, workers: int, lead: str) -> None:
     """Lanes fit in 100 columns, one per worker, and no column shows two leaders."""
     lines = out.splitlines()
     lanes = [line for line in lines if line.endswith("|") and "|" in line[:-1]]
-    assert len(lanes) == workers and all(len(line) <= 100 for line in lines[lines.index("summary"):])
+    assert len(lanes) == workers and all(len(line) <= 100 for line in lines[summary_at(lines):])
     cells = [lane[lane.index("|") + 1:-1] for lane in lanes]
     assert all(sum(cell[i] == lead for cell in cells) <= 1 for i in range(len(cells[0])))
     assert sum(lead in cell for cell in cells) >= 2, "the picture shows no hand-off"
@@ -147,6 +153,13 @@ def test_a_shared_election_says_that_other_runs_candidates_were_there(make_clien
     assert code == 0 and "Traceback" not in err, err
     line = next((line for line in out.splitlines() if "other runs' candidates" in line), None)
     assert line is not None and line.split()[3] == "1" and len(line) <= 100, out
+
+
+def test_an_events_file_that_fails_mid_run_is_said_once(zk_hosts: str) -> None:
+    """--events on a full disk (/dev/full): one warning line, and the demo still runs to a clean exit."""
+    code, _, err = finish(start("--zk", zk_hosts, "--duration", "1", "--events", "/dev/full"), 30)
+    assert code == 0, err
+    assert err.count("warning: --events: cannot write") == 1 and "Traceback" not in err
 
 
 # ---------------------------------------------------------------- the picture, from measured history

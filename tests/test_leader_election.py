@@ -104,16 +104,18 @@ def test_standalone_restart_within_session_timeout_keeps_one_leader(
     """ZooKeeper restarts within the session timeout: sessions survive, the same single leader leads."""
     gate = make_proxy(own_server.servers[0].address)
     clients = [make_client(hosts=gate.address, timeout=8.0) for _ in range(3)]
-    elections = [LeaderElection(client, PATH, f"c{i}") for i, client in enumerate(clients)]
+    heard: list[tuple[str, str]] = []
+    elections = [LeaderElection(client, PATH, f"c{i}", on_change=lambda e, event, _: heard.append((e.name, event)))
+                 for i, client in enumerate(clients)]
     for election in elections:
         election.start()
     the_leader(elections).resign()          # so the leader is one a departure woke
     leader = the_leader(elections)
-    epoch, sessions = leader.epoch, [c.client_id[0] for c in clients]
+    epoch, sessions, before = leader.epoch, [c.client_id[0] for c in clients], len(heard)
     restart_behind(gate, own_server, 1)
     wait_until(lambda: all(c.connected for c in clients), 15, "every client to reconnect")
     assert the_leader(elections) is leader
-    assert leader.epoch == epoch and leader.last_handoff_ms is None  # resumed its term: no hand-off
+    assert leader.epoch == epoch and (leader.name, "woken") not in heard[before:]  # resumed its term: no hand-off
     assert [c.client_id[0] for c in clients] == sessions
     assert most_at_once([e.history for e in elections]) == 1
 

@@ -58,12 +58,10 @@ BAD = [["--duration", "-1"], ["--zk", ""], ["--zk", "host:port"], ["--seed", "ab
     ("challenge_leader_election.py", ["--workers", "0"]),
     ("challenge_leader_election.py", ["--workers", "100000"]),
     ("challenge_leader_election.py", ["--session-timeout", "-2"]),
-    ("challenge_consistent_hashing.py", ["--vnodes", "0"]),
-    ("challenge_consistent_hashing.py", ["--vnodes", "10000000"]),
+    ("challenge_consistent_hashing.py", ["--members", "0"]),
     ("challenge_consistent_hashing.py", ["--keys", "many"]),
     ("challenge_consistent_hashing.py", ["--keys", "1000000000"]),
     ("challenge_consistent_hashing.py", ["--members", "100000"]),
-    ("challenge_consistent_hashing.py", ["--show", "-2"]),
 ])
 def test_bad_arguments_exit_2(script: str, args: list[str]) -> None:
     """Bad input gets argparse's one-line error and exit code 2, never a traceback."""
@@ -90,11 +88,3 @@ def test_missing_chroot_is_one_line(script: str, zk_server: ZooKeeperCluster) ->
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "/no-such-chroot" in lines[0] and "does not exist" in lines[0]
     assert "Warning" not in result.stderr
-
-
-@pytest.mark.parametrize("script", SCRIPTS)
-def test_an_events_file_that_fails_mid_run_is_said_once(script: str, zk_hosts: str) -> None:
-    """--events on a full disk (/dev/full): one warning line, and the demo still runs to a clean exit."""
-    result = run_script(script, "--zk", zk_hosts, "--duration", "1", "--events", "/dev/full")
-    assert result.returncode == 0, result.stderr
-    assert result.stderr.count("warning: --events: cannot write") == 1 and "Traceback" not in result.stderr

@@ -197,12 +197,47 @@ def test_a_damaged_state_file_is_ignored_not_obeyed(lab: tuple[Cli, dict[str, st
     """Garbage or wrongly typed records in .zklab/state.json read as "not running": no traceback, no signal."""
     cli, env = lab
     Path(env["ZKLAB_STATE"]).mkdir(parents=True)
-    for text in ("{not json", '{"servers": [{"sid": "1", "pid": "1", "port": 2181}]}', '{"servers": [7]}'):
+    record = {"sid": 1, "port": 2181, "config": "/nowhere/zoo.cfg", "log": "/nowhere/log", "cmd": ["false"]}
+    huge_pids = [json.dumps({"servers": [{**record, "pid": pid}]}) for pid in (2**31, 2**70, -1)]
+    for text in ("{not json", '{"servers": [{"sid": "1", "pid": "1", "port": 2181}]}', '{"servers": [7]}', *huge_pids):
         (Path(env["ZKLAB_STATE"]) / "state.json").write_text(text)
         for command in (["status"], ["stop"], ["kill", "1"]):
             result = cli(*command)
             assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) <= 1, result.stderr
         assert "not running" in cli("status").stdout
+
+
+def test_lost_state_file_the_servers_are_found_by_their_command_line(lab: tuple[Cli, dict[str, str]]) -> None:
+    """`rm .zklab/state.json` while servers run: status still shows them, start refuses a second copy,
+    and stop stops them (no JVM is ever left that the lab cannot stop)."""
+    cli, env = lab
+    assert cli("start").returncode == 0
+    (Path(env["ZKLAB_STATE"]) / "state.json").unlink()
+    status = cli("status").stdout
+    assert "standalone" in status and "was lost" in status, status
+    again = cli("start")
+    assert again.returncode == 1 and "already running" in again.stderr, again.stderr
+    kill = cli("kill", "2")
+    assert kill.returncode == 1 and kill.stderr.strip() == "zk: no server 2: the lab's ZooKeeper has only server 1"
+    stopped = cli("stop")
+    assert stopped.returncode == 0 and "stopped 1 server" in stopped.stdout, stopped
+    assert _our_jvms(Path(env["ZKLAB_STATE"])) == []
+
+
+def test_a_state_folder_in_the_way_is_one_line(lab: tuple[Cli, dict[str, str]]) -> None:
+    """.zklab as a file, or .zklab/lock as a folder: one line naming the folder and exit 1, not a traceback."""
+    cli, env = lab
+    state = Path(env["ZKLAB_STATE"])
+    state.write_text("not a folder")
+    for command in (["start"], ["stop"], ["status"]):
+        result = cli(*command)
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) <= 1, result.stderr
+    assert cli("start").returncode == 1 and str(state) in cli("stop").stderr
+    state.unlink()
+    (state / "lock").mkdir(parents=True)
+    result = cli("stop")
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1 and "lock" in result.stderr
+    (state / "lock").rmdir()
 
 
 def _run_ids(client: KazooClient) -> set[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 from kazoo.client import KazooClient
 
+import zklab.tree as tree_module
 from zklab.faults import wait_until
 from zklab.launcher import ZooKeeperCluster, free_ports
 from zklab.run import RECONNECT_RETRY
@@ -154,3 +156,46 @@ def test_bad_arguments_and_no_zookeeper_are_one_line() -> None:
                           capture_output=True, text=True, timeout=30)
     assert gone.returncode == 1 and time.monotonic() - began < 8
     assert len(gone.stderr.strip().splitlines()) == 1 and "./run.sh zk start" in gone.stderr
+
+
+def test_a_big_tree_is_cut_breadth_first_with_counts(monkeypatch: pytest.MonkeyPatch,
+                                                       make_client: Callable[..., KazooClient]) -> None:
+    """Past the cap, the levels nearest the root are shown whole or up to the cap, and the header counts
+    what was left out at each level (it showed the root alone: '1 znodes (cut at 2000)')."""
+    client = make_client()
+    client.ensure_path("/big")
+    replies = [client.create_async(f"/big/c{i:03}") for i in range(120)]
+    replies += [client.create_async(f"/big/c{i:03}/g") for i in range(10)]
+    for reply in replies:
+        reply.get(timeout=10)
+    monkeypatch.setattr(tree_module, "MAX_NODES", 50)
+    nodes, cut = tree_module.read_tree(client, "/big", None)
+    assert len(nodes) == 50 and cut == {1: 71, 2: 10}, cut
+    assert "/big/c048" in nodes and "/big/c049" not in nodes  # the first 49 children, in their order
+    line = tree_module.header("/big", "zk", len(nodes), cut, connected=True, exists=True)
+    assert "not shown: 71 at depth 1, 10+ at depth 2" in line, line
+
+
+def test_hostile_names_are_escaped_and_columns_hold(tree: Callable[..., Tree],
+                                                    make_client: Callable[..., KazooClient]) -> None:
+    """A right-to-left override, a zero-width character, a combining mark or wide characters in a name are
+    shown escaped, so the kind column starts at the same place on every line."""
+    client = make_client()
+    for name in ("plain", "\u202eevil", "zero\u200bwidth", "\u4e2d\u6587", "e\u0301"):
+        client.create(f"/lab/{name}", makepath=True)
+    view = tree("--once")
+    assert view.proc.wait(timeout=15) == 0, view.proc.stderr.read()
+    view._reader.join(5)
+    rows = [line for line in view.lines if "persistent" in line]
+    assert len(rows) == 6, view.lines
+    assert len({row.index("persistent") for row in rows}) == 1, "\n".join(rows)
+    assert any("\\u202eevil" in row for row in rows) and any("\\u4e2d\\u6587" in row for row in rows)
+    assert not any(ch in "".join(rows) for ch in ("\u202e", "\u200b", "\u4e2d", "\u0301"))
+
+
+def test_zookeepers_own_znodes_have_no_age(zk_server: ZooKeeperCluster) -> None:
+    """/zookeeper was never created by anyone (ctime 0): its age is '-', not 498922h."""
+    out = subprocess.run([sys.executable, "-m", "zklab.tree", "--once", "--zk", zk_server.hosts, "/zookeeper"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=30)
+    row = next(line for line in out.stdout.splitlines() if line.split()[:1] == ["/zookeeper"])
+    assert row.split()[2] == "-" and not re.search(r"\d+h\d\dm", row), row

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from kazoo.client import KazooClient
 
 from zklab.faults import wait_until
@@ -157,3 +159,26 @@ def _java_children(pid: int) -> list[int]:
     """The JVMs among `pid`'s children (its janitor, a Python, is one of them too)."""
     out = subprocess.run(["pgrep", "-P", str(pid), "java"], capture_output=True, text=True).stdout
     return [int(p) for p in out.split()]
+
+
+def test_a_server_that_fails_to_start_leaves_no_folder(tmp_path: Path) -> None:
+    """A server that cannot start (its port is taken) raises one clear error, and its folder is removed."""
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        cluster = ZooKeeperCluster(servers=1, client_ports=[squatter.getsockname()[1]])
+        with pytest.raises((RuntimeError, TimeoutError)):
+            cluster.start(timeout=20)
+    assert not cluster.workdir.exists() and not cluster.servers[0].running
+
+
+def test_a_process_that_ends_by_os_exit_leaves_no_folder(tmp_path: Path) -> None:
+    """A Python that starts a server and leaves by os._exit (no atexit, no finally) leaves no /tmp/zklab-*:
+    its JVM dies with it, and the janitor removes the folder."""
+    code = ("import os, sys; from zklab.launcher import ZooKeeperCluster; "
+            "c = ZooKeeperCluster(1).start(); print(c.workdir, flush=True); os._exit(3)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "TMPDIR": str(tmp_path)})
+    assert out.returncode == 3, out.stderr
+    assert Path(out.stdout.strip()).parent == tmp_path
+    wait_until(lambda: not any(tmp_path.iterdir()), 15, "the janitor to remove the server's folder")

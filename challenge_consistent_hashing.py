@@ -429,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
             demo.shutdown.request(f"error: chroot {chroot} does not exist on ZooKeeper at {hosts}; create it")
         else:
             threading.Thread(target=demo.run, name="demo", daemon=True).start()
-            demo.shutdown.requested.wait(max(0.0, demo.ends - time.monotonic()) + CONNECT_TIMEOUT)
+            demo.shutdown.requested.wait(min(threading.TIMEOUT_MAX, demo.ends - time.monotonic() + CONNECT_TIMEOUT))
     finally:
         demo.close()
     if demo.shutdown.why.startswith("error"):

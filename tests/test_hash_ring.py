@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from challenge_consistent_hashing import HashRing, ideal_fraction
+from challenge_consistent_hashing import HashRing, ideal_fraction, place_points
 from zklab import check_hashing
 from zklab.check_lab import Lab, holds
 
@@ -57,6 +57,40 @@ def test_order_of_joins_changes_no_owner_even_with_ties(ring_lab: Lab) -> None:
 
 
 # ---------------------------------------------------------------- the ring's API
+
+def test_a_position_past_the_last_point_wraps_to_the_first() -> None:
+    """owner_at(2**128 - 1), past every point, is the first point's owner: never an IndexError."""
+    ring = HashRing(8, ["a", "b", "c"])
+    first_owner = ring.owner_at(0)
+    assert ring.owner_at(2**128 - 1) == first_owner
+    points, owners = place_points(ring.weights, 8)
+    assert ring.owner_at(points[-1]) == owners[-1] and ring.owner_at(points[-1] + 1) == owners[0]
+
+
+@pytest.mark.parametrize("ask", [lambda ring: ring.owner("k"), lambda ring: ring.owner_at(0),
+                                 lambda ring: ring.owner_at(2**128 - 1)])
+def test_an_empty_ring_says_so(ask: Callable[[HashRing], object]) -> None:
+    """A ring with no member raises LookupError that says it is empty, also after its last member left."""
+    emptied = HashRing(8, ["a"])
+    emptied.remove("a")
+    for ring in (HashRing(8), emptied):
+        with pytest.raises(LookupError, match="empty"):
+            ask(ring)
+
+
+def test_place_points_breaks_ties_by_name_whatever_the_order() -> None:
+    """Equal points are ordered by member name, whatever the order of the weights given."""
+    import challenge_consistent_hashing as chash
+    real = chash.point
+    chash.point = lambda label: real(label) % 4  # 4 positions: ties everywhere
+    try:
+        forward = place_points({"a": 1, "b": 1, "c": 1}, 4)
+        backward = place_points({"c": 1, "b": 1, "a": 1}, 4)
+    finally:
+        chash.point = real
+    assert forward == backward and forward[0] == sorted(forward[0])
+    assert all(forward[1][i] <= forward[1][i + 1] for i in range(len(forward[0]) - 1)
+               if forward[0][i] == forward[0][i + 1])
 
 
 

@@ -130,3 +130,38 @@ def test_ensemble_member_killed_ring_recovers(ensemble: ZooKeeperCluster, make_c
     late = client()
     late.retry(register_node, late, ROOT, "d")
     converge(routers, {"a", "b", "d"}, 15)
+
+
+def test_a_weight_set_in_place_reaches_every_router(make_client: MakeClient, routers: list[RingWatcher]) -> None:
+    """A member that sets a new weight on its own znode (no child added or removed) gets it on both routers'
+    rings within a second: each member is read with a data watch."""
+    member = make_client()
+    path = register_node(member, ROOT, "grower")
+    register_node(make_client(), ROOT, "steady")
+    converge(routers, {"grower", "steady"}, 5)
+    member.set(path, json.dumps({"weight": 3}).encode())
+    for router in routers:
+        router.wait_for(lambda ring: ring.weights.get("grower") == 3, 1.0)
+    member.set(path, json.dumps({"weight": 0.5}).encode())  # and again: the watch was set anew by the re-read
+    for router in routers:
+        router.wait_for(lambda ring: ring.weights.get("grower") == 0.5, 1.0)
+
+
+def test_an_invalid_weight_set_in_place_takes_the_member_off_with_one_warning(make_client: MakeClient) -> None:
+    """A member whose data turns into junk leaves the ring with one warning, and joins again once it is fixed."""
+    heard: list[tuple[str, str]] = []
+    router = RingWatcher(make_client(), ROOT, vnodes=40, on_ignored=lambda name, why: heard.append((name, why)))
+    try:
+        member = make_client()
+        path = register_node(member, ROOT, "flaky")
+        register_node(make_client(), ROOT, "other")
+        router.wait_for(lambda ring: set(ring.nodes) == {"flaky", "other"}, 5)
+        member.set(path, b'{"weight": 1e9}')
+        router.wait_for(lambda ring: "flaky" not in ring and "flaky" in router.ignored, 1.0)
+        register_node(make_client(), ROOT, "third")  # another rebuild: no second warning for the same data
+        router.wait_for(lambda ring: "third" in ring, 1.0)
+        assert heard == [("flaky", "weight 1e9 is outside 0.01..100")]
+        member.set(path, b'{"weight": 2}')
+        router.wait_for(lambda ring: ring.weights.get("flaky") == 2 and "flaky" not in router.ignored, 1.0)
+    finally:
+        router.close()

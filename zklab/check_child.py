@@ -154,6 +154,7 @@ def run(args: argparse.Namespace, report: Report) -> None:
     if script is None:
         return
     errors = ErrorWatch(script.__file__)
+    errors.instrument(script)
     logging.getLogger().addHandler(errors)
     threading.excepthook = lambda hook: (errors.thread_died(hook), args.verbose and sys.__excepthook__(
         hook.exc_type, hook.exc_value, hook.exc_traceback))

@@ -8,6 +8,7 @@ definitions serve `./run.sh check` and the pytest suite: one definition per guar
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import itertools
 import logging
@@ -20,7 +21,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
+from types import FunctionType, ModuleType
 from typing import TypeVar
 
 from kazoo.client import KazooClient
@@ -125,6 +126,12 @@ def script_error(exc: BaseException, script_file: str) -> ScriptError | None:
     return ScriptError(getattr(code, "co_qualname", code.co_name), type(exc).__name__, text[:160], mine.tb_lineno)
 
 
+# Exceptions that mean a bug in the code they pass through (kazoo's, and the recipe's own refusals such as
+# NotLeaderError or an empty ring's LookupError, are answers, not bugs).
+BUG_TYPES = (NotImplementedError, TypeError, ValueError, AttributeError, KeyError, IndexError, NameError,
+             UnboundLocalError, ZeroDivisionError, AssertionError, RecursionError)
+
+
 class ErrorWatch(logging.Handler):
     """Collects exceptions from the script's code on every thread: threads that died of one, and the ones a
     thread caught and logged (an election's loop, kazoo's callback thread), which would otherwise hide."""
@@ -133,15 +140,44 @@ class ErrorWatch(logging.Handler):
         super().__init__(logging.WARNING)
         self.script_file = script_file
         self.errors: list[ScriptError] = []
+        self._seen: list[BaseException] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.exc_info and record.exc_info[1] is not None:
             self.note(record.exc_info[1])
 
     def note(self, exc: BaseException) -> None:
+        if any(exc is seen for seen in self._seen):
+            return  # the same exception on its way out through another of the script's functions
+        self._seen = [*self._seen[-20:], exc]
         found = script_error(exc, self.script_file)
         if found is not None and len(self.errors) < 1000:  # a retry loop may raise forever: keep a bounded few
             self.errors.append(found)
+
+    def instrument(self, module: ModuleType) -> None:
+        """Note every bug-like exception that leaves one of the module's functions or methods, on any thread,
+        even one the script then catches and hides (a loop's `except Exception`). Behaviour is unchanged:
+        the exception goes on its way."""
+        for name, value in list(vars(module).items()):
+            if isinstance(value, FunctionType) and value.__module__ == module.__name__:
+                setattr(module, name, self._traced(value))
+            elif isinstance(value, type) and value.__module__ == module.__name__:
+                for attr, member in list(vars(value).items()):
+                    if isinstance(member, FunctionType) and not attr.startswith("__"):
+                        setattr(value, attr, self._traced(member))
+                    elif isinstance(member, property) and member.fget is not None:
+                        setattr(value, attr, property(self._traced(member.fget), member.fset, member.fdel,
+                                                      member.__doc__))
+
+    def _traced(self, function: Callable) -> Callable:
+        @functools.wraps(function)
+        def traced(*args: object, **kwargs: object) -> object:
+            try:
+                return function(*args, **kwargs)
+            except BUG_TYPES as exc:
+                self.note(exc)
+                raise
+        return traced
 
     def thread_died(self, args: threading.ExceptHookArgs) -> None:
         if args.exc_value is not None:
@@ -569,13 +605,15 @@ def blame(verdicts: list[Verdict], error: ScriptError | None, evidence: list[str
 def stuck_in(thread: threading.Thread, script: ModuleType) -> str:
     """'LeaderElection.start (challenge_leader_election.py line 250)': where a hung check waits in the script."""
     frame = sys._current_frames().get(thread.ident)
-    mine = []
+    mine, checker = [], []
     while frame is not None:
         if frame.f_code.co_filename == script.__file__:
             mine.append(frame)
+        elif frame.f_code.co_filename.startswith(str(Path(__file__).parent)):
+            checker.append(frame.f_code.co_name)
         frame = frame.f_back
-    if not mine:
-        return "the scenario"
+    if not mine:  # the checker's own wait: name it, for whoever reads the report
+        return f"the scenario (in the checker's {checker[0]})" if checker else "the scenario"
     outer, inner = mine[-1], mine[0]
     name = getattr(outer.f_code, "co_qualname", outer.f_code.co_name)
     return f"{name}() ({Path(inner.f_code.co_filename).name} line {inner.f_lineno})"

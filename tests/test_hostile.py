@@ -33,6 +33,7 @@ from zklab.launcher import SUITE_TAG, ZooKeeperCluster, free_ports, tagged_jvms
 
 ROOT = Path(__file__).resolve().parent.parent
 CASE_TIMEOUT = 40.0   # a case that has not ended by then hangs: a failure of its own
+NOBODY_PORT = free_ports(1)[0]  # ZKLAB_PORT for a case where nothing answers on the default port
 NO_DEMO = {name: importlib.util.find_spec(f"zklab.demo_{name}") is None for name in ("leader", "hashing")}
 
 
@@ -170,6 +171,8 @@ def cases(p: dict[str, str]) -> dict[str, Case]:
         "tree-http-port": Case(["tree", "--once"], 1, "cannot reach", http),
         "leader-closed-port": Case(["leader", "--duration", "5"], 1, "", closed),
         "hashing-closed-port": Case(["hashing", "--duration", "5"], 1, "", closed),
+        "tree-no-zookeeper-names-the-port": Case(["tree", "--once"], 1, f"127.0.0.1:{NOBODY_PORT}",
+                                                 {"ZKLAB_PORT": str(NOBODY_PORT)}),
         "smoke-missing-chroot": Case(["smoke"], 1, "zkCli.sh", {"ZK_HOSTS": p["zk"] + "/nope/deeper"}),
         "tree-missing-chroot": Case(["tree", "--once"], 1, "zkCli.sh", {"ZK_HOSTS": p["zk"] + "/nope/deeper"}),
         # ACLs that deny us: exit 1, the line says ZooKeeper refused

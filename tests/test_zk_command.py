@@ -224,6 +224,19 @@ def test_lost_state_file_the_servers_are_found_by_their_command_line(lab: tuple[
     assert _our_jvms(Path(env["ZKLAB_STATE"])) == []
 
 
+def test_an_ensemble_without_a_majority_is_refused_not_replaced(lab: tuple[Cli, dict[str, str]]) -> None:
+    """Two of three servers killed: smoke says the lab's servers are recorded but not serving, names the
+    restarts that fix it, exits 1, and starts no private ZooKeeper in their place."""
+    cli, env = lab
+    assert cli("start", "--servers", "3").returncode == 0
+    assert cli("kill", "1").returncode == 0 and cli("kill", "2").returncode == 0
+    smoke = subprocess.run([sys.executable, "-m", "zklab.run", "smoke"], cwd=ROOT, env=env, capture_output=True,
+                           text=True, timeout=60)
+    assert smoke.returncode == 1 and "private" not in smoke.stdout, smoke
+    line, = smoke.stderr.strip().splitlines()
+    assert "not serving" in line and "zk restart 1" in line and "zk restart 2" in line and "majority" in line, line
+
+
 def test_a_state_folder_in_the_way_is_one_line(lab: tuple[Cli, dict[str, str]]) -> None:
     """.zklab as a file, or .zklab/lock as a folder: one line naming the folder and exit 1, not a traceback."""
     cli, env = lab

@@ -1,22 +1,19 @@
 """Challenge 1: leader election with ZooKeeper, and why "exactly one leader" is harder than it looks.
 
-The recipe from ZooKeeper's documentation, made robust; each rule names the function that holds it.
-1. Each candidate creates one EPHEMERAL_SEQUENTIAL znode under the election path: ZooKeeper's growing
-   counter makes a queue, and a node dies with its owner's session. (_join)
+ZooKeeper's recipe, made robust. Each rule, and the function that holds it:
+1. Each candidate creates an EPHEMERAL_SEQUENTIAL znode: the growing counter makes a queue, and the
+   owner's session takes its node with it when it ends. (_join)
 2. The lowest sequence number leads, compared as a number: 10 comes after 9. (election_order)
-3. Each other candidate watches only the node just before its own: a departure wakes one, not a herd.
-   Woken, it reads the queue again (someone earlier may still be there); a predecessor already gone
-   means look again, our own node gone means join again. (_check_position)
-4. SUSPENDED: stop acting at once. LOST: the session and our node are gone; join again. (_on_connection_change)
-5. A lease: a leader acts only within LEASE_FRACTION of a session timeout of ZooKeeper's last answer;
-   ZooKeeper cannot expire the session sooner, so leadership never outlives it. (_renew_lease, is_leader)
-6. Fencing: the leader's write and a check that its election node exists commit in one transaction,
+3. The others watch only the node just before their own (a departure wakes one, not a herd); woken, they
+   read the queue again. A predecessor already gone: look again; our node gone: join again. (_check_position)
+4. SUSPENDED: stop acting at once. LOST: our session and node are gone: join again. (_on_connection_change)
+5. A lease: act only within LEASE_FRACTION of a session timeout of ZooKeeper's last answer; ZooKeeper
+   cannot expire the session sooner, so leadership never outlives it. (_renew_lease, is_leader)
+6. Fencing: the leader's write commits in one transaction with a check that its election node exists,
    so ZooKeeper rejects a deposed leader's late write. (fenced_write)
-7. A reply to create can be lost while the node was made: find it by the GUID in its name before
-   creating another, or we wait behind our own orphan. (_find_own_node)
-8. A read that may make us leader follows a sync: a follower cut off from the quorum must not answer
-   it from a stale copy. (_sync)
-Run `python challenge_leader_election.py --help`: the demo at the end runs workers under chaos.
+7. A reply to create can be lost while the node was made: find it by the GUID in its name. (_find_own_node)
+8. Sync before a read that may make us leader: a follower cut off from its quorum answers from a stale
+   copy. (_sync)   `python challenge_leader_election.py --help`: the demo at the end runs it under chaos.
 """
 
 from __future__ import annotations
@@ -51,7 +48,6 @@ from kazoo.exceptions import (
     SessionExpiredError,
 )
 from kazoo.handlers.threading import KazooTimeoutError
-from kazoo.interfaces import IAsyncResult
 from kazoo.protocol.states import EventType, WatchedEvent
 
 # Our node names read "<guid>__<name>__<seq>": the GUID lets us find our own node after a lost reply.
@@ -64,9 +60,6 @@ NAME_RULE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 LEASE_FRACTION = 2 / 3
 # How often a leader renews its lease (a cheap read), as a fraction of the lease.
 RENEW_FRACTION = 1 / 4
-# How long resign() keeps asking ZooKeeper to confirm our node's delete, in session timeouts. Past
-# one session timeout without an answer, ZooKeeper's own expiry removes the node anyway.
-RESIGN_PATIENCE = 1.0
 # Errors that mean "the connection is gone for now": wait for a connection-state change.
 DISCONNECTED = (ConnectionLoss, SessionExpiredError, ConnectionClosedError, KazooTimeoutError)
 
@@ -85,11 +78,8 @@ class Candidate:
 
 
 def parse_candidate(node: str) -> Candidate | None:
-    """Read '<guid>__<name>__0000000042' (ZooKeeper appends the 10-digit counter); None for anything else.
-
-    The GUID ends at the first '__' and the counter starts after the last one: the name is everything
-    between, so a name like 'a_' ('<guid>__a___0000000042') reads back whole.
-    """
+    """Read '<guid>__<name>__0000000042' (ZooKeeper appends the counter); None for anything else. The GUID
+    ends at the first '__', the counter starts after the last: a name like 'a_' reads back whole."""
     guid, _, rest = node.partition(SEP)
     name, _, seq = rest.rpartition(SEP)
     if not (guid and name and seq.isascii() and seq.isdigit()):
@@ -120,14 +110,12 @@ class FencingToken:
 
 def fenced_write(client: KazooClient, token: FencingToken, ledger: str, value: str | bytes,
                  timeout: float | None = None) -> int:
-    """Step 5. Write ledger_record(token, value) to `ledger` in one transaction that commits only if
-    token.node_path still exists (check it at version 0: our ephemeral node is never modified) and
-    nobody wrote the ledger since we read its version (exists_async). Never compare epochs here: a
-    paused process would compare stale ones; ZooKeeper applies check and write atomically, in order.
-    May use client.transaction() (.check .create .set_data .commit_async). Each round trip waits at
-    most `timeout` (default: the session timeout). Returns the new version; NotLeaderError if refused.
-    """
-    record = ledger_record(token, value)
+    """Step 5. Write the leader's record to `ledger` in one transaction that commits only if
+    token.node_path still exists (check() it at version 0: never modified) and the ledger is as we read it.
+    Never compare epochs here: a paused process would compare stale ones; ZooKeeper decides, in order.
+    Each round trip waits at most `timeout` (default: the session timeout). Returns the ledger's new
+    version; raises NotLeaderError if ZooKeeper refused."""
+    record = json.dumps({"epoch": token.epoch, "leader": token.leader, "value": ledger_text(value)}).encode()
     wait = timeout if timeout is not None else client._session_timeout / 1000.0
     stat = client.exists_async(ledger).get(timeout=wait)
     tx = client.transaction()
@@ -148,24 +136,18 @@ def fenced_write(client: KazooClient, token: FencingToken, ledger: str, value: s
     return 0 if stat is None else write.version
 
 
-def ledger_record(token: FencingToken, value: str | bytes) -> bytes:
-    """The ledger's JSON record; the value is str, or bytes (kazoo's convention) holding UTF-8."""
-    if isinstance(value, bytes):
-        try:
-            value = value.decode()
-        except UnicodeDecodeError:
-            raise ValueError(f"a ledger value given as bytes must be UTF-8 text, not {value[:20]!r}") from None
-    if not isinstance(value, str):
+def ledger_text(value: str | bytes) -> str:
+    """The ledger record is JSON text: take str, or bytes (kazoo's convention) holding UTF-8."""
+    if not isinstance(value, (str, bytes)):
         raise TypeError(f"a ledger value must be str or bytes, not {type(value).__name__}")
-    return json.dumps({"epoch": token.epoch, "leader": token.leader, "value": value}).encode()
+    return value if isinstance(value, str) else value.decode()  # not UTF-8: UnicodeDecodeError, a ValueError
 
 
 # ---------------------------------------------------------------- the recipe
 
 class LeaderElection:
-    """One candidate in the election at `path`: start() joins, resign() leaves for good. on_change(election,
-    event, detail) hears joined, woken, elected, revoked and error, on kazoo's thread or ours: it must
-    return at once and never call ZooKeeper."""
+    """One candidate at `path`: start() joins, resign() leaves for good. on_change(election, event, detail) hears
+    joined, woken, elected, revoked, error, on kazoo's thread or ours: return at once, never call ZooKeeper."""
 
     def __init__(self, client: KazooClient, path: str, name: str,
                  on_change: Callable[[LeaderElection, str, str], None] | None = None):
@@ -175,8 +157,8 @@ class LeaderElection:
         # Props to Apache Curator for this trick: a GUID in the node's name lets us recognise our
         # own node after a connection loss ate the reply to `create`.
         self._guid = uuid.uuid4().hex
-        self._lock = threading.Lock()     # leadership and our node change under it
-        self._wake = threading.Event()    # "look again": set by watches, the listener and ourselves
+        # Leadership changes under the lock; the event says "look again" (watches, the listener, ourselves).
+        self._lock, self._wake = threading.Lock(), threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"election-{name}", daemon=True)
         # What changes after this, and nothing else:
         self._lifecycle = "latent"        # latent -> started -> closed, never back
@@ -184,8 +166,8 @@ class LeaderElection:
         self._create_sent = False         # a create went out, and its answer has not come back
         self._leading = False             # elected; acting only while the lease lasts too
         self._lease_until = 0.0           # monotonic time the lease runs out
-        self._epoch: int | None = None    # our latest term's sequence number: the fencing token
-        self._leaving: list[tuple[str, IAsyncResult]] = []  # deletes asked for, not yet confirmed
+        self.epoch: int | None = None     # our latest term's sequence number: the fencing token
+        self._leaving: list = []          # the answers to the deletes we asked for
         self.history: list[tuple[float, bool, str]] = []  # the recipe's own log: (time, leading?, why)
 
     @property
@@ -193,16 +175,12 @@ class LeaderElection:
         """Acting as leader now: elected, and ZooKeeper answered us within the lease."""
         return self._leading and time.monotonic() < self._lease_until
 
-    # -- the lesson: each step below holds one rule of the docstring
+    # -- the lesson: each step holds one rule of the docstring
 
     def _check_position(self) -> None:
-        """Step 2. Lead if our node is first in line, else watch only the node just before it.
-
-        self._sync(), then read the children (this read may make us leader) in election_order. Our node
-        (self._node: (name, owner) or None) missing, or owned by an older session than
-        self._session_id(): self._forget_node(why), we join again. First: self._claim(seq, asked_at).
-        Else watch the predecessor: client.exists(self._node_path(it), watch=self._predecessor_changed);
-        None means it left between our two reads: self._wake.set() to look again. Returns nothing."""
+        """Step 2. Lead if our node is first in line, else watch only the node just before it. Sync, then read
+        the queue. Our node gone, or an older session's: self._forget_node(why). First: self._claim(seq,
+        asked_at). Else an exists() watch on the predecessor; if it already left, look again at once."""
         asked_at = time.monotonic()
         self._sync()  # this read may make us leader: it must not come from a follower that lost touch
         queue = election_order(self.client.get_children(self.path))
@@ -217,11 +195,8 @@ class LeaderElection:
             self._wake.set()  # it left between our two reads: look again
 
     def _on_connection_change(self, state: str) -> None:
-        """Step 3. The session's state changed (KazooState); kazoo calls this on its thread: never block.
-
-        SUSPENDED: stop acting at once, self._set_leader(False, why): ZooKeeper may elect another.
-        LOST: our session and node are gone: stop acting and set self._node = None, so we join again.
-        Always self._wake.set(): on CONNECTED our thread looks again. Returns nothing."""
+        """Step 3. The session's state changed (kazoo's thread: never block). SUSPENDED: stop acting at once.
+        LOST: stop acting and forget our node, so we join again. Always wake our thread to look again."""
         if state == KazooState.SUSPENDED:
             self._set_leader(False, "connection SUSPENDED")
         elif state == KazooState.LOST:
@@ -230,13 +205,9 @@ class LeaderElection:
         self._wake.set()  # on CONNECTED our thread looks again
 
     def _renew_lease(self) -> None:
-        """Step 4. The leader's heartbeat: an answer in time runs the lease on from when we asked.
-
-        Note asked_at, self._sync(), then client.exists_async(our node's path) and wait for it no
-        longer than the lease has left (self._lease_until). KazooTimeoutError: stop acting,
-        self._set_leader(False, why), and self._wake.set() to keep asking. Node gone or not owned by
-        self._session_id(): self._wake.set() (_check_position finds out). Else
-        self._set_leader(True, why, lease_from=asked_at, renewal=True). Returns nothing."""
+        """Step 4. The leader's heartbeat. Sync, ask whether our node exists, wait no longer than the lease
+        has left. No answer: stop acting and keep asking. Node gone or not ours: look again (wake our
+        thread). Else the lease runs on from the moment we asked."""
         asked_at, mine = time.monotonic(), self._node
         if mine is None:
             return self._wake.set()
@@ -253,33 +224,22 @@ class LeaderElection:
             self._set_leader(True, "lease renewed", lease_from=asked_at, renewal=True)
 
     def _find_own_node(self) -> tuple[str, int] | None:
-        """Step 6. Our node, made by a create whose reply was lost: (name, owner session) or None.
-
-        Among client.get_children(self.path) (NoNodeError: no path, no node), the child named
-        self._guid + SEP + ... that client.exists(self._node_path(child)) says our current session
-        owns (ephemeralOwner == self._session_id()): a node of an older session is not ours."""
-        try:
-            children = self.client.get_children(self.path)
-        except NoNodeError:
-            return None  # no election path yet, so no node of ours
-        for child in children:
-            if child.startswith(self._guid + SEP):
-                stat = self.client.exists(self._node_path(child))
-                if stat is not None and stat.ephemeralOwner == self._session_id():
-                    return child, stat.ephemeralOwner
+        """Step 6. Our node, made by a create whose reply was lost: (name, owning session) or None: the child
+        named with our GUID that our current session owns (an older session's is not ours to keep)."""
+        with contextlib.suppress(NoNodeError):  # no election path yet: no node of ours
+            for child in self.client.get_children(self.path):
+                if child.startswith(self._guid + SEP):
+                    stat = self.client.exists(self._node_path(child))
+                    if stat is not None and stat.ephemeralOwner == self._session_id():
+                        return child, stat.ephemeralOwner
         return None
 
     def _sync(self) -> None:
-        """Step 7 (one line: shorter than the others). Make our next read as fresh as ZooKeeper's leader.
-
-        A follower cut off from the quorum answers reads for up to syncLimit x tickTime (2.5 s here,
-        10 s on a stock server) while the leader expires our session: such reads would renew a dead
-        lease. A sync goes through the leader, and one session's requests are answered in order, so
-        the next read cannot come from a stale copy. Use self.client.sync_async(self.path); do not
-        wait for it: the read's deadline covers both."""
+        """Step 7 (one line). Make our next read as fresh as ZooKeeper's leader. A follower cut off from its
+        quorum answers reads for up to syncLimit x tickTime while the leader expires our session. A sync
+        goes through the leader, and a session's requests are answered in order; the read's deadline
+        covers both, so don't wait for it."""
         self.client.sync_async(self.path)
-
-    # -- the rest of the election: joining, waking, and the one place leadership changes
 
     def _join(self) -> None:
         """Create our node, unless a create that lost its reply already made one (_find_own_node)."""
@@ -294,14 +254,13 @@ class LeaderElection:
         self._notify("joined", found[0])
 
     def _predecessor_changed(self, event: WatchedEvent) -> None:
-        # A watch callback runs on kazoo's thread: wake ours, never block. Type NONE is no news about
-        # the node: kazoo fires every watch so on SUSPENDED, then forgets them; we set ours again.
+        # On kazoo's thread: wake ours, never block. Type NONE is no news: kazoo fires every watch so on SUSPENDED.
         if event.type != EventType.NONE:
             self._notify("woken", event.path)
         self._wake.set()
 
     def _claim(self, seq: int, asked_at: float) -> None:
-        self._epoch = seq
+        self.epoch = seq
         self._set_leader(True, "elected", lease_from=asked_at)
 
     def _forget_node(self, why: str) -> None:
@@ -316,12 +275,11 @@ class LeaderElection:
             if renewal and not self._leading:
                 return  # a renewal extends a term; it never starts one
             if leading:
-                self._lease_until = lease_from + self._lease_seconds()
+                self._lease_until = lease_from + self._session_seconds() * LEASE_FRACTION
             if leading == self._leading:
                 return
-            # is_leader turned false when the lease ran out, even if we notice later.
-            self.history.append((time.monotonic() if leading else min(time.monotonic(), self._lease_until),
-                                 leading, why))
+            now = time.monotonic()  # is_leader turned false when the lease ran out, even if we notice later
+            self.history.append((now if leading else min(now, self._lease_until), leading, why))
             self._leading = leading
         self._notify("elected" if leading else "revoked", why)
 
@@ -329,19 +287,10 @@ class LeaderElection:
         if self.on_change is not None:
             self.on_change(self, event, detail)
 
-    # -- what the world may ask
-
-    @property
-    def epoch(self) -> int | None:
-        """The fencing token of our latest term as leader (our node's sequence number)."""
-        return self._epoch
-
     @property
     def token(self) -> FencingToken | None:
-        mine = self._node
-        if mine is None or self._epoch is None:
-            return None
-        return FencingToken(self._node_path(mine[0]), self._epoch, self.name)
+        path = self.node_path
+        return None if path is None or self.epoch is None else FencingToken(path, self.epoch, self.name)
 
     @property
     def node_path(self) -> str | None:
@@ -351,15 +300,13 @@ class LeaderElection:
 
     def participants(self) -> list[str]:
         """Every candidate's name in election order, leader first, as ZooKeeper has them now."""
-        try:
+        with contextlib.suppress(NoNodeError):  # no election path: nobody
             children = self.client.get_children_async(self.path).get(timeout=self._session_seconds())
-        except NoNodeError:
-            return []
-        return [c.name for c in election_order(children)]
+            return [c.name for c in election_order(children)]
+        return []
 
     def leader(self) -> str | None:
-        names = self.participants()
-        return names[0] if names else None
+        return next(iter(self.participants()), None)
 
     def fenced_set(self, path: str, value: str | bytes) -> int:
         """The leader's write: refused unless we lead now, and rejected by ZooKeeper if we don't."""
@@ -367,8 +314,6 @@ class LeaderElection:
         if not self.is_leader or token is None:
             raise NotLeaderError(f"{self.name} is not the leader")
         return fenced_write(self.client, token, path, value)
-
-    # -- lifecycle
 
     def start(self) -> None:
         """Join the election and return at once; the work happens on a thread of our own."""
@@ -390,56 +335,41 @@ class LeaderElection:
             self._ask_delete()
 
     def resign(self, timeout: float | None = None) -> bool:
-        """Leave the election for good, and wait at most `timeout` (default: the session timeout)
-        for ZooKeeper to confirm our node is gone. False: it is left for the session's expiry."""
-        deadline = time.monotonic() + (self._session_seconds() * RESIGN_PATIENCE if timeout is None else timeout)
+        """Leave the election for good, and wait at most `timeout` (default: the session timeout) for
+        ZooKeeper to confirm our node is gone. False: it goes with the session (closed, or expired)."""
+        deadline = time.monotonic() + (self._session_seconds() if timeout is None else timeout)
         if self._lifecycle != "closed":
             self.leave()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(max(0.0, deadline - time.monotonic()))
         self._ask_delete()  # in case our thread was creating one as we closed
-        gone = self._await_deletes(deadline)
         self.client.remove_listener(self._on_connection_change)
-        return gone
+        for answer in self._leaving:  # a node gone already, or with its session, is gone all the same
+            answer.wait(max(0.0, deadline - time.monotonic()))
+            if not answer.ready() or not isinstance(answer.exception, (type(None), NoNodeError, SessionExpiredError)):
+                return False
+        return True
 
     def _ask_delete(self) -> None:
         with self._lock:
             mine, self._node = self._node, None
         if mine is not None:
-            path = self._node_path(mine[0])
-            self._leaving.append((path, self.client.delete_async(path)))
-
-    def _await_deletes(self, deadline: float) -> bool:
-        """Wait for every delete we asked for; ask again after a connection loss, until the deadline."""
-        while self._leaving:
-            path, answer = self._leaving[0]
-            try:
-                answer.get(timeout=max(0.0, deadline - time.monotonic()))
-            except (NoNodeError, SessionExpiredError):
-                pass  # gone already: the session that owned it has ended
-            except ConnectionLoss:
-                if time.monotonic() + 0.1 >= deadline:
-                    return False
-                # A node left behind holds up the queue until its session expires: ask again.
-                time.sleep(0.1)
-                self._leaving[0] = (path, self.client.delete_async(path))
-                continue
-            except (KazooTimeoutError, ConnectionClosedError):
-                return False  # no answer in time, or a closed client that cannot ask
-            self._leaving.pop(0)
-        return True
-
-    # -- our thread
+            self._leaving.append(self.client.delete_async(self._node_path(mine[0])))
 
     def _run(self) -> None:
         while self._lifecycle == "started":
-            renew_in = self._lease_seconds() * RENEW_FRACTION if self._leading else None
+            renew_in = self._session_seconds() * LEASE_FRACTION * RENEW_FRACTION if self._leading else None
             woken = self._wake.wait(renew_in)
             self._wake.clear()
             if self._lifecycle != "started":
                 break
             try:
-                self._renew_lease() if self._leading and not woken else self._step()
+                if self._leading and not woken:
+                    self._renew_lease()
+                elif self.client.connected:
+                    if self._node is None:
+                        self._join()
+                    self._check_position()
             except DISCONNECTED:
                 pass  # the connection listener wakes us when there is something to do
             except NoNodeError:
@@ -451,27 +381,16 @@ class LeaderElection:
                 self._wake.set()
         self._ask_delete()  # a create that finished after we closed: its node must not stay
 
-    def _step(self) -> None:
-        if self.client.connected:
-            if self._node is None:
-                self._join()
-            self._check_position()
-
     def _session_id(self) -> int:
-        """Our current session. Between sessions we cannot tell whose a node is: wait, don't guess
-        (guessing "not ours" would abandon a live node that then blocks the queue forever)."""
-        client_id = self.client.client_id
-        if not client_id:
+        # Between sessions we cannot tell whose a node is: wait, don't guess ("not ours" would abandon a
+        # live node that then blocks the queue until its session expires).
+        if not self.client.client_id:
             raise ConnectionLoss("no session at the moment")
-        return client_id[0]
-
-    def _lease_seconds(self) -> float:
-        return self._session_seconds() * LEASE_FRACTION
+        return self.client.client_id[0]
 
     def _session_seconds(self) -> float:
-        # The session timeout we asked for (kazoo keeps the server's answer to itself). ZooKeeper
-        # grants it unless it exceeds the server's maxSessionTimeout (20 ticks by default): then the
-        # lease would be too long, and only fencing would protect the ledger.
+        # The timeout we asked for (kazoo keeps the server's answer to itself). A server grants at most its
+        # maxSessionTimeout (20 ticks by default): above that our lease is too long, and only fencing holds.
         return self.client._session_timeout / 1000.0
 
     def _node_path(self, node: str) -> str:

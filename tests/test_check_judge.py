@@ -1,0 +1,165 @@
+"""The judge cannot be fooled by leaving and is never left hanging: the script runs in a process of its own, a
+verdict counts only when reported, loading is bounded, and the checker's own ZooKeeper is watched."""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.check_proofs import copy_scripts, find_function, replace_function, run_checker
+from zklab.check_lab import ROOT, SCRIPTS
+from zklab.faults import wait_until
+
+LEADER = SCRIPTS["leader"]
+
+
+def first_line_after_imports(text: str, line: str) -> str:
+    """`text` with `line` put right after the module's docstring and imports' first statement."""
+    tree = ast.parse(text)
+    after = next(node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))
+                 and not (isinstance(node, ast.ImportFrom) and node.module == "__future__"))
+    lines = text.splitlines(keepends=True)
+    return "".join(lines[:after.end_lineno]) + line + "\n" + "".join(lines[after.end_lineno:])
+
+
+def prepend_to(text: str, qualname: str, line: str) -> str:
+    """`text` with `line` as the first statement of the function `qualname` (after its docstring)."""
+    node = find_function(ast.parse(text), qualname)
+    first = node.body[1] if ast.get_docstring(node) and len(node.body) > 1 else node.body[0]
+    lines = text.splitlines(keepends=True)
+    indent = " " * first.col_offset
+    return "".join(lines[:first.lineno - 1]) + indent + line + "\n" + "".join(lines[first.lineno - 1:])
+
+
+def leader_copy(tmp_path: Path, change) -> Path:
+    return copy_scripts(tmp_path, {LEADER: change((ROOT / LEADER).read_text())})
+
+
+@pytest.mark.parametrize("line, said", [
+    ("import sys; sys.exit(0)", "exited while it was being imported (exit code 0)"),
+    ("input()", "EOFError"),
+    ("raise SystemExit(3)", "exit code 3"),
+])
+def test_a_script_that_leaves_or_asks_at_import_fails_in_one_line(tmp_path: Path, line: str, said: str) -> None:
+    """Exit 0 at import no longer wins a pass; input() at import reads nothing: both fail, exit 1, no traceback."""
+    scripts = leader_copy(tmp_path, lambda text: first_line_after_imports(text, line))
+    outcome = run_checker("leader", scripts, "--only", "one-leader", timeout=60)
+    assert outcome.code == 1, outcome.output
+    assert said in outcome.output and "the script imports" in outcome.output, outcome.output
+    assert "Traceback" not in outcome.output
+
+
+def test_a_script_that_blocks_at_import_is_reported_within_25_s(tmp_path: Path) -> None:
+    """time.sleep(10**6) at the top level: reported within the bound, with the line it waits on."""
+    scripts = leader_copy(tmp_path, lambda text: first_line_after_imports(text, "import time; time.sleep(10**6)"))
+    started = time.monotonic()
+    outcome = run_checker("leader", scripts, "--only", "one-leader", timeout=60)
+    assert time.monotonic() - started < 25, outcome.output
+    assert outcome.code == 1 and re.search(r"did not finish within \d+ s \(line \d+ waits\)", outcome.output), \
+        outcome.output
+
+
+def test_a_script_without_its_main_guard_is_blamed_not_the_lab(tmp_path: Path) -> None:
+    """main() called at the top level: the script is blamed in plain words; no `unrecognized arguments`."""
+    scripts = leader_copy(tmp_path, lambda text: text.replace('if __name__ == "__main__":\n', "if True:\n"))
+    outcome = run_checker("leader", scripts, "--only", "one-leader", timeout=60)
+    assert outcome.code == 1, outcome.output
+    assert "unrecognized arguments" not in outcome.output
+    assert '__name__ == "__main__"' in " ".join(outcome.output.split()), outcome.output
+
+
+def test_an_exit_in_a_watch_callback_fails_every_unreported_guarantee(tmp_path: Path) -> None:
+    """os._exit(0) in the predecessor's watch callback kills the script's process: what it had not reported
+    fails in plain words, with exit code 1 (it used to be one pass and exit 0)."""
+    scripts = leader_copy(tmp_path, lambda text: prepend_to(text, "LeaderElection._predecessor_changed",
+                                                            "os._exit(0)"))
+    outcome = run_checker("leader", scripts, "--only", "one-leader,in-order", timeout=60)
+    assert outcome.code == 1, outcome.output
+    assert outcome.verdicts["in-order"][0] is False, outcome.output
+    assert "the script's process exited with code 0" in outcome.verdicts["in-order"][1], outcome.output
+
+
+def test_a_step_not_written_says_so_with_its_name(tmp_path: Path) -> None:
+    """_check_position raising NotImplementedError (on the election's own thread): 'not written yet' and the
+    function's name on every guarantee that needed it, without -v and without a traceback."""
+    stub = ('def _check_position(self) -> None:\n'
+            '    raise NotImplementedError("write me: exercise 2")\n')
+    scripts = leader_copy(tmp_path, lambda text: replace_function(text, "LeaderElection._check_position", stub))
+    outcome = run_checker("leader", scripts, "--only", "one-leader,handover-race", timeout=60)
+    assert outcome.code == 1
+    for key in ("one-leader", "handover-race"):
+        assert outcome.verdicts[key][1] == "not written yet: LeaderElection._check_position", outcome.output
+    assert "Traceback" not in outcome.output and "LeaderElection._join" not in outcome.output
+
+
+def test_an_exception_on_the_election_thread_shows_without_verbose(tmp_path: Path) -> None:
+    """A TypeError raised where the election's loop catches it still shows on the guarantee's line: the
+    function, the exception type and its message."""
+    scripts = leader_copy(tmp_path, lambda text: prepend_to(text, "LeaderElection._check_position",
+                                                            'raise TypeError("boom in the loop")'))
+    outcome = run_checker("leader", scripts, "--only", "one-leader", timeout=60)
+    figure = outcome.verdicts["one-leader"][1]
+    assert "LeaderElection._check_position raised TypeError: boom in the loop" in figure, outcome.output
+
+
+def test_a_hang_names_the_call_that_did_not_return(tmp_path: Path) -> None:
+    """start() that never returns: the guarantee names LeaderElection.start() and the check still ends."""
+    scripts = leader_copy(tmp_path, lambda text: prepend_to(text, "LeaderElection.start", "threading.Event().wait()"))
+    outcome = run_checker("leader", scripts, "--only", "one-leader", timeout=60)
+    assert outcome.code == 1
+    assert "LeaderElection.start() (" in outcome.verdicts["one-leader"][1], outcome.output
+
+
+def zookeeper_of(work: str) -> int | None:
+    """The pid of the JVM serving the checker's own ZooKeeper (its data lives under the checker's work folder)."""
+    found = subprocess.run(["pgrep", "-f", f"{work}/zookeeper/"], capture_output=True, text=True).stdout.split()
+    return int(found[0]) if found else None
+
+
+def checker_work_folders() -> set[str]:
+    return {str(p) for p in Path(tempfile.gettempdir()).glob("zklab-check-*")}
+
+
+def test_when_the_checkers_zookeeper_dies_nobody_is_blamed() -> None:
+    """kill -9 of the checker's ZooKeeper mid-run: it says so, blames no code, exits 1, leaves no folder."""
+    before = checker_work_folders()
+    proc = subprocess.Popen([sys.executable, "-m", "zklab.check", "leader"], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONIOENCODING": "utf-8"})
+    try:
+        work = wait_until(lambda: next(iter(checker_work_folders() - before), None), 20, "the work folder")
+        pid = wait_until(lambda: zookeeper_of(work), 30, "the checker's ZooKeeper")
+        first = proc.stdout.readline() + proc.stdout.readline()  # the script's name, then a first verdict
+        os.kill(pid, signal.SIGKILL)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    output = first + out
+    assert proc.returncode == 1, output
+    assert "the checker's own ZooKeeper died" in output and "says nothing about your script" in output, output
+    assert "wait without a timeout" not in output
+    assert not Path(work).exists()
+
+
+def test_sigterm_ends_the_check_and_removes_its_work_folder() -> None:
+    """SIGTERM mid-run: the script's process and both ZooKeepers go, the /tmp/zklab-check-* folder too."""
+    before = checker_work_folders()
+    proc = subprocess.Popen([sys.executable, "-m", "zklab.check", "leader"], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        work = wait_until(lambda: next(iter(checker_work_folders() - before), None), 20, "the work folder")
+        wait_until(lambda: zookeeper_of(work), 30, "the checker's ZooKeeper")
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode != 0
+    wait_until(lambda: not Path(work).exists() and zookeeper_of(work) is None, 10, "the clean-up")

@@ -320,9 +320,14 @@ def dispatch(name: str, argv: list[str]) -> int:
             return 1
         raise
     _interruptible()
-    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous == signal.SIG_DFL:  # a module that handles SIGTERM itself sets its own handler over this
         signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    return module.main(argv)
+    try:
+        return module.main(argv)
+    finally:
+        if previous is not None:  # None: a handler set outside Python, which we cannot put back
+            signal.signal(signal.SIGTERM, previous)
 
 
 def start_challenge(name: str, argv: list[str]) -> int:

@@ -390,10 +390,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"tree: {exc}", file=sys.stderr)
         return 2
     except (ConnectionError, zk.ZkError, NoAuthError, KazooTimeoutError) as exc:
-        print(f"error: {_why(exc, args.path)}", file=sys.stderr)
+        print(f"tree: {_why(exc, args.path)}", file=sys.stderr)
         return 1
     except OSError as exc:
         if (code := zk.output_lost(exc, "tree")) is None:

@@ -398,65 +398,59 @@ class LeaderElection:
 
 
 # ================================================================ the demo
-# Workers with sessions of their own elect a leader; every few seconds chaos crashes, partitions or
-# resigns the leader, or a worker joins. Every figure printed is measured from what the workers did.
+# Workers with sessions of their own elect a leader; chaos crashes, partitions or resigns the leader, or
+# adds a worker. Every figure is measured from what the workers did. The lab's rich demo: ./run.sh leader
 
 ROOT = "/lab/leader-election"
 CANDIDATES, LEDGER = f"{ROOT}/candidates", f"{ROOT}/ledger"
-RUN_ID = uuid.uuid4().hex[:4]  # makes worker names unique when two copies share an election
+RUN_ID = uuid.uuid4().hex[:4]  # worker names stay unique when two copies share one election
 CONNECT_TIMEOUT = 5.0  # how long we wait for ZooKeeper before saying it is unreachable
-# The first misfortune strikes the leader this soon (or after --interval if shorter): a short run shows it.
-FIRST_FAULT_AFTER = 2.0
-SAMPLE_EVERY = 0.02  # how often a worker looks at is_leader: what it acts on, and what we measure
-WRITE_EVERY = 0.25   # how often a leader writes the ledger
-# Shutdown waits a session timeout (plus this) for the deletes; after a second signal, only this much.
-CLOSE_GRACE, HURRY_GRACE = 1.0, 0.5
+FIRST_FAULT_AFTER = 2.0  # the first fault strikes the leader this soon: a short run shows a hand-off too
+SAMPLE_EVERY, WRITE_EVERY = 0.02, 0.25  # how often a worker looks at is_leader, and writes while it leads
+CLOSE_GRACE, HURRY_GRACE = 1.0, 0.5  # shutdown waits a session timeout plus this; after a second signal, this
 SESSION_HELP = ("seconds (default 4). ZooKeeper grants 2 to 20 ticks: 0.5-60 s on the lab's servers "
                 "(tick 250 ms, max 60 s), 4-40 s on a stock server")
 
 
 class Cable:
-    """A worker's network cable: a loopback relay to ZooKeeper that chaos unplugs (a partition: bytes
-    wait, as if lost) or cuts (a crash: ZooKeeper hears nothing more, and expires the session)."""
+    """A worker's network cable: a relay to ZooKeeper. Unplugged, bytes wait as if lost (a partition); cut,
+    ZooKeeper hears nothing more and expires the session after its timeout (a crash)."""
 
     def __init__(self, hosts: list[tuple[str, int]]) -> None:
-        self.hosts, self.sockets, self.plugged = hosts, [], threading.Event()
+        self.hosts, self.sockets, self.plugged = itertools.cycle(hosts), [], threading.Event()
         self.plugged.set()
         self.server = socket.create_server(("127.0.0.1", 0))
-        self.address = f"127.0.0.1:{self.server.getsockname()[1]}"
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
-        for turn in itertools.count():
-            try:
-                near = self.server.accept()[0]
-            except OSError:
-                return  # cut
-            try:
-                far = socket.create_connection(self.hosts[turn % len(self.hosts)], timeout=1.0)
-            except OSError:
-                near.close()  # that server is down: kazoo sees the drop at once, and tries the next
-                continue
-            far.settimeout(None)
-            self.sockets += [near, far]
-            for src, dst in ((near, far), (far, near)):
-                src.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # kazoo pipelines sync + read
-                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+        with contextlib.suppress(OSError):  # the cable was cut
+            while near := self.server.accept()[0]:
+                try:
+                    far = socket.create_connection(next(self.hosts), timeout=1.0)
+                except OSError:
+                    near.close()  # that server is down: kazoo sees the drop at once, and tries the next
+                    continue
+                far.settimeout(None)
+                self.sockets += [near, far]
+                for src, dst in ((near, far), (far, near)):
+                    src.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # kazoo pipelines sync + read
+                    threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
 
     def _pump(self, src: socket.socket, dst: socket.socket) -> None:
         with contextlib.suppress(OSError):
-            while data := src.recv(65536):
-                self.plugged.wait()
+            while (data := src.recv(65536)) and self.plugged.wait():
                 dst.sendall(data)
-        self.cut(sockets=[src, dst])
+        shut(src, dst)
 
-    def cut(self, sockets: list[socket.socket] | None = None) -> None:
-        if sockets is None:
-            self.server.close()
-            self.plugged.set()
-        for sock in sockets or self.sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+    def cut(self) -> None:
+        shut(self.server, *self.sockets)
+        self.plugged.set()
+
+
+def shut(*sockets: socket.socket) -> None:
+    for sock in sockets:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 class Worker:
@@ -464,30 +458,29 @@ class Worker:
 
     def __init__(self, demo: Demo, name: str) -> None:
         self.demo, self.name, self.cable = demo, name, Cable(demo.hosts)
-        relay = ",".join([self.cable.address] * len(demo.hosts))  # one address per server: kazoo's wait
-        self.client = new_client(relay + demo.chroot, demo.args.session_timeout)
+        relay = f"127.0.0.1:{self.cable.server.getsockname()[1]}"  # once per server: kazoo waits per address
+        self.client = new_client(",".join([relay] * len(demo.hosts)) + demo.chroot, demo.args.session_timeout)
         self.election = LeaderElection(self.client, CANDIDATES, name, on_change=self.heard)
-        self.lock, self.stop, self.leading = threading.Lock(), threading.Event(), False
-        self.woken_at: float | None = None
-        self.why, self.crashed = "its lease ran out", None
+        self.lock, self.stop, self.leading, self.crashed = threading.Lock(), threading.Event(), False, None
+        self.woken_at, self.why = None, "its lease ran out"
 
     def heard(self, election: LeaderElection, event: str, detail: str) -> None:
-        """The recipe's news, on its thread or kazoo's: note it, never block."""
+        """The recipe's news, on its thread or kazoo's: note it, say it, never block."""
         if event == "woken":
             self.woken_at = time.monotonic()
-            self.demo.tally("notified", self.name, "notified: the candidate just before me left (only I am woken)")
+            self.demo.say(self.name, "notified: the candidate just before me left (only I am woken)", "notified")
         elif event == "joined":
             self.demo.say(self.name, "joined the election")
         elif event == "revoked":
             self.why = detail
         elif event == "error":
-            self.demo.fail(f"error: {self.name}: {detail} (on {self.demo.chroot}{CANDIDATES})")
+            self.demo.fail(f"error: {self.name}: {detail}")
 
     def run(self) -> None:
-        """Every call into the recipe for this worker happens on its own thread (or the chaos thread)."""
+        """Every call into the recipe for this worker happens on this thread (or the chaos thread)."""
         if not start_client(self.client, CONNECT_TIMEOUT, self.stop):
             return self.demo.say(self.name, "could not connect to ZooKeeper; it stays out")
-        with contextlib.suppress(RuntimeError):  # the demo closed it as it connected: it stays out
+        with contextlib.suppress(RuntimeError):  # closed by the shutdown as it connected: it stays out
             self.election.start()
         next_write = 0.0
         while not self.stop.wait(SAMPLE_EVERY):
@@ -499,19 +492,18 @@ class Worker:
                 next_write = now + WRITE_EVERY
                 self.write(self.election.token)
 
-    def write(self, token: FencingToken | None) -> None:
+    def write(self, token: FencingToken) -> None:
         with contextlib.suppress(KazooException, *DISCONNECTED):
             try:
                 fenced_write(self.client, token, LEDGER, f"tick from {self.name}", timeout=WRITE_EVERY)
-                self.demo.tally("accepted")
+                self.demo.say("", "", "accepted")
             except NotLeaderError as exc:
-                self.demo.tally("rejected", self.name, f"STALE WRITE REJECTED (epoch {token.epoch}): {exc}")
+                self.demo.say(self.name, f"STALE WRITE REJECTED (epoch {token.epoch}): {exc}", "rejected")
 
     def stop_acting(self) -> None:
         with self.lock:
             self.stop.set()
-            if self.leading:
-                self.leading = self.demo.turned(self, False, time.monotonic())
+            self.leading = self.leading and self.demo.turned(self, False, time.monotonic())
 
     def crash(self) -> None:
         self.stop_acting()
@@ -526,8 +518,8 @@ class Worker:
             self.election.leave()
 
     def finish(self, deadline: float) -> bool:
-        """Wait until `deadline` for ZooKeeper to delete our node and close the session; True if it did."""
-        if self.crashed:  # close the dead session as its twin: ZooKeeper takes its id and password
+        """ZooKeeper deletes our node and closes our session by `deadline`; True if it confirmed."""
+        if self.crashed:  # close the dead session as its twin: ZooKeeper knows it by its id and password
             twin = new_client(self.demo.args.zk, client_id=self.crashed)
             return start_client(twin, max(0.0, deadline - time.monotonic())) and stop_client(twin, 1.0)
         gone = self.election.resign(timeout=max(0.0, deadline - time.monotonic()))
@@ -535,34 +527,33 @@ class Worker:
 
 
 class Demo:
+    """The workers and the chaos, on a thread of their own; the figures measured from what they did."""
+
     def __init__(self, args: argparse.Namespace, shutdown: Shutdown) -> None:
         self.args, self.shutdown, self.stopping = args, shutdown, shutdown.requested
         self.hosts, self.chroot = parse_zk(args.zk)
         self.workers: list[Worker] = []
         self.started, self.lock, self.done = time.monotonic(), threading.Lock(), threading.Event()
-        self.problem, self.crash = "", None
+        self.problem, self.crash, self.handoffs = "", None, []
         self.counts = dict.fromkeys(["elections", "notified", "departures", "accepted", "rejected", "acting",
                                      "most", "left"], 0)
-        self.handoffs: list[float] = []
 
-    def say(self, who: str, what: str) -> None:
-        if not self.stopping.is_set():
-            self.shutdown.print(f"{time.monotonic() - self.started:8.3f}s  {who:<10} {what}")
-
-    def tally(self, counter: str, who: str = "", what: str = "") -> None:
+    def say(self, who: str, what: str, counter: str = "") -> None:
+        """One line per event, with the time since the start; `counter` counts it (the shutdown's do not)."""
         if self.stopping.is_set():
-            return  # the shutdown's own departures are not part of the lesson
-        with self.lock:
-            self.counts[counter] += 1
+            return
+        if counter:
+            with self.lock:
+                self.counts[counter] += 1
         if what:
-            self.say(who, what)
+            self.shutdown.print(f"{time.monotonic() - self.started:8.3f}s  {who:<10} {what}")
 
     def fail(self, line: str) -> None:
         self.problem = self.problem or line
         self.shutdown.request("error")
 
     def turned(self, worker: Worker, leading: bool, at: float) -> bool:
-        """A worker started or stopped acting as leader, at `at`: the measured figures come from here."""
+        """A worker started or stopped acting as leader at `at`: the figures are measured here."""
         with self.lock:
             self.counts["acting"] += 1 if leading else -1
             self.counts["most"] = max(self.counts["most"], self.counts["acting"])
@@ -577,7 +568,7 @@ class Demo:
         if crash:
             note += f"; {at - crash[1]:.2f} s after {crash[0]} crashed (ZooKeeper had to expire its session)"
         worker.woken_at = None
-        self.tally("elections", worker.name, f"ELECTED leader, epoch {worker.election.epoch}{note}")
+        self.say(worker.name, f"ELECTED leader, epoch {worker.election.epoch}{note}", "elections")
         return True
 
     def add_worker(self, why: str) -> None:
@@ -595,10 +586,10 @@ class Demo:
                              f"{self.args.session_timeout:g}s; Ctrl-C stops")
             for _ in range(self.args.workers):
                 self.add_worker("starts")
-            rng, wait = random.Random(self.args.seed), min(self.args.interval, FIRST_FAULT_AFTER)
-            while not self.stopping.wait(wait):
-                self.chaos(rng, first=wait != self.args.interval)
-                wait = self.args.interval
+            rng, first = random.Random(self.args.seed), True
+            while not self.stopping.wait(min(self.args.interval, FIRST_FAULT_AFTER) if first else self.args.interval):
+                self.chaos(rng, first)
+                first = False
         finally:
             self.close()
 
@@ -608,7 +599,7 @@ class Demo:
         leader = next((w for w in live if w.leading), None) or (rng.choice(live) if live else None)
         if action == "join" or len(live) < 3 or leader is None:
             return self.add_worker("joins (chaos)")
-        self.tally("departures")
+        self.say("", "", "departures")
         if action == "crash":
             self.say(leader.name, f"CRASHES: no goodbye; ZooKeeper waits {self.args.session_timeout:g} s of "
                                   "silence, then expires its session")
@@ -616,9 +607,9 @@ class Demo:
             return leader.crash()
         if action == "resign":
             self.say(leader.name, "resigns")
-            leader.stop_acting()
+            leader.leave()
             return threading.Thread(target=leader.election.resign, daemon=True).start()
-        self.partition(leader, token=leader.election.token, hold=self.args.session_timeout * 1.5)
+        self.partition(leader, leader.election.token, hold=self.args.session_timeout * 1.5)
 
     def partition(self, leader: Worker, token: FencingToken | None, hold: float) -> None:
         self.say(leader.name, f"PARTITIONED from ZooKeeper for {hold:.1f}s")
@@ -633,14 +624,15 @@ class Demo:
             leader.write(token)
 
     def close(self) -> None:
-        """Every delete is asked for before we wait for any; then wait, bounded, for ZooKeeper to confirm."""
-        self.say("demo", f"{self.shutdown.why}; shutting down: every worker resigns and closes its session")
+        """Every delete is asked for before we wait for any; then we wait, bounded, for ZooKeeper."""
+        self.shutdown.print(f"{time.monotonic() - self.started:8.3f}s  {'demo':<10} {self.shutdown.why or 'stop'}; "
+                            "shutting down: every worker resigns and closes its session")
         self.stopping.set()
         for worker in self.workers:
             worker.leave()
         deadline = time.monotonic() + self.args.session_timeout + CLOSE_GRACE
         with contextlib.suppress(Exception):
-            self.counts["left"] = sum(not w.finish(deadline) for w in self.workers)
+            self.counts["left"] = sum(not worker.finish(deadline) for worker in self.workers)
         self.done.set()
 
     def summary(self) -> str:
@@ -658,47 +650,39 @@ class Demo:
 def preflight(zk: str, stop: threading.Event) -> str | None:
     """None if ZooKeeper answers and lets us in; else one line: what is wrong, and what to do."""
     hosts, chroot = zk.partition("/")[0], parse_zk(zk)[1]
-    client = new_client(hosts, CONNECT_TIMEOUT)
+    client, parent, need = new_client(hosts, CONNECT_TIMEOUT), "", ""
     try:
         if not start_client(client, CONNECT_TIMEOUT, stop):
             return (f"error: cannot reach ZooKeeper at {zk}; start one with `./run.sh leader`, "
                     "`docker compose up -d` or `python -m zklab.launcher`")
         if chroot and client.exists(chroot) is None:
             return f"error: chroot {chroot} does not exist on ZooKeeper at {hosts}; create it or drop it from --zk"
-        return access_problem(client, chroot + CANDIDATES)
+        for part in (chroot + CANDIDATES).strip("/").split("/"):  # step by step: a refusal names its node
+            node, need = f"{parent}/{part}", f"CREATE permission on {parent or '/'}"
+            client.ensure_path(node)
+            need = f"READ permission on {node}"
+            client.get_children(node)
+            parent = node
+    except NoAuthError:
+        return f"error: ZooKeeper denies {need} (an ACL); grant it, or choose another chroot in --zk"
     except (KazooException, *DISCONNECTED) as exc:
         return f"error: ZooKeeper at {zk} stopped answering ({type(exc).__name__})"
     finally:
         stop_client(client, 1.0)
-
-
-def access_problem(client: KazooClient, path: str) -> str | None:
-    """Walk down `path`, creating what is missing; ZooKeeper's first refusal as one line."""
-    parent = ""
-    for part in path.strip("/").split("/"):
-        node, need = f"{parent}/{part}", f"CREATE permission on {parent or '/'}"
-        try:
-            client.ensure_path(node)
-            need = f"READ permission on {node}"
-            client.get_children(node)
-        except NoAuthError:
-            return f"error: ZooKeeper denies {need} (its ACL); grant it, or choose another chroot in --zk"
-        parent = node
     return None
 
 
 # ---------------------------------------------------------------- command line
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Leader election with ZooKeeper, under chaos (the compact "
-                                     "demo; ./run.sh leader runs the full one).")
+    parser = argparse.ArgumentParser(description="Leader election with ZooKeeper, under chaos: the compact demo "
+                                     "(./run.sh leader runs the lab's rich one on this script).")
     parser.add_argument("--zk", type=zk_arg, default=os.environ.get("ZK_HOSTS", "127.0.0.1:2181"),
                         help=f"ZooKeeper, {ZK_FORM}; IPv6 in brackets (default: $ZK_HOSTS or 127.0.0.1:2181)")
     parser.add_argument("--workers", type=number_arg(int, 1, 100), default=5, help="candidates, 1-100 (default 5)")
     parser.add_argument("--interval", type=number_arg(float, 0.1, 3600), default=5.0,
                         help="seconds between chaos events, 0.1-3600 (default 5)")
-    parser.add_argument("--duration", type=number_arg(float, 0, 1e6, above=True), default=None,
-                        help="seconds to run (default: until Ctrl-C)")
+    parser.add_argument("--duration", type=number_arg(float, 0, 1e6, above=True), help="seconds (default: Ctrl-C)")
     parser.add_argument("--seed", type=int, default=None, help="seed for the chaos")
     parser.add_argument("--session-timeout", type=number_arg(float, 0.5, 60), default=4.0, help=SESSION_HELP)
     return parser.parse_args(argv)

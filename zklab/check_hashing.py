@@ -7,6 +7,7 @@ block kazoo's event thread) run against a real one. Nothing here reads private a
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import threading
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from kazoo.client import KazooClient
 from kazoo.protocol.states import Callback
 
-from zklab.check_lab import Broken, Check, Findings, Lab, env_without, wait_for
+from zklab.check_lab import Broken, Check, Findings, Lab, env_without, qualname_at, wait_for
 from zklab.proxy import PartitionProxy
 
 KEYS = [f"key:{i}" for i in range(100_000)]
@@ -63,8 +64,11 @@ def agree(lab: Lab, found: Findings) -> None:
         out, err = proc.communicate(timeout=30)
         if proc.returncode:
             last = (err.strip().splitlines() or ["no output"])[-1]
-            found.fail("agree", f"a fresh process could not route: {last}",
-                       "The script must import and build a ring on its own.")
+            lines = [int(n) for n in re.findall(rf'File "{re.escape(lab.script.__file__)}", line (\d+)', err)]
+            where = qualname_at(lab.script.__file__, lines[-1]) if lines else None
+            found.fail("agree", f"a fresh process could not route: {last}" + (f" (in {where})" if where else ""),
+                       "The script must import and build a ring on its own" +
+                       (f": look at {where}, where it raised." if where else "."))
             return
         answers.append(out.strip().split(","))
     same = sum(a == b for a, b in zip(*answers, strict=False))
@@ -305,7 +309,8 @@ def callback(lab: Lab, found: Findings) -> None:
                 f"kazoo's event thread was blocked {worst:.0f} ms while a member's data was read",
                 "Kazoo runs every watch callback and listener of a client on one thread: while one waits on "
                 "ZooKeeper, all others wait too. A callback only stores what it was given and wakes a thread "
-                "of yours, where RingWatcher._rebuild reads: look at RingWatcher's children callback.")
+                "of yours, where RingWatcher._rebuild reads: look at the children callback, "
+                "RingWatcher._on_children.")
 
 
 # ---------------------------------------------------------------- members written by hand
@@ -446,8 +451,9 @@ def weight_change(lab: Lab, found: Findings) -> None:
     share = sum(o == "b" for o in owners(watcher.ring, KEYS[:20_000])) / 20_000
     found.judge("weight-change", 0.65 <= share <= 0.85,
                 f"b set its weight from 1 to 3 in place: {took * 1000:.0f} ms later it held {share:.0%} of keys "
-                "(75% wanted)", "The router read the new weight, but the share does not follow it: look at "
-                "member_points.")
+                "(75% wanted)", ADVICE_POINT if share in (0.0, 1.0) else "The router read the new weight, but "
+                "the share does not follow it: with few points per member (DEFAULT_VNODES) a member's share is "
+                "luck, not weight. Look at member_points.")
 
 
 # ---------------------------------------------------------------- what `check hashing` runs, in order
@@ -474,3 +480,6 @@ WEIGHT_CHANGE = Check({"weight-change": "a member that changes its weight in pla
                       weight_change, bound=8)
 CHECKS = [AGREE, POINTS, BALANCE, WEIGHTS, EMPTY_RING, WRAP, ORDER, JOIN, LEAVE, ROUTERS, SWAP, CALLBACK, FOREIGN,
           WEIGHT_CHANGE]
+# The step of the lesson that holds each guarantee's rule (the step cut): the order above follows it.
+STEPS = {"agree": 1, "points": 1, "balance": 2, "weights": 2, "empty-ring": 3, "wrap": 3, "order": 4, "join": 4,
+         "leave": 4, "routers": 5, "swap": 5, "callback": 5, "foreign": 6, "weight-change": 7}

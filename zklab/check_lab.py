@@ -7,6 +7,7 @@ definitions serve `./run.sh check` and the pytest suite: one definition per guar
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import functools
 import importlib.util
@@ -130,6 +131,24 @@ def script_error(exc: BaseException, script_file: str) -> ScriptError | None:
 # NotLeaderError or an empty ring's LookupError, are answers, not bugs).
 BUG_TYPES = (NotImplementedError, TypeError, ValueError, AttributeError, KeyError, IndexError, NameError,
              UnboundLocalError, ZeroDivisionError, AssertionError, RecursionError)
+
+
+def qualname_at(path: str | Path, line: int) -> str | None:
+    """The qualified name of the innermost function of the file at `path` that holds line `line`."""
+    try:
+        tree = ast.parse(Path(path).read_text())
+    except (OSError, SyntaxError, ValueError):
+        return None
+    found, body, prefix = None, tree.body, ""
+    while True:
+        node = next((n for n in body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                     and n.lineno <= line <= n.end_lineno), None)
+        if node is None:
+            return found
+        prefix = f"{prefix}{node.name}"
+        if not isinstance(node, ast.ClassDef):
+            found = prefix
+        body, prefix = node.body, prefix + "."
 
 
 class ErrorWatch(logging.Handler):
@@ -584,8 +603,9 @@ def unreached(key: str, hung: bool, where: str, bound: float, error: BaseExcepti
         return Verdict(key, False, f"{where} did not return within {bound:.0f} s",
                        "A call into the script never returned: look for a wait without a timeout.")
     if error is not None:
-        return Verdict(key, False, crash_figure(error, lab.script),
-                       "The script raised where the guarantee expected an answer.")
+        found = script_error(error, lab.script.__file__)
+        return Verdict(key, False, crash_figure(error, lab.script), "The script raised where the guarantee expected "
+                       "an answer" + (f": look at {found.where}." if found else "."))
     return Verdict(key, False, "not measured: an earlier step of the scenario failed", "Fix the failure above first.")
 
 
@@ -598,6 +618,7 @@ def blame(verdicts: list[Verdict], error: ScriptError | None, evidence: list[str
             verdict.advice = f"Write {error.where}: its docstring says what it must do. Then check again."
         elif error is not None and error.words() not in verdict.figure:
             verdict.figure = f"{error.words()}; {verdict.figure}"
+            verdict.advice += f" Start with the exception {error.where} raised."
     if failed and evidence and not failed[0].unwritten:
         failed[0].evidence = evidence
 

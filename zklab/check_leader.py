@@ -489,3 +489,6 @@ ISOLATED_FOLLOWER = Check({"isolated-follower": "a leader behind a follower cut 
                                                 "the next starts"}, isolated_follower, bound=12,
                           needs_ensemble=True)
 CHECKS = [ONE_LEADER, IN_ORDER, HERD, HANDOVER_RACE, DELETED_NODE, PARTITION, LOST_CREATE, ISOLATED_FOLLOWER]
+# The step of the lesson that holds each guarantee's rule (the step cut): the order above follows it.
+STEPS = {"one-leader": 1, "in-order": 1, "no-herd": 2, "middle": 2, "handover-race": 2, "deleted-node": 2,
+         "partition": 3, "rejoin": 3, "stale-write": 5, "lost-create": 6, "isolated-follower": 7}

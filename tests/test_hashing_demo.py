@@ -1,7 +1,9 @@
-"""The hashing demo under faults a learner can cause: ZooKeeper gone, a leader killed, signals, `| head`."""
+"""The rich hashing demo (python -m zklab.demo_hashing) under faults a learner can cause: ZooKeeper gone, a
+leader killed, signals, `| head`, a full disk, ACLs, and a learner's code that never returns."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -15,13 +17,18 @@ from pathlib import Path
 import pytest
 from kazoo.client import KazooClient
 
-from challenge_consistent_hashing import BAR_UNIT, HashRing, Output, Report, ring_strip, strip_changes
-from tests.cli import ROOT, interrupt, read_until, run_script, start_script
+import challenge_consistent_hashing as script
+from challenge_consistent_hashing import HashRing
+from tests.cli import ROOT, interrupt, read_until, start_script
+from tests.test_hashing_cli import demo_command, run_demo, start_demo
+from zklab.demo_hashing import BAR_UNIT, Output, Report, ring_strip, strip_changes
 from zklab.faults import wait_until
 from zklab.launcher import ZooKeeperCluster
+from zklab.plumbing import Shutdown
 from zklab.proxy import PartitionProxy
 
 SCRIPT = "challenge_consistent_hashing.py"
+SHUTDOWN_BOUND = 2.0  # the demo's documented shutdown: at most the session timeout + 2 s
 MEMBERS = "/lab/consistent-hashing/members"
 QUIET = ["--keys", "2000", "--interval", "600", "--no-strip"]
 MakeClient = Callable[..., KazooClient]
@@ -47,7 +54,7 @@ def test_events_log_one_json_line_per_event(zk_hosts: str, tmp_path: Path,
                                             make_client: MakeClient) -> None:
     """--events appends start, every router's ring swaps, and an exit line saying the run left nothing."""
     log = tmp_path / "events.jsonl"
-    result = run_script(SCRIPT, "--zk", zk_hosts, "--duration", "2", "--interval", "0.5", "--seed", "1",
+    result = run_demo("--zk", zk_hosts, "--duration", "2", "--interval", "0.5", "--seed", "1",
                         "--session-timeout", "2", "--keys", "2000", "--events", str(log))
     assert result.returncode == 0, result.stderr
     lines = events(log)
@@ -63,7 +70,7 @@ def test_events_log_one_json_line_per_event(zk_hosts: str, tmp_path: Path,
 
 def test_unwritable_events_file_is_a_bad_argument(tmp_path: Path) -> None:
     """--events in a folder that does not exist: exit 2, one line, before any session."""
-    result = run_script(SCRIPT, "--events", str(tmp_path / "no" / "such.jsonl"))
+    result = run_demo("--events", str(tmp_path / "no" / "such.jsonl"))
     assert result.returncode == 2 and "argument --events" in result.stderr and "Traceback" not in result.stderr
 
 
@@ -71,7 +78,7 @@ def test_hostile_member_is_reported_once(zk_hosts: str, tmp_path: Path, make_cli
     """A member znode with weight 1e9: the demo says once that it ignored it, and why; both routers log it."""
     log = tmp_path / "events.jsonl"
     make_client().create(f"{MEMBERS}/m9", b'{"weight": 1e9}', makepath=True)  # persistent: outlives a session
-    proc = start_script(SCRIPT, "--zk", zk_hosts, "--members", "2", *QUIET, "--events", str(log))
+    proc = start_demo("--zk", zk_hosts, "--members", "2", *QUIET, "--events", str(log))
     read_until(proc, "members (2)")
     read_until(proc, "routers agree")
     code, out, err = interrupt(proc)
@@ -90,7 +97,7 @@ def test_duration_holds_with_zookeeper_gone_for_good(own_server: ZooKeeperCluste
     """ZooKeeper dies for good before a departure: the run still ends within --duration + session timeout + 5 s,
     exits 0 and lists the znodes it could not delete."""
     log, duration, session = tmp_path / "events.jsonl", 4.0, 2.0
-    proc = start_script(SCRIPT, "--zk", own_server.hosts, "--members", "3", "--keys", "2000", "--interval", "1",
+    proc = start_demo("--zk", own_server.hosts, "--members", "3", "--keys", "2000", "--interval", "1",
                         "--duration", str(duration), "--session-timeout", str(session), "--seed", str(seed),
                         "--events", str(log))
     began = time.monotonic()
@@ -106,7 +113,7 @@ def test_duration_holds_with_zookeeper_gone_for_good(own_server: ZooKeeperCluste
 
 def test_signals_during_shutdown_do_not_skip_the_cleanup(zk_hosts: str, make_client: MakeClient) -> None:
     """SIGTERM, then SIGTERM and Ctrl-C during the shutdown: exit 0, no traceback, no member znode left."""
-    proc = start_script(SCRIPT, "--zk", zk_hosts, "--members", "30", *QUIET)
+    proc = start_demo("--zk", zk_hosts, "--members", "30", *QUIET)
     read_until(proc, "members (30)", timeout=60)
     observer = make_client()
     assert len(observer.get_children(MEMBERS)) == 30
@@ -119,51 +126,25 @@ def test_signals_during_shutdown_do_not_skip_the_cleanup(zk_hosts: str, make_cli
     assert observer.get_children(MEMBERS) == []
 
 
-# A second signal that lands while the first one's KeyboardInterrupt is on its way to the clean-up (a
-# SIGTERM to the whole process group, as `timeout` sends it and run.sh passes it on, arrives twice within
-# a millisecond). Its exact moment cannot be forced from outside, so the harness delivers it, the way
-# Python would, to whatever SIGTERM handler is in effect at the first signal.signal call after the first
-# signal: the first step of the clean-up.
-SECOND_SIGNAL_AT_CLEANUP = """
-import runpy, signal, sys
-real, got_first, fired = signal.signal, [], []
-def noting(handler):
-    def noted(signum, frame):
-        got_first.append(signum)
-        return handler(signum, frame)
-    return noted
-def signal_then_second(signum, handler):
-    if got_first and not fired:
-        fired.append(signum)
-        current = signal.getsignal(signal.SIGTERM)
-        if callable(current):
-            current(signal.SIGTERM, None)
-    return real(signum, noting(handler) if callable(handler) else handler)
-signal.signal = signal_then_second
-sys.argv = sys.argv[1:]
-runpy.run_path(sys.argv[0], run_name="__main__")
-"""
-
-
-def test_a_second_signal_right_behind_the_first_does_not_skip_the_cleanup(zk_hosts: str,
+def test_a_second_signal_right_behind_the_first_still_closes_every_session(zk_hosts: str,
                                                                          make_client: MakeClient) -> None:
-    """A second SIGTERM that arrives as the first one's clean-up begins only hurries it: every member znode goes."""
-    proc = subprocess.Popen([sys.executable, "-u", "-c", SECOND_SIGNAL_AT_CLEANUP, str(ROOT / SCRIPT), "--zk",
-                             zk_hosts, "--session-timeout", "30", *QUIET], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    """Two SIGTERMs within a millisecond (`timeout` signals the whole group; run.sh passes it on): the second
+    only hurries the clean-up, which still closes every session (30 s ones: no expiry did this)."""
+    proc = start_demo("--zk", zk_hosts, "--session-timeout", "30", *QUIET)
     read_until(proc, "members (4)")
     observer = make_client()
+    proc.send_signal(signal.SIGTERM)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0 and "Traceback" not in err, err
     assert "shutting down" in out
-    assert observer.get_children(MEMBERS) == []  # the sessions (30 s) closed: no expiry did this
+    assert observer.get_children(MEMBERS) == []
 
 
 def test_closed_stdout_still_closes_every_session(zk_hosts: str, make_client: MakeClient) -> None:
     """`| head`: once stdout is gone the demo stops, closes every session, leaves no node, exits 0 quietly."""
-    proc = subprocess.Popen([sys.executable, str(ROOT / SCRIPT), "--zk", zk_hosts, "--members", "3", "--keys", "2000",
-                             "--interval", "0.3", "--session-timeout", "2"],
+    proc = subprocess.Popen(demo_command("--zk", zk_hosts, "--members", "3", "--keys", "2000", "--interval", "0.3",
+                                         "--session-timeout", "2"),
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     read_until(proc, "members (3)")
     observer = make_client()
@@ -182,15 +163,16 @@ def catches_sigterm(pid: int) -> bool:
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the signal mask from /proc")
 @pytest.mark.parametrize("delay", [0.0, 0.02, 0.04, 0.06])
-def test_ctrl_c_while_starting_is_quiet(zk_hosts: str, delay: float) -> None:
-    """Ctrl-C in the script's first 60 ms (Python still loading kazoo): exit 0 and nothing on stderr.
+@pytest.mark.parametrize("demo", ["script", "rich"])
+def test_ctrl_c_while_starting_is_quiet(zk_hosts: str, delay: float, demo: str) -> None:
+    """Ctrl-C in the first 60 ms (Python still loading kazoo), of the script or the rich demo: exit 0, stderr empty.
 
-    Timed from the script's first line: before it, the interpreter itself is starting and reports a Ctrl-C
-    its own way; no script can catch a signal before it runs."""
-    proc = start_script(SCRIPT, "--zk", zk_hosts, *QUIET)
+    Timed from the first line of ours: before it, the interpreter itself is starting and reports a Ctrl-C
+    its own way; no program can catch a signal before it runs."""
+    proc = start_script(SCRIPT, "--zk", zk_hosts, *QUIET[:-1]) if demo == "script" else start_demo("--zk", zk_hosts)
     wait_until(lambda: catches_sigterm(proc.pid) or "mmh3" in Path(f"/proc/{proc.pid}/maps").read_text(),
-               10, "the script to start", interval=0.001)
-    assert catches_sigterm(proc.pid), "the script loaded mmh3 before it handled signals"
+               10, "the program to start", interval=0.001)
+    assert catches_sigterm(proc.pid), "it loaded mmh3 before it handled signals"
     time.sleep(delay)  # the moment of the Ctrl-C is the fault itself
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
@@ -205,7 +187,7 @@ def test_routers_are_current_soon_after_an_outage(own_server: ZooKeeperCluster, 
     """After a 7 s outage, routers follow a change within 2 s of ZooKeeper's return (kazoo's own backoff: ~6 s)."""
     log = tmp_path / "events.jsonl"
     gate = make_proxy(own_server.servers[0].address)
-    proc = start_script(SCRIPT, "--zk", gate.address, "--members", "2", *QUIET, "--session-timeout", "30",
+    proc = start_demo("--zk", gate.address, "--members", "2", *QUIET, "--session-timeout", "30",
                         "--events", str(log))
     try:
         read_until(proc, "members (2)")
@@ -227,7 +209,7 @@ def test_killing_zookeepers_leader_loses_no_session(ensemble: ZooKeeperCluster, 
                                                     make_client: MakeClient) -> None:
     """kill -9 of the ensemble's leader with 4 s sessions: every member keeps its session, routers agree."""
     log = tmp_path / "events.jsonl"
-    proc = start_script(SCRIPT, "--zk", ensemble.hosts, "--members", "3", *QUIET, "--session-timeout", "4",
+    proc = start_demo("--zk", ensemble.hosts, "--members", "3", *QUIET, "--session-timeout", "4",
                         "--events", str(log))
     observer = make_client(hosts=ensemble.hosts, timeout=10.0)
     try:
@@ -252,7 +234,7 @@ def test_killing_zookeepers_leader_loses_no_session(ensemble: ZooKeeperCluster, 
 def test_overlapping_changes_are_not_a_disagreement(zk_hosts: str, tmp_path: Path, make_client: MakeClient) -> None:
     """Members that join and leave in quick pairs never make the demo report a false 'routers agree: NO'."""
     log = tmp_path / "events.jsonl"
-    proc = start_script(SCRIPT, "--zk", zk_hosts, "--members", "2", *QUIET, "--events", str(log))
+    proc = start_demo("--zk", zk_hosts, "--members", "2", *QUIET, "--events", str(log))
     writer = make_client()
     try:
         read_until(proc, "members (2)")
@@ -273,7 +255,7 @@ def test_overlapping_changes_are_not_a_disagreement(zk_hosts: str, tmp_path: Pat
 
 def test_ten_second_run_shows_a_join_and_a_departure(zk_hosts: str) -> None:
     """`--duration 10` with default options shows a join and a departure, each with its movement, <= 3 keys each."""
-    result = run_script(SCRIPT, "--zk", zk_hosts, "--duration", "10")
+    result = run_demo("--zk", zk_hosts, "--duration", "10")
     assert result.returncode == 0, result.stderr
     after_start = result.stdout.split("routers agree", 4)[-1]  # past the 4 starting members
     assert re.search(r"\+ m5-\w+ joins\n.*?moved", after_start, re.S)
@@ -285,7 +267,8 @@ def test_ten_second_run_shows_a_join_and_a_departure(zk_hosts: str) -> None:
 def _load_bars(weights: dict[str, float]) -> dict[str, int]:
     ring = HashRing(160, weights)
     keys = [f"key:{i}" for i in range(20_000)]
-    report = Report(Output(0, None, lambda: None), keys, 3, False, [])
+    args = argparse.Namespace(keys=len(keys), show=0, strip=False, verbose=True)
+    report = Report(Output(Shutdown(), None), script, args, [])
     lines = report._load(ring, [ring.owner(k) for k in keys])
     return {line.split()[0]: line.count(report.out.block) for line in lines if line.split()[0] in weights}
 
@@ -303,13 +286,11 @@ def test_after_a_join_only_the_joiners_columns_change() -> None:
     """In the ring strip, a join changes only columns to the joiner; a leave, only the leaver's columns."""
     letters = {n: n[-1].upper() for n in ("n-a", "n-b", "n-c", "n-d", "n-e")}
     ring = HashRing(160, ["n-a", "n-b", "n-c", "n-d"])
-    joined = ring.copy()
-    joined.add("n-e")
+    joined = HashRing(160, ["n-a", "n-b", "n-c", "n-d", "n-e"])
     before, after = ring_strip(ring, letters), ring_strip(joined, letters)
     assert len(before) == 80 and strip_changes(before, after).strip()
     assert {a for b, a in zip(before, after, strict=True) if b != a} == {"E"}
-    left = ring.copy()
-    left.remove("n-b")
+    left = HashRing(160, ["n-a", "n-c", "n-d"])
     assert {b for b, a in zip(before, ring_strip(left, letters), strict=True) if b != a} == {"B"}
 
 
@@ -317,9 +298,110 @@ def test_strip_is_drawn_and_plain_ascii_off_utf8(zk_hosts: str) -> None:
     """The demo draws the ring before and after each change, in ASCII off UTF-8; --no-strip hides it."""
     env = {**os.environ, "PYTHONIOENCODING": "ascii"}
     env.pop("ZK_HOSTS", None)
-    args = [sys.executable, str(ROOT / SCRIPT), "--zk", zk_hosts, "--duration", "1", "--members", "2", "--keys", "500"]
+    args = demo_command("--zk", zk_hosts, "--duration", "1", "--members", "2", "--keys", "500")
     drawn = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, timeout=60)
     assert drawn.returncode == 0 and drawn.stdout.isascii(), drawn.stderr
-    assert re.search(rb"before \|[.A]{80}\|\n.*after  \|[AB]{80}\|\n +[ ^]*\^", drawn.stdout)
+    assert re.search(rb"before \|[.A]{80}\|[^\n]*\n.*after  \|[AB]{80}\|\n +[ ^]*\^", drawn.stdout)
     hidden = subprocess.run([*args, "--no-strip"], cwd=ROOT, env=env, capture_output=True, timeout=60)
     assert hidden.returncode == 0 and b"before |" not in hidden.stdout
+
+
+# ---------------------------------------------------------------- --duration holds, whatever the run costs
+
+@pytest.mark.parametrize("args, duration", [(["--members", "100"], 3.0),
+                                            (["--members", "100", "--vnodes", "1000", "--keys", "1000000"], 8.0)])
+def test_duration_counts_from_the_start(zk_hosts: str, make_client: MakeClient, args: list[str],
+                                        duration: float) -> None:
+    """100 members (and 1,000 vnodes, 1,000,000 keys): the run ends within --duration + the shutdown bound
+    (+ the interpreter's start-up), the first members join in one line, and sampled counts say so."""
+    started = time.monotonic()
+    result = run_demo("--zk", zk_hosts, *args, "--duration", str(duration), "--session-timeout", "2")
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert elapsed < duration + 2 + SHUTDOWN_BOUND + 1.5, f"ran {elapsed:.1f} s"
+    assert re.search(r"\+ 100 members join: m1-\w+ \.\. m100-\w+", result.stdout), result.stdout
+    assert len(result.stdout.splitlines()) < 40
+    if "1000000" in args and "moved" in result.stdout:
+        assert "counted on a sample of 20,000: +-" in result.stdout
+    assert make_client().get_children(MEMBERS) == []
+
+
+# ---------------------------------------------------------------- hostile arguments and environments
+
+def test_an_empty_events_path_is_a_usage_error() -> None:
+    """--events "": one line, exit 2, no traceback."""
+    result = run_demo("--events", "")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].endswith("argument --events: cannot append to '': name a file")
+
+
+def test_an_acl_that_denies_the_demo_is_one_line(zk_hosts: str, make_client: MakeClient) -> None:
+    """/lab readable by anyone but creatable only by its owner: one line naming the node and the permission, exit 1."""
+    from kazoo.security import make_acl, make_digest_acl
+    make_client().create("/lab", acl=[make_acl("world", "anyone", read=True), make_digest_acl("o", "pw", all=True)])
+    result = run_demo("--zk", zk_hosts, "--duration", "3")
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "CREATE permission on" in lines[0] and lines[0].rstrip().find("/lab") > 0, lines
+    assert "stopped answering" not in result.stdout + result.stderr
+
+
+def test_stdout_to_a_full_disk_ends_cleanly(zk_hosts: str, make_client: MakeClient) -> None:
+    """stdout on /dev/full: the demo stops at its first line, closes every session, exits 0 without a traceback."""
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(demo_command("--zk", zk_hosts, "--duration", "5"), cwd=ROOT, stdout=full,
+                              stderr=subprocess.PIPE, text=True, timeout=60)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert make_client().get_children(MEMBERS) == []
+
+
+# ---------------------------------------------------------------- the learner's code never takes the demo hostage
+
+BLOCKED = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import challenge_consistent_hashing  # the copy, found first
+from zklab.demo_hashing import main
+from zklab.plumbing import leave_now
+leave_now(main(sys.argv[2:]))
+"""
+
+
+def blocked_copy(folder: Path, function: str) -> Path:
+    """A copy of the script whose `function` (a `def` line, as written) first blocks forever."""
+    text = (ROOT / SCRIPT).read_text()
+    head = text.index(function)
+    body = text.index('"""', text.index('"""', head) + 3) + 3  # past its docstring
+    (folder / SCRIPT).write_text(text[:body] + "\n        threading.Event().wait()" + text[body:])
+    return folder
+
+
+def test_a_learners_constructor_that_never_returns_does_not_hold_the_duration(zk_hosts: str, tmp_path: Path) -> None:
+    """RingWatcher.__init__ blocked forever: --duration 3 still ends within duration + the shutdown bound, exit 0."""
+    folder = blocked_copy(tmp_path, "    def __init__(self, client: KazooClient, root: str")
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-c", BLOCKED, str(folder), "--zk", zk_hosts, "--duration", "3",
+                             "--session-timeout", "2"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert time.monotonic() - started < 3 + 2 + SHUTDOWN_BOUND + 1.5
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+
+
+def test_a_second_sigterm_ends_a_stuck_shutdown_within_a_second(zk_hosts: str, tmp_path: Path,
+                                                                make_proxy: Callable[..., PartitionProxy],
+                                                                zk_server: ZooKeeperCluster) -> None:
+    """ZooKeeper unreachable during the clean-up (30 s sessions, so it would wait): a second SIGTERM ends it
+    within a second, exit 0, and the line says what it left behind."""
+    gate = make_proxy(zk_server.servers[0].address)
+    chroot = zk_hosts[len(zk_server.hosts):]
+    proc = start_demo("--zk", gate.address + chroot, "--members", "2", "--session-timeout", "30", *QUIET)
+    read_until(proc, "members (2)")
+    gate.blackhole()
+    proc.send_signal(signal.SIGTERM)
+    read_until(proc, "shutting down")
+    time.sleep(0.3)  # the clean-up is waiting on ZooKeeper now: that wait is the situation under test
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert time.monotonic() - sent < 1.0 + 0.3, f"{time.monotonic() - sent:.2f} s after the second SIGTERM"
+    assert proc.returncode == 0 and "Traceback" not in err, err
+    assert "left behind" in out

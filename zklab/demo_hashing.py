@@ -78,7 +78,7 @@ BAR_UNIT = 16       # blocks in the bar of a member holding exactly an equal sha
 BAR_MAX = 4 * BAR_UNIT
 STRIP_WIDTH = 80    # columns in the picture of the ring
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-LEGEND_MEMBERS = 12  # members named in a change's first line; the rest are counted
+LEGEND_MEMBERS = 8  # members named in a change's first line; the rest are counted
 CONNECTION_NEWS = {
     KazooState.SUSPENDED: "! router 0 lost its connection to ZooKeeper: it routes with the ring it holds, "
                           "which goes stale if members change meanwhile",
@@ -164,7 +164,8 @@ class Report:
         self.changes: list[tuple[float, float]] = []   # (moved, ideal)
         self.worst_balance = 0.0
         self.agreed = self.disagreed = self.overlapped = 0
-        self.muted = False   # no narration: the bulk start, and the shutdown
+        self.muted = False    # no narration: the first members' bulk join, and the shutdown
+        self.closing = False  # the shutdown: routers stop one by one, and what they hold no longer serves anyone
         self._owners_cache: tuple[str, list[str]] = ("", [])
         self._seen = threading.Condition()
         self._held: dict[int, dict[str, float]] = {}   # router -> fingerprint -> when it last swapped to it
@@ -173,6 +174,8 @@ class Report:
     # -- every router's swaps and refusals (from its rebuild thread)
 
     def ring_swapped(self, router: int, ring: object) -> None:
+        if self.closing:
+            return
         self.out.event("ring", router=router, fingerprint=ring.fingerprint, members=ring.nodes)
         with self._seen:
             self._held.setdefault(router, {})[ring.fingerprint] = time.monotonic()
@@ -358,6 +361,7 @@ class Demo:
         self.rng = random.Random(args.seed)
         self.plan = ["join", "depart"]  # the first two changes: even a 10 s run shows both lessons
         self.joined = 0
+        self.lock = threading.Lock()
         self.problem: str | None = None
 
     def left(self) -> float:
@@ -407,16 +411,26 @@ class Demo:
                 self.add_member()
             return
         self.report.muted = True
-        names = [self.add_member(settle=False) for _ in range(self.args.members)]
-        self.out.say(f"+ {len(names)} members join: {names[0]} .. {names[-1]}")
-        ring = self.settle(lambda ring: all(n in ring for n in names if n))
+        names: list[str | None] = [None] * self.args.members
+        joining = [threading.Thread(target=lambda i=i: names.__setitem__(i, self.add_member(settle=False)),
+                                    daemon=True) for i in range(self.args.members)]
+        for thread in joining:  # all at once: the routers then rebuild a few times, not once per member
+            thread.start()
+        for thread in joining:
+            thread.join(max(0.0, min(CONNECT_TIMEOUT, self.ends - time.monotonic())))
+        if self.shutdown.requested.is_set() or time.monotonic() >= self.ends:
+            return
+        joined = [n for n in names if n]
+        self.out.say(f"+ {len(joined)} members join: {joined[0] if joined else ''} .. {joined[-1] if joined else ''}")
+        ring = self.settle(lambda ring: all(n in ring for n in joined))
         self.report.muted = False
         if ring is not None:
             self.report.ring_changed(self.script.HashRing(self.args.vnodes), ring)
 
     def add_member(self, settle: bool = True) -> str | None:
-        self.joined += 1
-        member = Member(self, f"m{self.joined}-{RUN_ID}")
+        with self.lock:  # members may join from several threads at once
+            self.joined += 1
+            member = Member(self, f"m{self.joined}-{RUN_ID}")
         self.members.append(member)  # listed before it starts: the clean-up must close it whatever happens
         self.clients.append(member.client)
         if settle:
@@ -460,7 +474,7 @@ class Demo:
     def close(self) -> list[str]:
         """Members delete their znodes (for at most a session timeout), then every session closes.
         Returns the znodes it could not confirm gone: their sessions' expiry removes them."""
-        self.report.muted = True  # the shutdown is not a lesson
+        self.report.muted = self.report.closing = True  # the shutdown is not a lesson
         hurry, members = self.shutdown.hurry, list(self.members)
         deadline = time.monotonic() + self.args.session_timeout
         gone: list[str] = []

@@ -166,21 +166,29 @@ ANSWERS = [
     Answer("owner_at in another shape", "hashing", owner_at_other_shape, (), "", True),
     Answer("weight changes ignored", "hashing", no_data_watch, ("weight-change",), "RingWatcher._read_members",
            True),
+    Answer("no wrap and weight changes ignored", "hashing", lambda text: no_data_watch(no_wrap(text)),
+           ("wrap", "weight-change"), "", True),
 ]
 
 
-def prove(answer: Answer, workdir: Path) -> Outcome:
+WORKDIR: list[Path] = []
+
+
+def proofs_dir(answer: Answer) -> Path:
+    return WORKDIR[0] / answer.name.replace(" ", "-")
+
+
+def prove(answer: Answer) -> Outcome:
     script = SCRIPTS[answer.challenge]
     changed = answer.change((ROOT / script).read_text())
-    scripts = copy_scripts(workdir / answer.name.replace(" ", "-"), {script: changed})
-    return run_checker(answer.challenge, scripts)
+    return run_checker(answer.challenge, copy_scripts(proofs_dir(answer), {script: changed}))
 
 
 @pytest.fixture(scope="module")
 def proofs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
-    workdir = tmp_path_factory.mktemp("answers")
+    WORKDIR[:] = [tmp_path_factory.mktemp("answers")]
     with ThreadPoolExecutor(PARALLEL) as pool:
-        return dict(zip([a.name for a in ANSWERS], pool.map(lambda a: prove(a, workdir), ANSWERS), strict=True))
+        return dict(zip([a.name for a in ANSWERS], pool.map(prove, ANSWERS), strict=True))
 
 
 @pytest.mark.timeout(300)
@@ -194,7 +202,21 @@ def test_each_answer_gets_the_verdict_its_gap_deserves(answer: Answer, proofs: d
         held, _, advice = outcome.verdicts[key]
         assert not held, outcome.output
         assert answer.function in advice, outcome.output
-    if answer.others_hold:
-        assert outcome.failed() == set(answer.fails), outcome.output
+    if answer.others_hold and (unexpected := outcome.failed() - set(answer.fails)):
+        # A timing guarantee may lose to CPU contention on a shared 2-core machine: judge those once more alone.
+        again = run_checker(answer.challenge, proofs_dir(answer), "--only", ",".join(sorted(unexpected)))
+        assert not again.failed() & unexpected, outcome.output + again.output
     assert outcome.code == (1 if answer.fails else 0), outcome.output
     assert "Traceback" not in outcome.output
+
+
+def test_when_two_steps_fail_the_first_advice_is_about_the_earlier_rule(proofs: dict[str, Outcome]) -> None:
+    """owner_at (step 3) and _read_members (step 7) both broken: the first advice printed is about owner_at."""
+    outcome = proofs["no wrap and weight changes ignored"]
+    first = next(line for line in outcome.output.splitlines() if line.startswith(("\u2718", "XX")))
+    key = next(k for k, (ok, figure, _) in outcome.verdicts.items() if not ok and line_is(first, figure))
+    assert key == "wrap" and "HashRing.owner_at" in outcome.verdicts[key][2], outcome.output
+
+
+def line_is(line: str, figure: str) -> bool:
+    return line.endswith(": " + figure)

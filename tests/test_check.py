@@ -45,7 +45,8 @@ def test_clean_scripts_pass_with_one_line_per_guarantee() -> None:
     for text in words:
         assert sum(line[2:].startswith(text + ": ") for line in lines) == 1, text
     times = [float(t) for t in re.findall(r"guarantees hold \(([\d.]+) s\)", result.stdout)]
-    assert len(times) == 2 and times[0] < 25 and times[1] < 5, result.stdout  # leader, then hashing
+    # The budgets (15 s and 5 s on an idle 2-core machine) with room for the suite's own load: leader, hashing.
+    assert len(times) == 2 and times[0] < 25 and times[1] < 12, result.stdout
     assert "Traceback" not in result.stdout + result.stderr
 
 

@@ -160,6 +160,8 @@ def run(args: argparse.Namespace, report: Report) -> None:
         hook.exc_type, hook.exc_value, hook.exc_traceback))
     report.send("load", ok=True)
     addresses = Addresses(args.control)
+    prepared = {i: check.prepare(script.__file__) for i, check in zip(args.checks, checks, strict=True)
+                if check.prepare is not None}
     started = time.monotonic()
     for index, check in zip(args.checks, checks, strict=True):
         left = args.budget - (time.monotonic() - started)
@@ -171,7 +173,8 @@ def run(args: argparse.Namespace, report: Report) -> None:
             continue
         lab = Lab(script, addresses.zk if check.needs_zk else None, ensemble.get if ensemble else None, errors,
                   args.utf8)
-        verdicts, error = run_check(check, lab, bound=left)
+        verdicts, error = run_check(check, lab, bound=left, **({"prepared": prepared[index]}
+                                                                if index in prepared else {}))
         if args.verbose and error is not None:
             traceback.print_exception(type(error), error, error.__traceback__)
         for verdict in verdicts:

@@ -55,13 +55,19 @@ print(",".join(ring.owner(f"key:{i}") for i in range(int(sys.argv[2]))))
 """
 
 
-def agree(lab: Lab, found: Findings) -> None:
-    procs = [subprocess.Popen([sys.executable, "-c", AGREE_CODE, lab.script.__file__, str(len(KEYS))],
-                              env={**env_without("PYTHONHASHSEED"), "PYTHONHASHSEED": seed},
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for seed in ("1", "2")]
+def start_agree(script_file: str) -> list[subprocess.Popen]:
+    """The two fresh processes of the agree check, started early: they route while other checks run."""
+    return [subprocess.Popen([sys.executable, "-c", AGREE_CODE, script_file, str(len(KEYS))],
+                             env={**env_without("PYTHONHASHSEED"), "PYTHONHASHSEED": seed}, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for seed in ("1", "2")]
+
+
+def agree(lab: Lab, found: Findings, prepared: list[subprocess.Popen] | None = None) -> None:
+    procs = prepared or start_agree(lab.script.__file__)
+    lab.on_close(lambda: [proc.kill() for proc in procs])
     answers = []
     for proc in procs:
-        out, err = proc.communicate(timeout=30)
+        out, err = proc.communicate()  # bounded by the scenario's bound: the lab kills both when it closes
         if proc.returncode:
             last = (err.strip().splitlines() or ["no output"])[-1]
             lines = [int(n) for n in re.findall(rf'File "{re.escape(lab.script.__file__)}", line (\d+)', err)]
@@ -460,7 +466,8 @@ def weight_change(lab: Lab, found: Findings) -> None:
 # In the order of the rules they test (the step order of the lesson), so the first advice printed
 # when several fail is about the earliest rule; join and leave need steps 1-4, so they follow them.
 
-AGREE = Check({"agree": "routers in different processes agree on every key"}, agree, bound=30, needs_zk=False)
+AGREE = Check({"agree": "routers in different processes agree on every key"}, agree, bound=30, needs_zk=False,
+              prepare=start_agree)
 POINTS = Check({"points": "points are 128-bit: members never collide"}, wide_points, bound=20, needs_zk=False)
 BALANCE = Check({"balance": "keys spread evenly over 10 members"}, balance, bound=20, needs_zk=False)
 WEIGHTS = Check({"weights": "a member's share follows its weight"}, weights, bound=20, needs_zk=False)

@@ -566,6 +566,8 @@ class Check:
     bound: float                      # seconds the scenario may take, guarantees broken or not
     needs_zk: bool = True
     needs_ensemble: bool = False      # a 3-server ensemble with cuttable peer links (started once, shared)
+    prepare: Callable[[str], object] | None = None  # started with the script's path before any check runs;
+                                                     # what it returns reaches run() as `prepared`
 
 
 def run_check(check: Check, lab: Lab, bound: float | None = None,

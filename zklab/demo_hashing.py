@@ -378,7 +378,10 @@ class Demo:
                 self.chaos()
         except NoAuthError:
             self.problem = f"error: ZooKeeper denies the demo access under {ROOT} (the nodes' ACL)"
-        except (KazooException, KazooTimeoutError, TimeoutError) as exc:
+        except TimeoutError as exc:  # the script's own wait (RingWatcher.wait_for), not ZooKeeper's
+            if not self.shutdown.requested.is_set():
+                self.out.say(f"stopped: the script's router did not get there in time ({exc})")
+        except (KazooException, KazooTimeoutError) as exc:
             if not self.shutdown.requested.is_set():
                 self.out.say(f"stopped: ZooKeeper stopped answering ({type(exc).__name__})")
         except Exception as exc:  # the learner's code raised: one line, then the clean-up

@@ -174,3 +174,14 @@ def test_a_users_own_zk_is_used_and_nothing_else_is_looked_for(monkeypatch: pyte
     monkeypatch.setattr(run, "run_challenge", lambda command: 0 if "zk.example:2181" in command else 9)
     assert run.main(["leader", "--zk", "zk.example:2181", "--duration", "1"]) == 0
     assert run.main(["leader", "--zk=[zz]:1"]) == 2
+
+
+def test_an_unexpected_error_is_one_line_unless_asked_with_v(monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """The lab's rule: a failure nobody foresaw is one line naming it and -v; `./run.sh -v ...` shows the traceback."""
+    monkeypatch.setattr(run, "start_challenge", lambda *_: 1 / 0)
+    assert run.main(["smoke"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "ZeroDivisionError" in err[0] and "-v" in err[0], err
+    with pytest.raises(ZeroDivisionError):
+        run.main(["-v", "smoke"])

@@ -91,7 +91,8 @@ def _well_formed(server: object) -> bool:
 
 def _save_state(state: dict) -> None:
     tmp = _state_file().with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=2) + "\n")
+    recorded = {key: value for key, value in state.items() if key != "adopted"}  # recorded again: not lost now
+    tmp.write_text(json.dumps(recorded, indent=2) + "\n")
     tmp.replace(_state_file())  # readers see the old file or the new one, never half of one
 
 

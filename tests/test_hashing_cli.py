@@ -133,6 +133,18 @@ def test_the_script_closes_every_session_on_ctrl_c(zk_hosts: str, make_client: C
     assert observer.get_children(MEMBERS) == []
 
 
+def test_the_script_with_its_reader_gone_closes_every_session(zk_hosts: str,
+                                                             make_client: Callable[..., KazooClient]) -> None:
+    """`| head`: once stdout is gone the compact demo stops, closes every session and exits 0, quietly."""
+    proc = start_script(SCRIPT, "--zk", zk_hosts, "--members", "3", "--interval", "0.3")
+    read_until(proc, "ring of 3")
+    observer = make_client()
+    proc.stdout.close()  # what head does after its lines
+    assert proc.wait(timeout=20) == 0
+    assert proc.stderr.read() == ""
+    assert observer.get_children(MEMBERS) == []
+
+
 def test_the_script_under_a_denying_acl_is_one_line(zk_hosts: str, make_client: Callable[..., KazooClient]) -> None:
     """/lab readable by anyone but creatable only by its owner: the compact demo says so in one line, exit 1."""
     from kazoo.security import make_acl, make_digest_acl

@@ -376,9 +376,13 @@ def blocked_copy(folder: Path, function: str) -> Path:
     return folder
 
 
-def test_a_learners_constructor_that_never_returns_does_not_hold_the_duration(zk_hosts: str, tmp_path: Path) -> None:
-    """RingWatcher.__init__ blocked forever: --duration 3 still ends within duration + the shutdown bound, exit 0."""
-    folder = blocked_copy(tmp_path, "    def __init__(self, client: KazooClient, root: str")
+@pytest.mark.parametrize("function", ["    def __init__(self, client: KazooClient, root: str",
+                                      "    def _rebuild(self, children: list[str]) -> None:"])
+def test_learners_code_that_never_returns_does_not_hold_the_duration(zk_hosts: str, tmp_path: Path,
+                                                                     function: str) -> None:
+    """RingWatcher.__init__ or _rebuild blocked forever: --duration 3 still ends within duration + the shutdown
+    bound, exit 0."""
+    folder = blocked_copy(tmp_path, function)
     started = time.monotonic()
     result = subprocess.run([sys.executable, "-c", BLOCKED, str(folder), "--zk", zk_hosts, "--duration", "3",
                              "--session-timeout", "2"], cwd=ROOT, capture_output=True, text=True, timeout=60)

@@ -221,9 +221,7 @@ class ZooKeeperCluster:
             raise ValueError("a cluster needs at least one server")
         if client_ports is not None and len(client_ports) != servers:
             raise ValueError("give one client port per server")
-        self.java = find_java()
-        self.classpath = find_classpath()
-        self.tick_ms = tick_ms
+        self.java, self.classpath, self.tick_ms = find_java(), find_classpath(), tick_ms
         self._owns_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="zklab-"))
         self._janitor = _janitor(self.workdir) if self._owns_workdir else None

@@ -185,3 +185,10 @@ def test_an_unexpected_error_is_one_line_unless_asked_with_v(monkeypatch: pytest
     assert len(err) == 1 and "ZeroDivisionError" in err[0] and "-v" in err[0], err
     with pytest.raises(ZeroDivisionError):
         run.main(["-v", "smoke"])
+
+
+def test_the_chroot_hint_creates_each_level_and_quotes_it() -> None:
+    """zkCli.sh's create makes no parents: the hint creates every level, each path quoted for the shell."""
+    assert run.chroot_hint("zk1:2181,zk2:2181/nope/deeper") == (
+        "zkCli.sh -server zk1:2181 create /nope; zkCli.sh -server zk1:2181 create /nope/deeper")
+    assert run.chroot_hint("[::1]:2181/a b") == "zkCli.sh -server [::1]:2181 create '/a b'"

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from zklab import exercise
 from zklab.check import guarantees
 from zklab.check_lab import ROOT, SCRIPTS
 
@@ -107,61 +106,3 @@ def test_a_script_that_does_not_import_is_one_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert re.search(r"the script imports: SyntaxError line \d+", result.stdout)
     assert "Traceback" not in result.stdout + result.stderr
-
-
-# ---------------------------------------------------------------- ./run.sh exercise
-
-def test_exercise_apply_then_reset_keeps_the_learners_own_edits(tmp_path: Path,
-                                                                capsys: pytest.CaptureFixture[str]) -> None:
-    """apply edits the script; reset undoes exactly that edit and leaves the learner's own changes alone."""
-    scripts = copy_scripts(tmp_path)
-    path = scripts / SCRIPTS["leader"]
-    original = path.read_text()
-    assert exercise.main(["--scripts", str(scripts), "apply", "1"]) == 0
-    applied = path.read_text()
-    assert applied != original
-    assert exercise.main(["--scripts", str(scripts), "apply", "2"]) == 1  # one exercise at a time
-    path.write_text(applied + "# my own note\n")
-    assert exercise.main(["--scripts", str(scripts), "reset"]) == 0
-    assert path.read_text() == original + "# my own note\n"
-    assert exercise.main(["--scripts", str(scripts), "reset"]) == 0
-    assert "no exercise's edit is in place" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("number", [str(e.number) for e in exercise.load_all()])
-def test_every_exercise_resets_to_the_script_as_it_was(number: str, tmp_path: Path,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    """reset undoes every exercise exactly, even one whose edit contains another's (5 holds 6's)."""
-    scripts = copy_scripts(tmp_path)
-    originals = {script: (scripts / script).read_text() for script in SCRIPTS.values()}
-    assert exercise.main(["--scripts", str(scripts), "apply", number]) == 0
-    assert exercise.main(["--scripts", str(scripts), "reset"]) == 0, capsys.readouterr().err
-    assert {script: (scripts / script).read_text() for script in SCRIPTS.values()} == originals
-    assert f"undid exercise {number} " in capsys.readouterr().out
-
-
-def test_exercise_apply_refuses_a_script_edited_where_the_exercise_edits(tmp_path: Path,
-                                                                        capsys: pytest.CaptureFixture[str]) -> None:
-    """When the exercise's snippet was changed by hand, apply changes nothing and says why in one line."""
-    scripts = copy_scripts(tmp_path)
-    first = exercise.load_all()[0]
-    path = scripts / first.script
-    edit(path, first.edits[0]["find"], first.edits[0]["find"].replace("self", "self ", 1))
-    before = path.read_text()
-    assert exercise.main(["--scripts", str(scripts), "apply", "1"]) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "does not match exercise 1" in err[0] and "nothing was changed" in err[0]
-    assert path.read_text() == before
-
-
-def test_exercise_list_show_and_bad_numbers(capsys: pytest.CaptureFixture[str]) -> None:
-    """list numbers every exercise; show tells the task, the rule and the verdict; a bad number exits 2."""
-    exercises = exercise.load_all()
-    assert exercise.main(["list"]) == 0
-    listed = capsys.readouterr().out
-    assert all(f"{e.number:>3}  {e.challenge:<8} {e.title}" in listed for e in exercises)
-    assert exercise.main(["show", "1"]) == 0
-    shown = capsys.readouterr().out
-    assert exercises[0].rule in shown and "breaks:" in shown
-    assert exercise.main(["show", "99"]) == 2
-    assert "exercise list" in capsys.readouterr().err

@@ -139,6 +139,8 @@ def _runner(argv: list[str]) -> None:
     """./run.sh ARGS: the runner's commands, each parsed by the module that runs it."""
     from zklab import run
 
+    if argv[:1] == ["-v"]:  # the runner's own: a traceback when something fails
+        argv = argv[1:]
     name, rest = (argv[0], argv[1:]) if argv else ("help", [])
     rest = [word for word in rest if word != "--yes"]  # the runner's own option; the command never sees it
     if name in ("help", "--help", "-h"):
@@ -153,7 +155,7 @@ def _runner(argv: list[str]) -> None:
         except ModuleNotFoundError:  # before the rich demos: the runner runs the script
             _parse_only(_script_main(run.CHALLENGES[name]), rest)
     elif name == "smoke":
-        assert not rest, f"`./run.sh smoke` takes no arguments, got {rest}"
+        run._smoke_parser().parse_args(rest)
     elif name in run.MODULES:
         _parse_only(_module_parser(run.MODULES[name]), rest)
     else:

@@ -601,6 +601,13 @@ def open_events(path: str | None) -> TextIO | None:
         raise SystemExit(2) from None
 
 
+def _try(load: Callable[[], ModuleType]) -> ModuleType | BaseException:
+    try:
+        return load()
+    except BaseException as exc:  # a SyntaxError, a SystemExit at import: one line, where it broke
+        return exc
+
+
 def finish(demo: Demo) -> int:
     """The clean-up, on the main thread: bounded, whatever the learner's code is doing meanwhile."""
     demo.out.say("shutting down: members leave, routers stop, sessions close")
@@ -625,14 +632,18 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if shutdown.requested.is_set():
         return 0
-    try:
-        script = load_script()
-    except Exception as exc:  # the learner's edit does not even load: one line, where it broke
-        print(f"error: challenge_consistent_hashing.py does not load: {type(exc).__name__}: {exc}", file=sys.stderr)
+    loaded: list[ModuleType | BaseException] = []
+    loader = threading.Thread(target=lambda: loaded.append(_try(load_script)), name="load-script", daemon=True)
+    loader.start()  # the learner's module runs its top level here: bounded, like every other call into it
+    loader.join(CONNECT_TIMEOUT)
+    if not loaded or isinstance(loaded[0], BaseException):
+        why = f"{type(loaded[0]).__name__}: {loaded[0]}" if loaded else f"still loading after {CONNECT_TIMEOUT:g} s"
+        print(f"error: challenge_consistent_hashing.py does not load: {why}", file=sys.stderr)
         return 1
+    script = loaded[0]
     demo = Demo(args, shutdown, open_events(args.events), script)
     demo.out.event("start", session_timeout=args.session_timeout)
-    demo.out.write(f"consistent hashing over {args.zk}{script.members_path(ROOT)}: {args.vnodes} vnodes, "
+    demo.out.write(f"consistent hashing over {args.zk}{ROOT}/members: {args.vnodes} vnodes, "
                    f"{args.keys:,} keys; Ctrl-C stops")
     threading.Thread(target=demo.run, name="demo", daemon=True).start()
     # This thread owns the time: it never calls the learner's code, so nothing there can hold it.

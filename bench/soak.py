@@ -58,6 +58,8 @@ from zklab.proxy import PartitionProxy
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = {"leader": "challenge_leader_election.py", "hashing": "challenge_consistent_hashing.py"}
+# The rich demos run the scripts as edited: `./run.sh leader|hashing` runs the same modules.
+DEMOS = {"leader": "zklab.demo_leader", "hashing": "zklab.demo_hashing"}
 # Small demos: four of them share 2 cores with three JVMs and the soak itself.
 DEMO_OPTIONS = {
     "leader": ["--workers", "3", "--interval", "3"],
@@ -143,7 +145,7 @@ class Demos:
         name = f"{kind}-{'proxied' if proxied else 'direct' if slot is not None else 'extra'}-{self._count[kind]}"
         events, stderr, stdout = (self.workdir / f"{name}.{ext}" for ext in ("events.jsonl", "stderr", "stdout"))
         duration = self.rng.uniform(*DURATION)
-        argv = [sys.executable, str(ROOT / SCRIPTS[kind]), "--zk", self.hosts[proxied],
+        argv = [sys.executable, "-m", DEMOS[kind], "--zk", self.hosts[proxied],
                 "--session-timeout", str(SESSION_TIMEOUT), "--events", str(events),
                 "--seed", str(self.rng.randrange(2**31)), "--duration", f"{duration:.1f}", *DEMO_OPTIONS[kind]]
         env = {k: v for k, v in os.environ.items() if k != "ZK_HOSTS"}

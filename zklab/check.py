@@ -367,12 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, terminated)
     zookeeper = Background(work / "zookeeper")
     try:
-        results = []
-        for i, challenge in enumerate(args.challenges):
-            if i:
-                say()
-            results.append(check_challenge(challenge, args.scripts.resolve(), zookeeper, work, args.verbose,
-                                           args.only))
+        return 0 if all(check_all(args, zookeeper, work)) else 1
     except ZooKeeperNotReady as exc:
         print(f"error: the checker needs a ZooKeeper of its own and could not start one: {exc}", file=sys.stderr)
         return 1
@@ -388,7 +383,15 @@ def main(argv: list[str] | None = None) -> int:
         zookeeper.stop()
         shutil.rmtree(work, ignore_errors=True)
         signal.signal(signal.SIGTERM, previous)
-    return 0 if all(results) else 1
+
+
+def check_all(args: argparse.Namespace, zookeeper: Background, work: Path) -> list[bool]:
+    results = []
+    for i, challenge in enumerate(args.challenges):
+        if i:
+            say()
+        results.append(check_challenge(challenge, args.scripts.resolve(), zookeeper, work, args.verbose, args.only))
+    return results
 
 
 if __name__ == "__main__":

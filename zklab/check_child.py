@@ -27,7 +27,7 @@ from pathlib import Path
 from types import ModuleType
 
 from zklab import check_hashing, check_leader
-from zklab.check_lab import SCRIPTS, Check, ErrorWatch, Lab, load_script, run_check, script_error
+from zklab.check_lab import SCRIPTS, Check, ErrorWatch, Lab, Verdict, load_script, run_check, script_error
 from zklab.launcher import ZooKeeperCluster
 
 CHECKS: dict[str, list[Check]] = {"leader": check_leader.CHECKS, "hashing": check_hashing.CHECKS}
@@ -107,22 +107,8 @@ def load(challenge: str, directory: Path, report: Report) -> ModuleType | None:
     """Import the script on the main thread, as Python would; a watchdog reports a top level that blocks."""
     path = Path(directory, SCRIPTS[challenge]).resolve()
     loaded = threading.Event()
-    main = threading.current_thread().ident
-
-    def watchdog() -> None:
-        if not loaded.wait(LOAD_BOUND):
-            frame, line = sys._current_frames().get(main), None
-            while frame is not None:
-                if frame.f_code.co_filename == str(path):
-                    line = frame.f_lineno
-                frame = frame.f_back
-            where = f" (line {line} waits)" if line else ""
-            report.send("load", ok=False, figure=f"importing it did not finish within {LOAD_BOUND:.0f} s{where}",
-                        advice="Code at the script's top level waits for something (a sleep, input(), a "
-                               "server). Put it in a function, or under `if __name__ == \"__main__\":`.")
-            os._exit(3)
-
-    threading.Thread(target=watchdog, name="load-watchdog", daemon=True).start()
+    threading.Thread(target=watch_loading, args=(path, loaded, threading.current_thread().ident, report),
+                     name="load-watchdog", daemon=True).start()
     sys.argv = [str(path), "--help"]
     try:
         return load_script(challenge, directory)
@@ -137,6 +123,22 @@ def load(challenge: str, directory: Path, report: Report) -> ModuleType | None:
     return None
 
 
+def watch_loading(path: Path, loaded: threading.Event, main: int | None, report: Report) -> None:
+    """Past LOAD_BOUND, say which line of the script the import waits on, and end this process."""
+    if loaded.wait(LOAD_BOUND):
+        return
+    frame, line = sys._current_frames().get(main), None
+    while frame is not None:
+        if frame.f_code.co_filename == str(path):
+            line = frame.f_lineno
+        frame = frame.f_back
+    where = f" (line {line} waits)" if line else ""
+    report.send("load", ok=False, figure=f"importing it did not finish within {LOAD_BOUND:.0f} s{where}",
+                advice="Code at the script's top level waits for something (a sleep, input(), a server). Put it "
+                       "in a function, or under `if __name__ == \"__main__\":`.")
+    os._exit(3)
+
+
 def load_figure(exc: BaseException, path: Path) -> str:
     if isinstance(exc, SyntaxError):
         return f"SyntaxError line {exc.lineno}: {exc.msg}"
@@ -148,16 +150,11 @@ def load_figure(exc: BaseException, path: Path) -> str:
 
 def run(args: argparse.Namespace, report: Report) -> None:
     checks = [CHECKS[args.challenge][i] for i in args.checks]
-    needs_ensemble = any(check.needs_ensemble for check in checks)
-    ensemble = Ensemble(args.workdir / "ensemble") if needs_ensemble else None
+    ensemble = Ensemble(args.workdir / "ensemble") if any(c.needs_ensemble for c in checks) else None
     script = load(args.challenge, args.scripts, report)
     if script is None:
         return
-    errors = ErrorWatch(script.__file__)
-    errors.instrument(script)
-    logging.getLogger().addHandler(errors)
-    threading.excepthook = lambda hook: (errors.thread_died(hook), args.verbose and sys.__excepthook__(
-        hook.exc_type, hook.exc_value, hook.exc_traceback))
+    errors = watch_errors(script, args.verbose)
     report.send("load", ok=True)
     addresses = Addresses(args.control)
     prepared = {i: check.prepare(script.__file__) for i, check in zip(args.checks, checks, strict=True)
@@ -166,19 +163,31 @@ def run(args: argparse.Namespace, report: Report) -> None:
     for index, check in zip(args.checks, checks, strict=True):
         left = args.budget - (time.monotonic() - started)
         report.send("begin", index=index, bound=max(0.0, min(left, check.bound)))
-        if left <= 0:
-            for key in check.guarantees:
-                report.send("verdict", key=key, ok=False, figure="not run: earlier checks used up the time",
-                            advice="", evidence=[], unwritten="")
-            continue
         lab = Lab(script, addresses.zk if check.needs_zk else None, ensemble.get if ensemble else None, errors,
                   args.utf8)
-        verdicts, error = run_check(check, lab, bound=left, **({"prepared": prepared[index]}
-                                                                if index in prepared else {}))
-        if args.verbose and error is not None:
-            traceback.print_exception(type(error), error, error.__traceback__)
-        for verdict in verdicts:
+        options = {"prepared": prepared[index]} if index in prepared else {}
+        for verdict in judge(check, lab, left, args.verbose, options):
             report.send("verdict", **asdict(verdict))
+
+
+def watch_errors(script: ModuleType, verbose: bool) -> ErrorWatch:
+    """Exceptions from the script's code, on every thread: traced functions, logged ones, threads that die."""
+    errors = ErrorWatch(script.__file__)
+    errors.instrument(script)
+    logging.getLogger().addHandler(errors)
+    threading.excepthook = lambda hook: (errors.thread_died(hook), verbose and sys.__excepthook__(
+        hook.exc_type, hook.exc_value, hook.exc_traceback))
+    return errors
+
+
+def judge(check: Check, lab: Lab, left: float, verbose: bool, options: dict) -> list[Verdict]:
+    """One scenario's verdicts within what is left of the budget; none left: each is 'not run'."""
+    if left <= 0:
+        return [Verdict(key, False, "not run: earlier checks used up the time") for key in check.guarantees]
+    verdicts, error = run_check(check, lab, bound=left, **options)
+    if verbose and error is not None:
+        traceback.print_exception(type(error), error, error.__traceback__)
+    return verdicts
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

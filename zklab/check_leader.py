@@ -395,17 +395,7 @@ def deleted_node(lab: Lab, found: Findings) -> None:
     drain(elections)
     deleted_at = time.monotonic()
     admin.delete(f"{PATH}/{old['c0'][0]}")
-
-    def rejoined() -> bool:
-        now = nodes_of(admin, lab.script)
-        return all(now.get(n) and now[n][0] not in old[n] for n in ("c0", "c1")) and c2.is_leader
-    try:
-        wait_for(rejoined, REACT, "deleted-node", "", "")
-    except Broken:
-        now = nodes_of(admin, lab.script)
-        lost = [n for n in ("c0", "c1") if not now.get(n) or now[n][0] in old[n]]
-        raise Broken("deleted-node", f"{', '.join(lost) or 'nobody'} did not join again within {REACT:.0f} s of "
-                     f"its node's deletion{'' if c2.is_leader else '; c2 does not lead'}", ADVICE_DELETED) from None
+    wait_rejoined(admin, lab.script, old, c2)
     lease = lab.script.LEASE_FRACTION * SESSION_TIMEOUT
     stopped = sampler.stopped("c0")
     late = (stopped - deleted_at) if stopped is not None else float("inf")
@@ -418,6 +408,21 @@ def deleted_node(lab: Lab, found: Findings) -> None:
                 f"the deleted leader acted on {late:.2f} s after its node was deleted (its lease: {lease:.2f} s)",
                 "A leader whose node is gone must stop by its next renewal: LeaderElection._renew_lease asks "
                 "whether the node still exists, and LeaderElection._check_position joins again.")
+
+
+def wait_rejoined(admin: KazooClient, script: object, old: dict[str, list[str]], next_leader: object) -> None:
+    """Wait until c0 and c1 hold new nodes and the next in line leads; else fail, naming who did not rejoin."""
+    def rejoined() -> bool:
+        now = nodes_of(admin, script)
+        return all(now.get(n) and now[n][0] not in old[n] for n in ("c0", "c1")) and next_leader.is_leader
+    try:
+        wait_for(rejoined, REACT, "deleted-node", "", "")
+    except Broken:
+        now = nodes_of(admin, script)
+        lost = [n for n in ("c0", "c1") if not now.get(n) or now[n][0] in old[n]]
+        raise Broken("deleted-node", f"{', '.join(lost) or 'nobody'} did not join again within {REACT:.0f} s of "
+                     f"its node's deletion{'' if next_leader.is_leader else f'; {next_leader.name} does not lead'}",
+                     ADVICE_DELETED) from None
 
 
 # ---------------------------------------------------------------- a leader behind an isolated follower
@@ -433,19 +438,7 @@ FOLLOWER_GIVES_UP = 10 * 0.25
 def isolated_follower(lab: Lab, found: Findings) -> None:
     cluster, sampler = lab.ensemble(), lab.sampler()
     lab.on_close(cluster.heal_peers)
-    follower = next((s for s in cluster.servers if s.mode() == "follower"), None)
-    if follower is None:
-        raise Broken("isolated-follower", "not judged: the checker's ensemble has no follower",
-                     "The checker's 3-server ZooKeeper did not form; run the check again.")
-    others = [s for s in cluster.servers if s is not follower]
-    chroot = f"/check-{time.monotonic_ns()}"
-    lab.client(via=others[0].address).ensure_path(chroot)
-    old = candidate(lab, chroot, "c0", sampler, ISOLATED_SESSION, via=follower.address)
-    wait_for(lambda: old.is_leader, REACT, "isolated-follower", "the first candidate did not lead",
-             "A lone candidate must lead.")
-    rest = [candidate(lab, chroot, f"c{i + 1}", sampler, ISOLATED_SESSION, via=s.address) for i, s in enumerate(others)]
-    wait_for(lambda: len(old.participants()) == 3, REACT, "isolated-follower", "the others did not join",
-             "start() must join the election.")
+    follower, old, rest = leader_on_a_follower(lab, cluster, sampler)
     isolated = time.monotonic()
     cluster.isolate(follower.sid, how="blackhole")
     new = wait_for(lambda: next((e for e in rest if e.is_leader), None), ISOLATED_SESSION * 2 + REACT,
@@ -467,6 +460,24 @@ def isolated_follower(lab: Lab, found: Findings) -> None:
                 "after ZooKeeper expired the leader's session. A read that renews a lease or makes a leader must "
                 "follow a sync(), which only the ZooKeeper leader can answer: look at LeaderElection._sync "
                 "(used by _check_position and _renew_lease).")
+
+
+def leader_on_a_follower(lab: Lab, cluster: object, sampler: LeaderSampler) -> tuple[object, object, list[object]]:
+    """c0 leading through a ZooKeeper follower, c1 and c2 waiting on the other two servers."""
+    follower = next((s for s in cluster.servers if s.mode() == "follower"), None)
+    if follower is None:
+        raise Broken("isolated-follower", "not judged: the checker's ensemble has no follower",
+                     "The checker's 3-server ZooKeeper did not form; run the check again.")
+    others = [s for s in cluster.servers if s is not follower]
+    chroot = f"/check-{time.monotonic_ns()}"
+    lab.client(via=others[0].address).ensure_path(chroot)
+    old = candidate(lab, chroot, "c0", sampler, ISOLATED_SESSION, via=follower.address)
+    wait_for(lambda: old.is_leader, REACT, "isolated-follower", "the first candidate did not lead",
+             "A lone candidate must lead.")
+    rest = [candidate(lab, chroot, f"c{i + 1}", sampler, ISOLATED_SESSION, via=s.address) for i, s in enumerate(others)]
+    wait_for(lambda: len(old.participants()) == 3, REACT, "isolated-follower", "the others did not join",
+             "start() must join the election.")
+    return follower, old, rest
 
 
 # ---------------------------------------------------------------- what `check leader` runs, in order

@@ -438,7 +438,10 @@ def progress_line(challenge: str, steps: list[Exercise], verdicts: dict[str, boo
     if held == total:
         return f"{challenge}: steps 1-{total} of {total} hold"
     nxt = steps[held]
+    status, detail = step_status(nxt, verdicts, unwritten)
     then = f"; next: step {nxt.step}, {nxt.function} (exercise {nxt.number})"
+    if status == "waits":
+        then = f"; step {nxt.step} is {detail}"
     if held == 0:
         return f"{challenge}: 0 of {total} steps hold{then}"
     return f"{challenge}: step{'s 1-' if held > 1 else ' '}{held} of {total} hold{'s' if held == 1 else ''}{then}"

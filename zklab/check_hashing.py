@@ -175,10 +175,21 @@ def order(lab: Lab, found: Findings) -> None:
     if any(owners(r, keys) != owners(forward, keys) or r.fingerprint != forward.fingerprint for r in rings):
         found.fail("order", "members added in another order gave different owners",
                    "Two routers that saw members join in different orders would route differently. Look at "
-                   "how HashRing sorts its points.")
+                   "how the points are sorted: place_points.")
         return
-    real = script.point
-    script.point = lambda label: int(real(label)) % 16   # 16 positions: ties between points everywhere
+    differ = tie_differences(script)
+    found.judge("order", differ == 0,
+                "members added in 4 orders, and one removed, give the same owners, even with 4-bit points "
+                "(ties everywhere)" if not differ else
+                f"when points tie, the order of joins changed the owner of {differ:,} of 2,000 keys",
+                "Two routers that saw members join in different orders would route differently. Break ties "
+                "between equal points by member name: look at place_points.")
+
+
+def tie_differences(script: object) -> int:
+    """With point() cut to 16 positions (ties everywhere): the most keys whose owner depends on join order."""
+    ring_class, real = script.HashRing, script.point
+    script.point = lambda label: int(real(label)) % 16
     try:
         names, keys = [f"n{i}" for i in range(6)], KEYS[:2000]
         bulk = owners(ring_class(vnodes=5, nodes=names), keys)
@@ -194,12 +205,7 @@ def order(lab: Lab, found: Findings) -> None:
                 differ = max(differ, sum(a != b for a, b in zip(owners(ring, keys), without, strict=True)))
     finally:
         script.point = real
-    found.judge("order", differ == 0,
-                "members added in 4 orders, and one removed, give the same owners, even with 4-bit points "
-                "(ties everywhere)" if not differ else
-                f"when points tie, the order of joins changed the owner of {differ:,} of 2,000 keys",
-                "Two routers that saw members join in different orders would route differently. Break ties "
-                "between equal points by member name: look at place_points.")
+    return differ
 
 
 # ---------------------------------------------------------------- routers in ZooKeeper
@@ -332,6 +338,27 @@ FOREIGN_MEMBERS = [
 ]
 
 
+ADVICE_FOREIGN = ("One member with weight 1e9 takes 1.6e11 points: a router runs out of memory; foreign data "
+                  "must never count as weight 1, and a persistent member never leaves, so keys would go to it "
+                  "long after it died. A router keeps such a member off its ring and reports it in "
+                  "RingWatcher.ignored: look at parse_weight (and check_weight), and at how "
+                  "RingWatcher._read_members reads members (the znode's stat.ephemeralOwner).")
+
+
+def watch_intruders(pair: list[object], bad: set[str], started: float) -> tuple[float | None, dict]:
+    """Until CONVERGE: every foreign member seen on a router's ring ((router, name) -> weight), and when
+    both routers held only the valid member with every other one reported as ignored (None: never)."""
+    intruders: dict[tuple[int, str], object] = {}
+    while time.monotonic() - started < CONVERGE:
+        for i, watcher in enumerate(pair, 1):
+            ring = watcher.ring
+            intruders.update({(i, n): ring.weights[n] for n in set(ring.nodes) & bad})
+        if all(set(r.ring.nodes) == {"valid"} and bad <= set(r.ignored) for r in pair):
+            return time.monotonic() - started, intruders
+        time.sleep(0.005)
+    return None, intruders
+
+
 def foreign(lab: Lab, found: Findings) -> None:
     chroot = lab.namespace()
     pair = [router(lab, chroot) for _ in range(2)]
@@ -342,20 +369,8 @@ def foreign(lab: Lab, found: Findings) -> None:
         writer.create(f"{path}/{name}", data, ephemeral=ephemeral)
     lab.on_close(lambda: [writer.delete(f"{path}/{name}") for name, _, ephemeral in FOREIGN_MEMBERS
                           if not ephemeral])
-    joined, intruders = None, {}
-    while time.monotonic() - started < CONVERGE:
-        for i, watcher in enumerate(pair, 1):
-            ring = watcher.ring
-            intruders.update({(i, n): ring.weights[n] for n in set(ring.nodes) & bad})
-        if all(set(r.ring.nodes) == {"valid"} and bad <= set(r.ignored) for r in pair):
-            joined = time.monotonic() - started
-            break
-        time.sleep(0.005)
-    advice = ("One member with weight 1e9 takes 1.6e11 points: a router runs out of memory; foreign data "
-              "must never count as weight 1, and a persistent member never leaves, so keys would go to it "
-              "long after it died. A router keeps such a member off its ring and reports it in "
-              "RingWatcher.ignored: look at parse_weight (and check_weight), and at how "
-              "RingWatcher._read_members reads members (the znode's stat.ephemeralOwner).")
+    joined, intruders = watch_intruders(pair, bad, started)
+    advice = ADVICE_FOREIGN
     if intruders:
         on = {name: (weight, sorted(i for i, n in intruders if n == name)) for (_, name), weight in intruders.items()}
         found.fail("foreign", "; ".join(f"member {name!r} got on the ring of router{'s' * (len(rs) > 1)} "

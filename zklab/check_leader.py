@@ -145,6 +145,17 @@ def in_order(lab: Lab, found: Findings) -> None:
     for _ in range(FIRST_SEQUENCE):  # every create under the path advances its sequence counter
         admin.delete(admin.create(f"{PATH}/x", sequence=True, makepath=True))
     elections = join_in_turn(lab, chroot, [f"c{i}" for i in range(6)], sampler, "in-order")
+    handoffs = hand_down(elections)
+    must_refuse(elections[0].start, RuntimeError, "in-order", "a resigned candidate could start again",
+                "resign() is final: a closed election must not rejoin.")
+    most, figure = overlap_figure(sampler, elections)
+    found.judge("in-order", most == 1,
+                f"5 hand-offs, each to the next in line (10 after 9), slowest {max(handoffs):.1f} ms; "
+                f"{figure}", ADVICE_TWO_LEADERS)
+
+
+def hand_down(elections: list[object]) -> list[float]:
+    """Resign each leader in turn: the next in line must lead each time. The hand-offs, in ms."""
     seq = {e.name: FIRST_SEQUENCE + i for i, e in enumerate(elections)}
     handoffs: list[float] = []
     previous, resigned_at = None, 0.0
@@ -165,12 +176,7 @@ def in_order(lab: Lab, found: Findings) -> None:
         previous = leader
         leader.resign()
         resigned_at = time.monotonic()
-    must_refuse(elections[0].start, RuntimeError, "in-order", "a resigned candidate could start again",
-                "resign() is final: a closed election must not rejoin.")
-    most, figure = overlap_figure(sampler, elections)
-    found.judge("in-order", most == 1,
-                f"5 hand-offs, each to the next in line (10 after 9), slowest {max(handoffs):.1f} ms; "
-                f"{figure}", ADVICE_TWO_LEADERS)
+    return handoffs
 
 
 # ---------------------------------------------------------------- the herd, and the middle departure
@@ -206,6 +212,22 @@ def herd(lab: Lab, found: Findings) -> None:
         alive.remove(departing)
         if departing is elections[0]:
             sole_leader(alive, "no-herd")
+    judge_herd(found, counts)
+    # c3 left while c1 leads: c4 was woken, and must read the queue again and stay in line.
+    end = time.monotonic() + TEMPTATION
+    while time.monotonic() < end and not elections[4].is_leader:
+        time.sleep(0.005)
+    most, figure = overlap_figure(sampler, elections)
+    found.judge("middle", most == 1 and not elections[4].is_leader,
+                f"c3 left the middle of the queue, c4 stayed behind c1: {figure}",
+                "c4 took its predecessor's departure as its election while c1 still led. A vanished "
+                "predecessor does not mean you lead: read the children again when the watch fires. Look "
+                "at LeaderElection._check_position and the watch callback it sets "
+                "(LeaderElection._predecessor_changed).")
+
+
+def judge_herd(found: Findings, counts: list[dict[str, int]]) -> None:
+    """Each departure must have woken exactly one candidate, with one notification."""
     woke = max(sum(1 for n in c.values() if n) for c in counts)
     events = max(sum(c.values()) for c in counts)
     if woke == 1 and events == 1:
@@ -221,20 +243,11 @@ def herd(lab: Lab, found: Findings) -> None:
                    "whole list again. Watch only the node just before yours: look at where "
                    "LeaderElection._check_position sets its watch.")
 
-    # c3 left while c1 leads: c4 was woken, and must read the queue again and stay in line.
-    end = time.monotonic() + TEMPTATION
-    while time.monotonic() < end and not elections[4].is_leader:
-        time.sleep(0.005)
-    most, figure = overlap_figure(sampler, elections)
-    found.judge("middle", most == 1 and not elections[4].is_leader,
-                f"c3 left the middle of the queue, c4 stayed behind c1: {figure}",
-                "c4 took its predecessor's departure as its election while c1 still led. A vanished "
-                "predecessor does not mean you lead: read the children again when the watch fires. Look "
-                "at LeaderElection._check_position and the watch callback it sets "
-                "(LeaderElection._predecessor_changed).")
-
 
 # ---------------------------------------------------------------- a lost reply to create
+
+ADVICE_ORPHAN = "LeaderElection._find_own_node, called from LeaderElection._join."
+
 
 def lost_create(lab: Lab, found: Findings) -> None:
     chroot, tap = lab.namespace(), lab.tap()
@@ -255,14 +268,12 @@ def lost_create(lab: Lab, found: Findings) -> None:
                      f"did not lead within {REACT:.0f} s",
                      "A blind retry of create makes a second node while the first lives on in the same "
                      "session: the candidate waits behind its own orphan. Look for your GUID in the "
-                     "children before creating again: LeaderElection._find_own_node, called from "
-                     "LeaderElection._join.") from None
+                     f"children before creating again: {ADVICE_ORPHAN}") from None
     nodes = len(admin.get_children(PATH))
     if nodes != 1:
         raise Broken("lost-create", f"after a lost reply to create: {nodes} nodes for one candidate",
-                     "An orphan node holds up everyone behind it until the session ends. Look for your "
-                     "GUID before creating again: LeaderElection._find_own_node, called from "
-                     "LeaderElection._join.")
+                     f"An orphan node holds up everyone behind it until the session ends. Look for your GUID "
+                     f"before creating again: {ADVICE_ORPHAN}")
     election.resign()
     wait_for(lambda: not admin.get_children(PATH), REACT, "lost-create",
              "resign() left a node behind", "resign() must delete the candidate's node.")
@@ -304,6 +315,16 @@ def partition(lab: Lab, found: Findings, fault: str = "blackhole") -> None:
                  "the old leader did not reconnect after the partition healed", "")
     finally:  # judged once the old leader has heard its session is gone: any overlap is over by then
         judge_partition(found, sampler, old, rest, new)
+    late_write(lab, found, chroot, old, new, token)
+    wait_for(lambda: old.participants()[-1:] == ["old"] and not old.is_leader, 2 * REACT, "rejoin",
+             f"after its session expired, the old leader did not rejoin within {2 * REACT:.0f} s",
+             "LOST means the session and its node are gone: forget the node and join again as a new "
+             "candidate. Look at LeaderElection._on_connection_change (LOST).")
+    found.hold("rejoin", "after its session expired, the old leader rejoined last in line")
+
+
+def late_write(lab: Lab, found: Findings, chroot: str, old: object, new: object, token: object) -> None:
+    """The deposed leader writes with its old token: ZooKeeper must reject it, and the recipe refuse it."""
     # The late write comes before the new leader's first one: the ledger still holds the old epoch, so
     # only ZooKeeper's check of the election node can tell that this leader was deposed. (A script that
     # compares epochs itself, on the client, would let it through.)
@@ -326,12 +347,6 @@ def partition(lab: Lab, found: Findings, fault: str = "blackhole") -> None:
                    f"{token.epoch}, after the new leader (epoch {new.epoch}) was elected",
                    "A leader can pause right after checking that it leads; only ZooKeeper can tell that its "
                    "session ended. Put check(election node) in the write's transaction: fenced_write.")
-
-    wait_for(lambda: old.participants()[-1:] == ["old"] and not old.is_leader, 2 * REACT, "rejoin",
-             f"after its session expired, the old leader did not rejoin within {2 * REACT:.0f} s",
-             "LOST means the session and its node are gone: forget the node and join again as a new "
-             "candidate. Look at LeaderElection._on_connection_change (LOST).")
-    found.hold("rejoin", "after its session expired, the old leader rejoined last in line")
 
 
 # ---------------------------------------------------------------- a predecessor that leaves between two reads

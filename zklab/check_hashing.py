@@ -1,8 +1,12 @@
 """The hash ring's guarantees, measured through the script's public API: HashRing, RingWatcher, register_node.
 
-The ring's own promises (agreement across processes, balance, minimal movement, weights, order of
-joins) need no ZooKeeper; the routers' promises (they follow membership, swap whole rings, never
-block kazoo's event thread) run against a real one. Nothing here reads private attributes or source.
+Rules of these scenarios:
+- the ring's own promises (agreement across processes, balance, minimal movement, weights, the wrap,
+  an empty ring, order of joins) need no ZooKeeper; the routers' promises (they follow membership and
+  weight changes in place, swap whole rings, never block kazoo's event thread, keep foreign members
+  off) run against a real one;
+- nothing here reads private attributes or source; each failure names the step function that holds
+  its rule, and shows the few keys or points that prove it.
 """
 
 from __future__ import annotations

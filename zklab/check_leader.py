@@ -1,9 +1,14 @@
 """The leader election's guarantees, measured against a real ZooKeeper through the script's public API.
 
-Each scenario drives `LeaderElection` candidates (start, resign, is_leader, history, participants,
-leader, epoch, token, fenced_set) and `fenced_write`, breaks the network with real proxies, and
-judges what happened. Nothing here reads private attributes or the source, so a learner may
-restructure the recipe freely. Short sessions (1-2 s) keep every bound within a few seconds.
+Rules of these scenarios:
+- only the public API: LeaderElection (start, resign, is_leader, participants, leader, epoch, token,
+  node_path, fenced_set, client, name), fenced_write, NotLeaderError, parse_candidate, LEASE_FRACTION;
+  nothing private and no source, so a learner may arrange the recipe freely;
+- leaders are measured by sampling every candidate's is_leader, never from the recipe's own log;
+- every race is staged, never left to luck: a tap holds or drops one request on the wire, proxies cut
+  links, an admin client deletes nodes, a 3-server ensemble cuts one follower off from its peers;
+- each failure's advice names the step function of the lesson that holds the rule; the scenarios run
+  in the order of those steps. Short sessions (1-2 s) keep every bound within a few seconds.
 """
 
 from __future__ import annotations

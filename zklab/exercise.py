@@ -493,11 +493,14 @@ def status(exercise: Exercise, text: str | None, state: dict) -> str:
     if text is not None and is_stub(text, exercise):
         return "not written"
     checked = last_check(state, exercise.challenge)
-    if exercise.name not in state["applied"] and checked is None:
-        return "reference"
+    mine = exercise.name in state["applied"]   # emptied by apply or write, so what stands is the learner's
     if checked is None:
-        return "written, not checked yet"
-    return step_status(exercise, *checked)[1]
+        return "written, not checked yet" if mine else "reference"
+    status, detail = step_status(exercise, *checked)
+    if mine:
+        return detail
+    return "reference, " + {"holds": "holding", "fails": detail.replace("written and failing", "failing"),
+                            "waits": detail.replace("written; ", "")}.get(status, detail)
 
 
 def _text_or_none(path: Path) -> str | None:

@@ -33,6 +33,7 @@ from pathlib import Path
 from zklab import check_hashing, check_leader
 from zklab.check_lab import CLOSE_TIMEOUT, ROOT, SCRIPTS, Check, Verdict
 from zklab.launcher import ZooKeeperCluster
+from zklab.launcher import _die_with_parent as die_with_parent
 
 CHECKS: dict[str, list[Check]] = {"leader": check_leader.CHECKS, "hashing": check_hashing.CHECKS}
 # The most each challenge's scenarios may take together, even when the script hangs: past it, what is
@@ -142,9 +143,10 @@ class Child:
                "--workdir", str(work / challenge), "--report", str(report_w), "--control", str(control_r),
                "--budget", f"{budget:.1f}", "--checks", ",".join(map(str, checks))]
         cmd += (["--utf8"] if marks()[0] != "ok" else []) + (["-v"] if verbose else [])
+        # Its own process group (killed whole at the end), and dead with us even if we are killed -9.
         self.process = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=sink, stderr=sink,
                                         pass_fds=(report_w, control_r), start_new_session=True,
-                                        env={**os.environ, "PYTHONPATH": str(ROOT)})
+                                        preexec_fn=die_with_parent, env={**os.environ, "PYTHONPATH": str(ROOT)})
         os.close(report_w)
         os.close(control_r)
         self._report, self._buffer = report_r, b""

@@ -478,8 +478,8 @@ def isolated_follower(lab: Lab, found: Findings) -> None:
                 f"cut off from its peers; {figure}",
                 "A follower cut off from its peers keeps answering reads from its stale copy for a while, long "
                 "after ZooKeeper expired the leader's session. A read that renews a lease or makes a leader must "
-                "follow a sync(), which only the ZooKeeper leader can answer: look at LeaderElection._sync "
-                "(used by _check_position and _renew_lease).")
+                "follow a sync(), which only the ZooKeeper leader can answer: look at LeaderElection._sync, "
+                "and at LeaderElection._renew_lease, whose lease must run out while no fresh answer comes.")
 
 
 def leader_on_a_follower(lab: Lab, cluster: object, sampler: LeaderSampler) -> tuple[object, object, list[object]]:

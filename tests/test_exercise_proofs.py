@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,8 @@ from zklab.check_lab import ROOT, SCRIPTS
 from zklab.exercise import Exercise, body_span, empty_function, find_function, split_lines
 
 ANSWERS = ROOT / "tests" / "answers"
+# The issue's bound for `check` on a wholly emptied challenge, ZooKeeper's start included.
+WRITTEN_WITHIN = 25.0
 
 
 @dataclass(frozen=True)
@@ -100,12 +103,13 @@ class Variant:
     name: str
     challenge: str
     edits: tuple[tuple[str, str], ...] = ()   # (qualname, source) of each function replaced
-    step: Exercise | None = None              # the step emptied
+    emptied: tuple[Exercise, ...] = ()        # the steps emptied
 
 
 def variants() -> list[Variant]:
     found = [Variant(f"reference-{c}", c) for c in SCRIPTS]
-    found += [Variant(f"emptied-{s.name}", s.challenge, step=s) for s in STEPS]
+    found += [Variant(f"emptied-{s.name}", s.challenge, emptied=(s,)) for s in STEPS]
+    found += [Variant(f"written-{c}", c, emptied=tuple(s for s in STEPS if s.challenge == c)) for c in SCRIPTS]
     for challenge in SCRIPTS:
         right = {a.function: a for a in ALL_ANSWERS if a.challenge == challenge and a.right}  # one per step
         found.append(Variant(f"right-{challenge}", challenge, tuple((f, a.source) for f, a in right.items())))
@@ -116,23 +120,24 @@ def variants() -> list[Variant]:
 VARIANTS = variants()
 
 
-def run_variant(variant: Variant, workdir: Path) -> tuple[str, int]:
+def run_variant(variant: Variant, workdir: Path) -> tuple[str, int, float]:
     copy = copy_scripts(workdir / variant.name.replace("/", "-"))
     path = copy / SCRIPTS[variant.challenge]
     text = path.read_text()
-    if variant.step is not None:
-        text = empty_function(text, variant.step)[0]
+    for step in variant.emptied:
+        text = empty_function(text, step)[0]
     for function, source in variant.edits:
         text = substitute(text, function, source)
     path.write_text(text)
+    started = time.monotonic()
     result = subprocess.run([sys.executable, "-m", "zklab.check", variant.challenge, "--scripts", str(copy)],
                             cwd=ROOT, capture_output=True, text=True, timeout=180,
                             env={**os.environ, "PYTHONIOENCODING": "utf-8", "ZKLAB_STATE": str(copy / ".zklab")})
-    return result.stdout + result.stderr, result.returncode
+    return result.stdout + result.stderr, result.returncode, time.monotonic() - started
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[str, int]]:
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[str, int, float]]:
     workdir = tmp_path_factory.mktemp("proofs")
     with ThreadPoolExecutor(PARALLEL) as pool:
         results = pool.map(lambda v: run_variant(v, workdir), VARIANTS)
@@ -153,14 +158,26 @@ def test_every_step_has_a_right_and_a_wrong_answer() -> None:
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("challenge", list(SCRIPTS))
 def test_b_the_reference_passes(challenge: str, runs: dict) -> None:
-    output, code = runs[f"reference-{challenge}"]
+    output, code, _ = runs[f"reference-{challenge}"]
     assert all(verdict(output, challenge).values()) and code == 0, output
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("challenge", list(SCRIPTS))
+def test_a_every_step_emptied_is_not_written_yet_within_25_s(challenge: str, runs: dict) -> None:
+    """`exercise write CHALLENGE`, then `check`: every guarantee says "not written yet", no traceback, in 25 s."""
+    output, code, took = runs[f"written-{challenge}"]
+    held = verdict(output, challenge)
+    found = blocks(output, challenge)
+    assert held and not any(held.values()) and code == 1, output
+    assert all("not written yet: " in found[k].split("\n")[0] for k in held), output
+    assert "Traceback" not in output and took < WRITTEN_WITHIN, f"{took:.1f} s\n{output}"
 
 
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("step", STEPS, ids=[s.name for s in STEPS])
 def test_a_the_emptied_step_is_not_written_yet(step: Exercise, runs: dict) -> None:
-    output, code = runs[f"emptied-{step.name}"]
+    output, code, _ = runs[f"emptied-{step.name}"]
     found = blocks(output, step.challenge)
     failed = {k for k, held in verdict(output, step.challenge).items() if not held}
     assert failed, output
@@ -173,7 +190,7 @@ def test_a_the_emptied_step_is_not_written_yet(step: Exercise, runs: dict) -> No
 @pytest.mark.parametrize("challenge", list(SCRIPTS))
 def test_c_independent_right_answers_pass(challenge: str, runs: dict) -> None:
     """Every step's right answer at once, each in place of the reference: every guarantee holds."""
-    output, code = runs[f"right-{challenge}"]
+    output, code, _ = runs[f"right-{challenge}"]
     held = verdict(output, challenge)
     assert held and all(held.values()) and code == 0, output
 
@@ -181,7 +198,7 @@ def test_c_independent_right_answers_pass(challenge: str, runs: dict) -> None:
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("answer", [a for a in ALL_ANSWERS if not a.right], ids=lambda a: a.name)
 def test_d_a_wrong_answer_fails_with_advice_naming_the_function(answer: Answer, runs: dict) -> None:
-    output, _ = runs[answer.name]
+    output, _, _ = runs[answer.name]
     found = blocks(output, answer.challenge)
     held = verdict(output, answer.challenge)
     short = answer.function.rsplit(".", 1)[-1]

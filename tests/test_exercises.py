@@ -329,3 +329,17 @@ def test_progress_counts_the_steps_that_hold_in_teaching_order(tmp_path: Path, m
     assert nothing.startswith("leader: 0 of 7 steps hold; next: step 1, election_order")
     everything = progress_line("leader", steps, {k: True for k in keys}, {})
     assert everything == "leader: steps 1-7 of 7 hold"
+
+
+def test_reset_without_its_state_takes_the_reference_from_git(tmp_path: Path) -> None:
+    """With .zklab/ gone, reset still puts back an emptied step: the committed script has its reference."""
+    scripts = copy_scripts(tmp_path)
+    git = ["git", "-C", str(scripts), "-c", "user.name=lab", "-c", "user.email=lab@example.invalid"]
+    for command in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "lab"]):
+        subprocess.run(git + command, check=True, capture_output=True)
+    before = (scripts / SCRIPTS["hashing"]).read_bytes()
+    assert exercise_cli(scripts, "write", "hashing").returncode == 0
+    shutil.rmtree(scripts / ".zklab")
+    done = exercise_cli(scripts, "reset")
+    assert done.returncode == 0 and "put back" in done.stdout, done.stdout + done.stderr
+    assert (scripts / SCRIPTS["hashing"]).read_bytes() == before

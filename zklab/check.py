@@ -126,7 +126,7 @@ def report(verdict: Verdict, words: str, said: dict[str, str] | None = None) -> 
             said[verdict.advice] = words
     if not verdict.ok:
         for line in verdict.evidence[:12]:
-            say(f"    {line}"[:WIDTH + 4])
+            say(f"    {line}"[:WIDTH])
 
 
 # ---------------------------------------------------------------- the script's process

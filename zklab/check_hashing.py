@@ -102,6 +102,8 @@ def balance(lab: Lab, found: Findings) -> None:
                ADVICE_POINT if ratio >= 5 else "With few points per member, arcs differ wildly in length and "
                "one member carries several times its share. Give each member many points (vnodes, "
                "DEFAULT_VNODES): look at member_points.")
+    found.verdicts["balance"].evidence = ["the busiest, of 10 members (10,000 keys each is fair):",
+                                          *(f"{name}: {count:,} keys" for name, count in counts.most_common(3))]
 
 
 def movement(found: Findings, key: str, ring: object, change: str, member: str, ideal: float) -> None:

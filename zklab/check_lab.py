@@ -39,6 +39,8 @@ RECONNECT_BACKOFF = {"max_tries": -1, "max_delay": 0.5}
 SESSION_TIMEOUT = 2.0
 # How long a lab waits for what it closes at the end (resigns, watchers, clients), in all.
 CLOSE_TIMEOUT = 3.0
+# The lanes of a failed guarantee: printed indented by 4 under its advice, within 100 columns in all.
+EVIDENCE_WIDTH = 96
 # The longest a tap holds a request back: a forgotten hold must not cost the session (2 s).
 HOLD_AT_MOST = 1.0
 
@@ -530,7 +532,7 @@ class LeaderSampler:
             return []  # nobody led: lanes of waiting would show nothing
         end = time.monotonic()
         lanes = list(self.lanes.values())
-        rows = draw_timeline(lanes, self.began, end, utf8)
+        rows = draw_timeline(lanes, self.began, end, utf8, width=EVIDENCE_WIDTH)
         return rows[:-1] if rows and rows[-1].strip().startswith("one column") else rows
 
 

@@ -51,12 +51,12 @@ def utf8_output(stream: TextIO | None = None) -> bool:
     return ((stream or sys.stdout).encoding or "").lower().replace("-", "") == "utf8"
 
 
-def draw_timeline(lanes: list[Lane], start: float, end: float, utf8: bool) -> list[str]:
+def draw_timeline(lanes: list[Lane], start: float, end: float, utf8: bool, width: int = PICTURE_WIDTH) -> list[str]:
     """One lane per worker, time left to right. A column covers a slice of time: it shows as leader
     the worker that led for most of that slice, and also any other worker that led at the same
     instant as it (which would break the rule). A hand-off inside a column shows one leader."""
     marks, label = MARKS[utf8], max([len(lane.name) for lane in lanes] + [4]) + 1
-    columns = PICTURE_WIDTH - label - 2
+    columns = width - label - 2
     step = max(end - start, 1e-9) / columns
     slices = [(start + i * step, start + (i + 1) * step) for i in range(columns)]
     leaders = [column_leaders(lanes, a, b, end) for a, b in slices]

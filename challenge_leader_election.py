@@ -18,6 +18,14 @@ ZooKeeper's recipe, made robust. Each rule, and the function that holds it:
 
 from __future__ import annotations
 
+import os
+import sys
+
+if __name__ == "__main__":  # Ctrl-C or SIGTERM while Python loads kazoo: nothing to clean up yet, exit quietly
+    import _signal  # `signal`'s C core, already loaded; os._exit, as an exception raised mid-import can turn
+    _signal.signal(_signal.SIGINT, lambda *_: os._exit(0))  # into another one, with a traceback
+    _signal.signal(_signal.SIGTERM, lambda *_: os._exit(0))
+
 import argparse
 import contextlib
 import ipaddress
@@ -25,12 +33,10 @@ import itertools
 import json
 import logging
 import math
-import os
 import random
 import re
 import signal
 import socket
-import sys
 import threading
 import time
 import uuid
@@ -55,11 +61,9 @@ SEP = "__"
 # What a candidate's name may hold: safe in a znode name, readable in a log. The GUID (hex) and the
 # sequence (digits) hold no "_", so any such name reads back, even "a_" or "a__b".
 NAME_RULE = re.compile(r"[A-Za-z0-9._-]{1,64}")
-# A leader acts only this far into a session timeout after ZooKeeper last answered it. Kazoo's own
-# heartbeat gives up after 2/3 of the timeout too; the other third is the safety margin.
-LEASE_FRACTION = 2 / 3
-# How often a leader renews its lease (a cheap read), as a fraction of the lease.
-RENEW_FRACTION = 1 / 4
+# A leader acts only this far into a session timeout after ZooKeeper last answered it (kazoo's heartbeat
+# gives up after 2/3 too; the rest is the margin), and renews its lease (a cheap read) 4 times per lease.
+LEASE_FRACTION, RENEW_FRACTION = 2 / 3, 1 / 4
 # Errors that mean "the connection is gone for now": wait for a connection-state change.
 DISCONNECTED = (ConnectionLoss, SessionExpiredError, ConnectionClosedError, KazooTimeoutError)
 
@@ -88,9 +92,8 @@ def parse_candidate(node: str) -> Candidate | None:
 
 
 def election_order(children: list[str]) -> list[Candidate]:
-    """Step 1. The queue, first in line first: each child parsed by parse_candidate (skip a None: not
-    a candidate's node), sorted by `seq` as an int ('0000000010' after '0000000009'; whole names
-    would sort by their random GUIDs). Returns the list of Candidates, maybe empty."""
+    """Step 1. The queue, first in line first: each child parsed by parse_candidate (skip None: not a candidate),
+    sorted by `seq` as an int ('0000000010' after '0000000009'). Returns the list of Candidates, maybe empty."""
     queue = []
     for child in children:
         candidate = parse_candidate(child)
@@ -295,8 +298,7 @@ class LeaderElection:
     @property
     def node_path(self) -> str | None:
         """Our election node's path, while we believe it exists."""
-        mine = self._node
-        return None if mine is None else self._node_path(mine[0])
+        return None if (mine := self._node) is None else self._node_path(mine[0])
 
     def participants(self) -> list[str]:
         """Every candidate's name in election order, leader first, as ZooKeeper has them now."""
@@ -382,15 +384,13 @@ class LeaderElection:
         self._ask_delete()  # a create that finished after we closed: its node must not stay
 
     def _session_id(self) -> int:
-        # Between sessions we cannot tell whose a node is: wait, don't guess ("not ours" would abandon a
-        # live node that then blocks the queue until its session expires).
+        # Between sessions we cannot tell whose a node is: wait; "not ours" would abandon a live node.
         if not self.client.client_id:
             raise ConnectionLoss("no session at the moment")
         return self.client.client_id[0]
 
     def _session_seconds(self) -> float:
-        # The timeout we asked for (kazoo keeps the server's answer to itself). A server grants at most its
-        # maxSessionTimeout (20 ticks by default): above that our lease is too long, and only fencing holds.
+        # What we asked for (kazoo hides the server's answer): above maxSessionTimeout only fencing holds.
         return self.client._session_timeout / 1000.0
 
     def _node_path(self, node: str) -> str:

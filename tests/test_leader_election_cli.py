@@ -229,6 +229,18 @@ def test_a_second_signal_ends_a_hung_recipe_within_a_second(demo: str, signals: 
     assert "Traceback" not in proc.stderr.read()
 
 
+@pytest.mark.parametrize("demo", DEMOS)
+def test_ctrl_c_while_python_loads_kazoo_is_quiet(demo: str, zk_hosts: str) -> None:
+    """Ctrl-C while the demo still imports kazoo: exit 0, no KeyboardInterrupt traceback."""
+    proc = subprocess.Popen([sys.executable, "-X", "importtime", *DEMOS[demo], "--zk", zk_hosts], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while "kazoo" not in (line := proc.stderr.readline()):
+        assert line, "the demo ended before importing kazoo"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0 and "Traceback" not in err and "KeyboardInterrupt" not in err, err
+
+
 # ---------------------------------------------------------------- ZooKeeper that refuses, a stdout that fails
 
 @pytest.mark.parametrize("demo", DEMOS)

@@ -2,7 +2,7 @@
 
 Rules of this process (zklab.check starts it and owns every deadline):
 - it reports on a pipe of its own, one JSON object a line: `load`, then `begin` and one `verdict` per
-  guarantee of each scenario, then `done`. What the script prints goes elsewhere and cannot forge one;
+  guarantee of each scenario, then `done`. What the script prints (stdout, stderr) goes elsewhere;
 - whatever the script does (sys.exit at import, os._exit in a callback, a hang, a crash), the parent
   sees a missing line or a dead process and says so: a verdict counts only when it was reported;
 - loading the script is bounded: a top-level call that blocks is reported, with where it waits;

@@ -13,7 +13,6 @@ from it, so that routers agree across processes, a change moves few keys, and th
   (it outlives its member) keeps a member off the ring, with one warning; the ring stays within MAX_POINTS.
 - RingWatcher._read_members(): a children watch fires on a join or a leave, never when a member sets new data:
   read each member with a data watch, and again when it fires.
-Then a join moves only about 1/N of the keys, all to the joiner; a departure moves only the leaver's.
 """
 
 from __future__ import annotations
@@ -171,8 +170,7 @@ def members_path(root: str) -> str:
     return f"{root.rstrip('/')}/members"
 
 
-def register_node(client: KazooClient, root: str, name: str, weight: float = 1,
-                  timeout: float | None = None) -> str:
+def register_node(client: KazooClient, root: str, name: str, weight: float = 1, timeout: float | None = None) -> str:
     """Register a member: an ephemeral znode holding its weight, gone when its session ends."""
     if not name or "/" in name or name in (".", ".."):
         raise ValueError(f"member name must be non-empty, not '.' or '..', and without '/': {name!r}")
@@ -207,18 +205,20 @@ class RingWatcher:
         self.client, self.root, self.path, self.vnodes = client, root, members_path(root), vnodes
         self.timeout, self._on_change, self._on_ignored = timeout, on_change, on_ignored
         self.ring, self.ignored, self.changes = HashRing(vnodes), {}, 0
-        self._children, self._stopped = [], False
+        self._children, self._stopped, self._failure = [], False, None
         self._changed, self._built = threading.Event(), threading.Condition()
         client.ensure_path_async(self.path).get(timeout=timeout)
         threading.Thread(target=self._rebuild_loop, name="ring-watcher", daemon=True).start()
         ChildrenWatch(client, self.path, self._on_children)
-        self.wait_for(lambda ring: self.changes > 0, timeout)
+        self.wait_for(lambda ring: self.changes > 0 or self._failure is not None, timeout)
+        if not self.changes and self._failure:  # the first ring could not be built: say why now, not after `timeout`
+            self.close()
+            raise self._failure
 
     fingerprint = property(lambda self: self.ring.fingerprint)
     pending = property(lambda self: self._changed.is_set(), doc="ZooKeeper told of a change .ring lacks yet")
 
-    def close(self, timeout: float = 2.0) -> None:
-        """Stop rebuilding. The rebuilder is a daemon thread: one stuck on a read is left to finish."""
+    def close(self, timeout: float = 2.0) -> None:  # the rebuilder, a daemon thread, may finish a read first
         self._stopped = True
         self._changed.set()
 
@@ -229,8 +229,7 @@ class RingWatcher:
                 raise TimeoutError(f"ring never satisfied the condition; it holds {self.ring.nodes}")
             return self.ring
 
-    def _on_children(self, children: list[str]) -> bool:
-        """Watch callbacks run on kazoo's one event thread, like every other: only record, and wake the rebuilder."""
+    def _on_children(self, children: list[str]) -> bool:  # on kazoo's one event thread: record, wake, return
         if self._stopped:
             return False  # tells kazoo to drop the watch
         self._children = children
@@ -250,6 +249,9 @@ class RingWatcher:
             except Exception as exc:  # a dead rebuilder would leave this router on a stale ring forever
                 if not isinstance(exc, (KazooException, KazooTimeoutError)):
                     log.warning("ring watcher: rebuild failed (%s: %s); retrying", type(exc).__name__, exc)
+                    with self._built:  # a constructor waiting for the first ring hears of it
+                        self._failure = exc
+                        self._built.notify_all()
                 while not self._stopped and not self.client.connected:
                     time.sleep(0.05)
                 time.sleep(min(1.0, 0.05 * 2 ** min(failures := failures + 1, 5)))  # repeated failures: back off
@@ -380,7 +382,6 @@ class Demo:
         self.show(before, lambda ring: name not in ring)
 
     def show(self, before: HashRing, changed: Callable[[HashRing], bool]) -> None:
-        """Once the router's watch has rebuilt its ring: the keys that moved, and the busiest member's load."""
         after = self.router.wait_for(changed, timeout=self.left())
         owners = [after.owner(k) for k in self.keys]
         counts, total = Counter(owners), sum(after.weights.values())

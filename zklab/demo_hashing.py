@@ -29,6 +29,8 @@ if __name__ == "__main__":
         _signal.signal(_sig, lambda *_: os._exit(0))
 
 import argparse
+import contextlib
+import errno
 import json
 import logging
 import math
@@ -106,6 +108,7 @@ class Output:
         self.unicode = (getattr(sys.stdout, "encoding", "") or "").lower().replace("-", "") == "utf8"
         self.arrow, self.block = ("\u2192", "\u2588") if self.unicode else ("->", "#")
         self.lock = threading.Lock()
+        self.lost: OSError | None = None  # why stdout stopped taking our lines, if it did
 
     def say(self, text: str) -> None:
         self.write(f"{time.monotonic() - self.started:8.3f}s  {text}")
@@ -114,7 +117,18 @@ class Output:
         self.write("\n".join(" " * 11 + line for line in lines))
 
     def write(self, text: str) -> None:
-        self.shutdown.print(text)  # a closed stdout (`| head`, /dev/full) asks for a clean stop instead
+        """print(), but a stdout that refuses (`| head` gone, /dev/full) asks for a clean stop instead."""
+        with self.lock:
+            if self.lost:
+                return
+            try:
+                print(text, flush=True)
+            except (OSError, ValueError) as exc:
+                self.lost = exc if isinstance(exc, OSError) else OSError(errno.EPIPE, "stdout is closed")
+                with contextlib.suppress(OSError, ValueError):  # Python's last flush must not fail again
+                    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        if self.lost:
+            self.shutdown.request("stdout closed")
 
     def event(self, event: str, **fields: object) -> None:
         """One JSON line in the --events file; a full disk is said once, and the demo goes on without it."""
@@ -617,6 +631,10 @@ def finish(demo: Demo) -> int:
     demo.out.event("exit", clean=not left, left=left)
     if demo.problem:
         print(demo.problem, file=sys.stderr)
+        return 1
+    if demo.out.lost and demo.out.lost.errno != errno.EPIPE:  # a reader that left (`| head`) wanted no more
+        print(f"error: cannot write to stdout ({demo.out.lost.strerror}); the demo stopped and cleaned up",
+              file=sys.stderr)
         return 1
     demo.out.write(demo.summary())
     return 0

@@ -4,12 +4,12 @@ verdict counts only when reported, loading is bounded, and the checker's own Zoo
 from __future__ import annotations
 
 import ast
+import contextlib
 import os
 import re
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -128,17 +128,24 @@ def zookeeper_of(work: str) -> int | None:
     return int(found[0]) if found else None
 
 
-def checker_work_folders() -> set[str]:
-    return {str(p) for p in Path(tempfile.gettempdir()).glob("zklab-check-*")}
+def work_folder_of(checker: int) -> str | None:
+    """The /tmp/zklab-check-* folder of the checker with pid `checker` (other checkers may run beside it),
+    read from its script process's --workdir."""
+    children = subprocess.run(["pgrep", "-P", str(checker)], capture_output=True, text=True).stdout.split()
+    for child in children:
+        with contextlib.suppress(OSError):
+            args = Path(f"/proc/{child}/cmdline").read_bytes().decode().split("\0")
+            if "--workdir" in args:
+                return str(Path(args[args.index("--workdir") + 1]).parent)
+    return None
 
 
 def test_when_the_checkers_zookeeper_dies_nobody_is_blamed() -> None:
     """kill -9 of the checker's ZooKeeper mid-run: it says so, blames no code, exits 1, leaves no folder."""
-    before = checker_work_folders()
     proc = subprocess.Popen([sys.executable, "-m", "zklab.check", "leader"], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONIOENCODING": "utf-8"})
     try:
-        work = wait_until(lambda: next(iter(checker_work_folders() - before), None), 20, "the work folder")
+        work = wait_until(lambda: work_folder_of(proc.pid), 20, "the work folder")
         pid = wait_until(lambda: zookeeper_of(work), 30, "the checker's ZooKeeper")
         first = proc.stdout.readline() + proc.stdout.readline()  # the script's name, then a first verdict
         os.kill(pid, signal.SIGKILL)
@@ -154,11 +161,10 @@ def test_when_the_checkers_zookeeper_dies_nobody_is_blamed() -> None:
 
 def test_sigterm_ends_the_check_and_removes_its_work_folder() -> None:
     """SIGTERM mid-run: the script's process and both ZooKeepers go, the /tmp/zklab-check-* folder too."""
-    before = checker_work_folders()
     proc = subprocess.Popen([sys.executable, "-m", "zklab.check", "leader"], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:
-        work = wait_until(lambda: next(iter(checker_work_folders() - before), None), 20, "the work folder")
+        work = wait_until(lambda: work_folder_of(proc.pid), 20, "the work folder")
         wait_until(lambda: zookeeper_of(work), 30, "the checker's ZooKeeper")
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)

@@ -30,6 +30,7 @@ if __name__ == "__main__":
 
 import argparse
 import contextlib
+import errno
 import json
 import logging
 import queue
@@ -124,13 +125,26 @@ class Timeline:
         self.accepted = self.rejected = self.notified = self.departures = 0
         self.others: set[str] = set()  # candidates of other runs seen in the queue (a shared election)
         self.muted = False  # set at shutdown: the teardown's elections are not part of the lesson
+        self.lost: OSError | None = None  # why stdout stopped taking our lines, if it did
+        self._print_lock = threading.Lock()
 
     def say(self, who: str, what: str) -> None:
         if not self.muted:
-            self._shutdown.print(f"{time.monotonic() - self.started:8.3f}s  {who:<10} {what}")
+            self.out(f"{time.monotonic() - self.started:8.3f}s  {who:<10} {what}")
 
     def out(self, text: str) -> None:
-        self._shutdown.print(text)
+        """print(), but a stdout that refuses (a reader that left, a full disk) asks for a clean stop instead."""
+        with self._print_lock:
+            if self.lost:
+                return
+            try:
+                print(text, flush=True)
+            except (OSError, ValueError) as exc:
+                self.lost = exc if isinstance(exc, OSError) else OSError(errno.EPIPE, "stdout is closed")
+                with contextlib.suppress(OSError, ValueError):  # Python's last flush must not fail again
+                    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        if self.lost:
+            self._shutdown.request("stdout closed")
 
     def count(self, counter: str, handoff_ms: float | None = None) -> None:
         with self._lock:
@@ -710,6 +724,10 @@ def main(argv: list[str] | None = None) -> int:
             end = min(end, time.monotonic() + 2 * HURRY_GRACE)
     if demo.problem:
         print(demo.problem, file=sys.stderr)
+        return 1
+    if demo.timeline.lost and demo.timeline.lost.errno != errno.EPIPE:  # a reader that left wants no more
+        print(f"error: cannot write to stdout ({demo.timeline.lost.strerror}); the demo stopped and cleaned up",
+              file=sys.stderr)
         return 1
     if not demo.done.is_set():
         demo.left = [f"{w.name}'s node" for w in demo.workers]

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from collections import Counter
 from collections.abc import Callable
 
@@ -44,6 +45,17 @@ ADVICE_POINT = ("A key's position must come from the same 128-bit point() as the
 
 def owners(ring: object, keys: list[str] = KEYS) -> list[str]:
     return [ring.owner(k) for k in keys]
+
+
+_TEN_OWNERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def ten_owners(script: object) -> list[str]:
+    """The owners of KEYS on a ring of TEN, computed once per loaded script: balance, join and leave
+    all start from it (100,000 lookups each time otherwise)."""
+    if script not in _TEN_OWNERS:
+        _TEN_OWNERS[script] = owners(script.HashRing(nodes=TEN))
+    return _TEN_OWNERS[script]
 
 
 # ---------------------------------------------------------------- agreement across processes
@@ -91,7 +103,7 @@ def agree(lab: Lab, found: Findings, prepared: list[subprocess.Popen] | None = N
 # ---------------------------------------------------------------- balance, movement, weights
 
 def balance(lab: Lab, found: Findings) -> None:
-    counts = Counter(owners(lab.script.HashRing(nodes=TEN)))
+    counts = Counter(ten_owners(lab.script))
     busiest, most = counts.most_common(1)[0]
     ratio = most / (len(KEYS) / len(TEN))
     if found.judge("balance", ratio <= MAX_BALANCE,
@@ -106,9 +118,10 @@ def balance(lab: Lab, found: Findings) -> None:
                                           *(f"{name}: {count:,} keys" for name, count in counts.most_common(3))]
 
 
-def movement(found: Findings, key: str, ring: object, change: str, member: str, ideal: float) -> None:
-    """Judge the keys that moved when `member` joined or left."""
-    before = owners(ring)
+def movement(found: Findings, key: str, ring: object, change: str, member: str, ideal: float,
+             before: list[str] | None = None) -> None:
+    """Judge the keys that moved when `member` joined or left (`before`: the owners already known)."""
+    before = before or owners(ring)
     ring.add(member) if change == "join" else ring.remove(member)
     after = owners(ring)
     moved = [(b, a) for b, a in zip(before, after, strict=True) if b != a]
@@ -135,11 +148,11 @@ def movement(found: Findings, key: str, ring: object, change: str, member: str, 
 
 
 def join(lab: Lab, found: Findings) -> None:
-    movement(found, "join", lab.script.HashRing(nodes=TEN), "join", "node-new", 1 / 11)
+    movement(found, "join", lab.script.HashRing(nodes=TEN), "join", "node-new", 1 / 11, ten_owners(lab.script))
 
 
 def leave(lab: Lab, found: Findings) -> None:
-    movement(found, "leave", lab.script.HashRing(nodes=TEN), "leave", "node-3", 1 / 10)
+    movement(found, "leave", lab.script.HashRing(nodes=TEN), "leave", "node-3", 1 / 10, ten_owners(lab.script))
 
 
 def weights(lab: Lab, found: Findings) -> None:

@@ -184,9 +184,12 @@ def judge(check: Check, lab: Lab, left: float, verbose: bool, options: dict) -> 
     """One scenario's verdicts within what is left of the budget; none left: each is 'not run'."""
     if left <= 0:
         return [Verdict(key, False, "not run: earlier checks used up the time") for key in check.guarantees]
+    started = time.monotonic()
     verdicts, error = run_check(check, lab, bound=left, **options)
     if verbose and error is not None:
         traceback.print_exception(type(error), error, error.__traceback__)
+    if verbose:
+        print(f"[{', '.join(check.guarantees)}: {time.monotonic() - started:.2f} s]", file=sys.stderr, flush=True)
     return verdicts
 
 

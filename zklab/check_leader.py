@@ -368,7 +368,11 @@ def handover_race(lab: Lab, found: Findings) -> None:
     sole_leader([first], "handover-race")
     tap.hold_after_children()    # c1's look at its predecessor, right after it read the children
     second = candidate(lab, chroot, "c1", sampler, via=tap.address)
-    held = tap.held.wait(REACT)
+    # Held, or (a candidate that never looks at its predecessor after reading the children) settled in line.
+    wait_for(lambda: tap.held.is_set() or (time.monotonic() - tap.last_frame > QUIET
+                                           and len(admin.get_children(PATH)) == 2), REACT, "handover-race",
+             "c1 did not join the election", "start() must join the election.")
+    held = tap.held.is_set()
     first.resign()
     try:
         wait_for(lambda: len(admin.get_children(PATH)) == 1, REACT, "handover-race",

@@ -49,7 +49,8 @@ def test_clean_scripts_pass_with_one_line_per_guarantee() -> None:
     assert "Traceback" not in result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("args", [["nonsense"], ["--scripts", "/nonexistent"], ["leader", "hashing"]])
+@pytest.mark.parametrize("args", [["nonsense"], ["--scripts", "/nonexistent"], ["leader", "hashing"],
+                                  ["--only", "no-such-guarantee"]])
 def test_bad_arguments_exit_2_with_one_line(args: list[str]) -> None:
     """Bad arguments: argparse's one-line error, exit 2, no ZooKeeper started."""
     result = run_check(*args, timeout=30)

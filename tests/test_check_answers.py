@@ -8,6 +8,7 @@ script however it is arranged) and runs `python -m zklab.check` on the copy, two
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -223,3 +224,15 @@ def test_when_two_steps_fail_the_first_advice_is_about_the_earlier_rule(proofs: 
 
 def line_is(line: str, figure: str) -> bool:
     return line.endswith(": " + figure)
+
+
+def test_a_failed_guarantee_shows_its_evidence_within_100_columns(proofs: dict[str, Outcome]) -> None:
+    """A failed leader guarantee prints the lanes of its scenario (the overlap visible: two leaders in one
+    column); a failed ring guarantee prints the points that show it. Every line of both within 100 columns."""
+    lanes = [line for line in proofs["sync does nothing"].output.splitlines() if re.match(r"^    c\d +\|", line)]
+    assert len(lanes) == 3 and all(len(line) <= 100 for line in lanes), proofs["sync does nothing"].output
+    marks = [line[line.index("|") + 1:] for line in lanes]
+    assert any(sum(lane[i] in "\u2588#" for lane in marks) > 1 for i in range(len(marks[0]) - 1)), lanes
+    wrap = proofs["no wrap"].output
+    assert re.search(r"^    a's only point: 0x[0-9a-f]+", wrap, re.M) and all(
+        len(line) <= 100 for line in wrap.splitlines() if line.startswith("    ")), wrap

@@ -165,7 +165,7 @@ class Child:
             return None
         self._buffer += chunk
         *whole, self._buffer = self._buffer.split(b"\n")
-        return iter([json.loads(line) for line in whole if line.strip()])
+        return iter([message for line in whole if (message := decode(line)) is not None])
 
     def end(self) -> int | None:
         """Kill it if it still runs (its process group: anything it started too); its exit code."""
@@ -178,6 +178,15 @@ class Child:
             with contextlib.suppress(OSError):
                 os.close(fd)
         return self.process.returncode
+
+
+def decode(line: bytes) -> dict | None:
+    """One report line; anything that is not one of ours (a JSON object with an event) is dropped."""
+    try:
+        message = json.loads(line)
+    except ValueError:
+        return None
+    return message if isinstance(message, dict) and "event" in message else None
 
 
 def exit_words(code: int | None) -> str:
@@ -207,11 +216,10 @@ class Run:
         event = message.get("event")
         if event == "load":
             return self.on_load(message)
-        if event == "begin":
-            self.check = CHECKS[self.challenge][int(message["index"])]
-            self.deadline = time.monotonic() + float(message["bound"]) + GRACE
-        elif event == "verdict":
-            verdict = Verdict(**{k: message[k] for k in ("key", "ok", "figure", "advice", "evidence", "unwritten")})
+        if event == "begin" and message.get("index") in range(len(CHECKS[self.challenge])):
+            self.check = CHECKS[self.challenge][message["index"]]
+            self.deadline = time.monotonic() + float(message.get("bound", 0)) + GRACE
+        elif event == "verdict" and (verdict := verdict_of(message)) is not None:
             if not verdict.ok and zookeeper.died():
                 verdict, self.zk_died = zookeeper_died(verdict.key), True
             if verdict.key in self.words and verdict.key not in self.verdicts:
@@ -238,6 +246,15 @@ class Run:
             if key not in self.verdicts:
                 self.verdicts[key] = Verdict(key, False, why, advice)
                 report(self.verdicts[key], words, self.said)
+
+
+def verdict_of(message: dict) -> Verdict | None:
+    """A verdict line as the script's process sent it; None for anything malformed."""
+    try:
+        return Verdict(str(message["key"]), message["ok"] is True, str(message["figure"]), str(message["advice"]),
+                       [str(x) for x in message["evidence"]], str(message["unwritten"]))
+    except (KeyError, TypeError):
+        return None
 
 
 def zookeeper_died(key: str) -> Verdict:

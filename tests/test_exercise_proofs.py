@@ -6,7 +6,8 @@
 (b) the reference script passes every guarantee;
 (c) a correct answer written independently (other control flow, other helpers) passes every guarantee;
     every step's right answer goes into one script, so one run per challenge proves them all together;
-(d) a plausible wrong answer fails the guarantees its file names, with advice naming the step's function.
+(d) a plausible wrong answer fails the guarantees its file names, with advice naming the step's function
+    (only the scenarios measuring those guarantees run: `check --only`).
 Our answers live in tests/answers/<challenge>/<qualname>.<right|wrong>_<what>.py, one function each; a
 wrong answer's `# fails: key, key` line says which guarantees it must fail, and `# gap: why` marks a
 wrong answer the checker cannot catch yet (an expected failure that says why). Each variant is one
@@ -104,6 +105,7 @@ class Variant:
     challenge: str
     edits: tuple[tuple[str, str], ...] = ()   # (qualname, source) of each function replaced
     emptied: tuple[Exercise, ...] = ()        # the steps emptied
+    only: tuple[str, ...] = ()                # run only the scenarios measuring these guarantees
 
 
 def variants() -> list[Variant]:
@@ -113,7 +115,8 @@ def variants() -> list[Variant]:
     for challenge in SCRIPTS:
         right = {a.function: a for a in ALL_ANSWERS if a.challenge == challenge and a.right}  # one per step
         found.append(Variant(f"right-{challenge}", challenge, tuple((f, a.source) for f, a in right.items())))
-    found += [Variant(a.name, a.challenge, ((a.function, a.source),)) for a in ALL_ANSWERS if not a.right]
+    found += [Variant(a.name, a.challenge, ((a.function, a.source),), only=a.fails) for a in ALL_ANSWERS
+              if not a.right]
     return found
 
 
@@ -130,7 +133,8 @@ def run_variant(variant: Variant, workdir: Path) -> tuple[str, int, float]:
         text = substitute(text, function, source)
     path.write_text(text)
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "zklab.check", variant.challenge, "--scripts", str(copy)],
+    only = ["--only", ",".join(variant.only)] if variant.only else []
+    result = subprocess.run([sys.executable, "-m", "zklab.check", variant.challenge, "--scripts", str(copy), *only],
                             cwd=ROOT, capture_output=True, text=True, timeout=180,
                             env={**os.environ, "PYTHONIOENCODING": "utf-8", "ZKLAB_STATE": str(copy / ".zklab")})
     return result.stdout + result.stderr, result.returncode, time.monotonic() - started

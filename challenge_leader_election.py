@@ -398,15 +398,16 @@ class LeaderElection:
 
 
 # ================================================================ the demo
-# Workers with sessions of their own elect a leader; chaos crashes, partitions or resigns the leader, or
-# adds a worker. Every figure is measured from what the workers did. The lab's rich demo: ./run.sh leader
+# Workers with sessions of their own elect a leader; chaos crashes, partitions or resigns the leader, or adds a
+# worker. Every figure is measured from what the workers did. The lab's rich demo, with fencing rejecting a stale
+# write and the leadership lanes: ./run.sh leader
 
 ROOT = "/lab/leader-election"
-CANDIDATES, LEDGER = f"{ROOT}/candidates", f"{ROOT}/ledger"
+CANDIDATES, LEDGER = f"{ROOT}/candidates", f"{ROOT}/ledger"  # the ledger: where the rich demo's leaders write
 RUN_ID = uuid.uuid4().hex[:4]  # worker names stay unique when two copies share one election
 CONNECT_TIMEOUT = 5.0  # how long we wait for ZooKeeper before saying it is unreachable
 FIRST_FAULT_AFTER = 2.0  # the first fault strikes the leader this soon: a short run shows a hand-off too
-SAMPLE_EVERY, WRITE_EVERY = 0.02, 0.25  # how often a worker looks at is_leader, and writes while it leads
+SAMPLE_EVERY = 0.02  # how often each worker's is_leader is sampled, as a leader would before each act
 CLOSE_GRACE, HURRY_GRACE = 1.0, 0.5  # shutdown waits a session timeout plus this; after a second signal, this
 SESSION_HELP = ("seconds (default 4). ZooKeeper grants 2 to 20 ticks: 0.5-60 s on the lab's servers "
                 "(tick 250 ms, max 60 s), 4-40 s on a stock server")
@@ -454,15 +455,14 @@ def shut(*sockets: socket.socket) -> None:
 
 
 class Worker:
-    """A candidate with a session of its own; on its own thread it acts on is_leader: it writes the ledger."""
+    """A candidate with a session of its own, behind a cable of its own."""
 
     def __init__(self, demo: Demo, name: str) -> None:
         self.demo, self.name, self.cable = demo, name, Cable(demo.hosts)
         relay = f"127.0.0.1:{self.cable.server.getsockname()[1]}"  # once per server: kazoo waits per address
         self.client = new_client(",".join([relay] * len(demo.hosts)) + demo.chroot, demo.args.session_timeout)
         self.election = LeaderElection(self.client, CANDIDATES, name, on_change=self.heard)
-        self.lock, self.stop, self.leading, self.crashed = threading.Lock(), threading.Event(), False, None
-        self.woken_at, self.why = None, "its lease ran out"
+        self.out, self.leading, self.crashed, self.woken_at, self.why = False, False, None, None, ""
 
     def heard(self, election: LeaderElection, event: str, detail: str) -> None:
         """The recipe's news, on its thread or kazoo's: note it, say it, never block."""
@@ -474,48 +474,20 @@ class Worker:
         elif event == "revoked":
             self.why = detail
         elif event == "error":
-            self.demo.fail(f"error: {self.name}: {detail}")
+            self.demo.problem = self.demo.problem or f"error: {self.name}: {detail}"
+            self.demo.shutdown.request("error")
 
-    def run(self) -> None:
-        """Every call into the recipe for this worker happens on this thread (or the chaos thread)."""
-        if not start_client(self.client, CONNECT_TIMEOUT, self.stop):
+    def start(self) -> None:
+        """On a thread of its own: a connection takes a while, and a learner's start() may never return."""
+        if not start_client(self.client, CONNECT_TIMEOUT, self.demo.stopping):
             return self.demo.say(self.name, "could not connect to ZooKeeper; it stays out")
         with contextlib.suppress(RuntimeError):  # closed by the shutdown as it connected: it stays out
             self.election.start()
-        next_write = 0.0
-        while not self.stop.wait(SAMPLE_EVERY):
-            with self.lock:
-                now, leading = time.monotonic(), self.election.is_leader and not self.stop.is_set()
-                if leading != self.leading:
-                    self.leading = self.demo.turned(self, leading, now)
-            if leading and now >= next_write:
-                next_write = now + WRITE_EVERY
-                self.write(self.election.token)
-
-    def write(self, token: FencingToken) -> None:
-        with contextlib.suppress(KazooException, *DISCONNECTED):
-            try:
-                fenced_write(self.client, token, LEDGER, f"tick from {self.name}", timeout=WRITE_EVERY)
-                self.demo.say("", "", "accepted")
-            except NotLeaderError as exc:
-                self.demo.say(self.name, f"STALE WRITE REJECTED (epoch {token.epoch}): {exc}", "rejected")
-
-    def stop_acting(self) -> None:
-        with self.lock:
-            self.stop.set()
-            self.leading = self.leading and self.demo.turned(self, False, time.monotonic())
 
     def crash(self) -> None:
-        self.stop_acting()
         self.crashed = self.client.client_id
-        self.cable.cut()
-        stop_client(self.client, 1.0)  # its cable is cut: it cannot say goodbye to ZooKeeper
-
-    def leave(self) -> None:
-        self.stop_acting()
-        self.cable.plugged.set()
-        if not self.crashed:
-            self.election.leave()
+        self.cable.cut()  # no goodbye reaches ZooKeeper: it must wait a session timeout to expire the session
+        threading.Thread(target=stop_client, args=(self.client, 1.0), daemon=True).start()
 
     def finish(self, deadline: float) -> bool:
         """ZooKeeper deletes our node and closes our session by `deadline`; True if it confirmed."""
@@ -527,7 +499,8 @@ class Worker:
 
 
 class Demo:
-    """The workers and the chaos, on a thread of their own; the figures measured from what they did."""
+    """The chaos and the figures, on one thread. It samples each worker's is_leader, as a leader would before
+    each act: the figures say what the workers did, not what the recipe believes about itself."""
 
     def __init__(self, args: argparse.Namespace, shutdown: Shutdown) -> None:
         self.args, self.shutdown, self.stopping = args, shutdown, shutdown.requested
@@ -535,8 +508,7 @@ class Demo:
         self.workers: list[Worker] = []
         self.started, self.lock, self.done = time.monotonic(), threading.Lock(), threading.Event()
         self.problem, self.crash, self.handoffs = "", None, []
-        self.counts = dict.fromkeys(["elections", "notified", "departures", "accepted", "rejected", "acting",
-                                     "most", "left"], 0)
+        self.counts = dict.fromkeys(["elections", "notified", "departures", "most", "left"], 0)
 
     def say(self, who: str, what: str, counter: str = "") -> None:
         """One line per event, with the time since the start; `counter` counts it (the shutdown's do not)."""
@@ -548,35 +520,6 @@ class Demo:
         if what:
             self.shutdown.print(f"{time.monotonic() - self.started:8.3f}s  {who:<10} {what}")
 
-    def fail(self, line: str) -> None:
-        self.problem = self.problem or line
-        self.shutdown.request("error")
-
-    def turned(self, worker: Worker, leading: bool, at: float) -> bool:
-        """A worker started or stopped acting as leader at `at`: the figures are measured here."""
-        with self.lock:
-            self.counts["acting"] += 1 if leading else -1
-            self.counts["most"] = max(self.counts["most"], self.counts["acting"])
-        if not leading:
-            if not worker.stop.is_set():  # a resign or a crash says so itself
-                self.say(worker.name, f"stops leading: {worker.why}")
-            return False
-        note, crash, self.crash = "", self.crash, None
-        if worker.woken_at:
-            self.handoffs.append((at - worker.woken_at) * 1000)
-            note = f", hand-off {self.handoffs[-1]:.1f} ms after it was notified"
-        if crash:
-            note += f"; {at - crash[1]:.2f} s after {crash[0]} crashed (ZooKeeper had to expire its session)"
-        worker.woken_at = None
-        self.say(worker.name, f"ELECTED leader, epoch {worker.election.epoch}{note}", "elections")
-        return True
-
-    def add_worker(self, why: str) -> None:
-        worker = Worker(self, f"w{len(self.workers) + 1}-{RUN_ID}")
-        self.workers.append(worker)  # listed before it starts: a Ctrl-C in between must still close it
-        self.say(worker.name, why)
-        threading.Thread(target=worker.run, name=worker.name, daemon=True).start()
-
     def run(self) -> None:
         try:
             self.problem = preflight(self.args.zk, self.stopping) or ""
@@ -587,41 +530,65 @@ class Demo:
             for _ in range(self.args.workers):
                 self.add_worker("starts")
             rng, first = random.Random(self.args.seed), True
-            while not self.stopping.wait(min(self.args.interval, FIRST_FAULT_AFTER) if first else self.args.interval):
-                self.chaos(rng, first)
-                first = False
+            fault_at = time.monotonic() + min(self.args.interval, FIRST_FAULT_AFTER)
+            while not self.stopping.wait(SAMPLE_EVERY):
+                self.sample()
+                if time.monotonic() >= fault_at:
+                    self.chaos(rng, first)
+                    first, fault_at = False, time.monotonic() + self.args.interval
         finally:
             self.close()
 
+    def sample(self) -> None:
+        """Who acts as leader now: each worker's is_leader, and the most at once."""
+        for worker in self.workers:
+            if worker.out or (leading := worker.election.is_leader) == worker.leading:
+                continue
+            worker.leading = leading
+            if leading:
+                self.elected(worker, time.monotonic())
+            else:
+                self.say(worker.name, f"stops leading: {worker.why}")
+        self.counts["most"] = max(self.counts["most"], sum(worker.leading for worker in self.workers))
+
+    def elected(self, worker: Worker, now: float) -> None:
+        note, crash, self.crash = "", self.crash, None
+        if worker.woken_at:
+            self.handoffs.append((now - worker.woken_at) * 1000)
+            note = f", hand-off {self.handoffs[-1]:.1f} ms after it was notified"
+        if crash:
+            note += f"; {now - crash[1]:.2f} s after {crash[0]} crashed (ZooKeeper had to expire its session)"
+        worker.woken_at, worker.why = None, "its lease ran out"  # unless the recipe says why when it stops
+        self.say(worker.name, f"ELECTED leader, epoch {worker.election.epoch}{note}", "elections")
+
+    def add_worker(self, why: str) -> None:
+        worker = Worker(self, f"w{len(self.workers) + 1}-{RUN_ID}")
+        self.workers.append(worker)  # listed before it starts: a Ctrl-C in between must still close it
+        self.say(worker.name, why)
+        threading.Thread(target=worker.start, name=worker.name, daemon=True).start()
+
     def chaos(self, rng: random.Random, first: bool) -> None:
+        """Strike the leader: crash it, partition it or make it resign; or add a worker (never first)."""
         action = rng.choice(["crash", "resign", "partition"] + ([] if first else ["join"]))
-        live = [w for w in self.workers if not w.stop.is_set()]
+        live = [w for w in self.workers if not w.out]
         leader = next((w for w in live if w.leading), None) or (rng.choice(live) if live else None)
         if action == "join" or len(live) < 3 or leader is None:
             return self.add_worker("joins (chaos)")
         self.say("", "", "departures")
-        if action == "crash":
-            self.say(leader.name, f"CRASHES: no goodbye; ZooKeeper waits {self.args.session_timeout:g} s of "
-                                  "silence, then expires its session")
-            self.crash = (leader.name, time.monotonic())
-            return leader.crash()
+        if action == "partition":  # it goes on running, unheard: ZooKeeper expires its session meanwhile
+            hold = self.args.session_timeout * 1.5
+            self.say(leader.name, f"PARTITIONED from ZooKeeper for {hold:.1f}s")
+            leader.cable.plugged.clear()  # plugged in again after `hold`, or at the shutdown
+            return threading.Thread(target=lambda: (self.stopping.wait(hold), leader.cable.plugged.set()),
+                                    daemon=True).start()
+        leader.out, leader.leading = True, False  # it stops acting now, before anyone can be elected
         if action == "resign":
             self.say(leader.name, "resigns")
-            leader.leave()
-            return threading.Thread(target=leader.election.resign, daemon=True).start()
-        self.partition(leader, leader.election.token, hold=self.args.session_timeout * 1.5)
-
-    def partition(self, leader: Worker, token: FencingToken | None, hold: float) -> None:
-        self.say(leader.name, f"PARTITIONED from ZooKeeper for {hold:.1f}s")
-        leader.cable.plugged.clear()
-        cut_short = self.stopping.wait(hold)
-        leader.cable.plugged.set()
-        healed = time.monotonic()  # kazoo reconnects, and hears that its session expired (LOST)
-        while not leader.client.connected and time.monotonic() < healed + hold and not self.stopping.wait(0.05):
-            pass
-        if not cut_short and token and not self.stopping.is_set():
-            self.say(leader.name, "partition healed; it retries a write with its old epoch")
-            leader.write(token)
+            return leader.election.leave()
+        self.say(leader.name, f"CRASHES: no goodbye; ZooKeeper waits {self.args.session_timeout:g} s from the last "
+                              "it heard of it, then expires its session")
+        self.crash = (leader.name, time.monotonic())
+        leader.crash()
 
     def close(self) -> None:
         """Every delete is asked for before we wait for any; then we wait, bounded, for ZooKeeper."""
@@ -629,7 +596,9 @@ class Demo:
                             "shutting down: every worker resigns and closes its session")
         self.stopping.set()
         for worker in self.workers:
-            worker.leave()
+            worker.cable.plugged.set()
+            if not worker.crashed:
+                worker.election.leave()
         deadline = time.monotonic() + self.args.session_timeout + CLOSE_GRACE
         with contextlib.suppress(Exception):
             self.counts["left"] = sum(not worker.finish(deadline) for worker in self.workers)
@@ -643,7 +612,6 @@ class Demo:
                           f"  hand-off, median          {median}  (notified -> the next leader acts)",
                           f"  most leaders at once      {c['most']}  (the rule: never more than 1)",
                           f"  watchers notified         {c['notified']} for {c['departures']} departures",
-                          f"  ledger writes             {c['accepted']} accepted, {c['rejected']} rejected (stale)",
                           f"  sessions not closed       {c['left']}"])
 
 

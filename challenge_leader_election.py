@@ -44,15 +44,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kazoo.client import KazooClient, KazooState
-from kazoo.exceptions import (
-    ConnectionClosedError,
-    ConnectionLoss,
-    KazooException,
-    NoAuthError,
-    NoNodeError,
-    RolledBackError,
-    SessionExpiredError,
-)
+from kazoo.exceptions import ConnectionClosedError, ConnectionLoss, NoNodeError, RolledBackError, SessionExpiredError
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.states import EventType, WatchedEvent
 
@@ -67,10 +59,8 @@ LEASE_FRACTION, RENEW_FRACTION = 2 / 3, 1 / 4
 # Errors that mean "the connection is gone for now": wait for a connection-state change.
 DISCONNECTED = (ConnectionLoss, SessionExpiredError, ConnectionClosedError, KazooTimeoutError)
 
-
 class NotLeaderError(Exception):
     """A fenced write was refused: this candidate does not lead, or ZooKeeper rejected the write."""
-
 
 # ---------------------------------------------------------------- the election queue
 
@@ -80,7 +70,6 @@ class Candidate:
     name: str   # the worker's name
     seq: int    # ZooKeeper's sequence number: the position in the queue, and the leader's epoch
 
-
 def parse_candidate(node: str) -> Candidate | None:
     """Read '<guid>__<name>__0000000042' (ZooKeeper appends the counter); None for anything else. The GUID
     ends at the first '__', the counter starts after the last: a name like 'a_' reads back whole."""
@@ -89,7 +78,6 @@ def parse_candidate(node: str) -> Candidate | None:
     if not (guid and name and seq.isascii() and seq.isdigit()):
         return None
     return Candidate(node, name, int(seq))
-
 
 def election_order(children: list[str]) -> list[Candidate]:
     """Step 1. The queue, first in line first: each child parsed by parse_candidate (skip None: not a candidate),
@@ -101,7 +89,6 @@ def election_order(children: list[str]) -> list[Candidate]:
             queue.append(candidate)
     return sorted(queue, key=lambda c: c.seq)
 
-
 # ---------------------------------------------------------------- fencing
 
 @dataclass(frozen=True)
@@ -109,7 +96,6 @@ class FencingToken:
     node_path: str  # the leader's election node: the write is valid only while it exists
     epoch: int      # its sequence number, which only grows from one leader to the next
     leader: str
-
 
 def fenced_write(client: KazooClient, token: FencingToken, ledger: str, value: str | bytes,
                  timeout: float | None = None) -> int:
@@ -138,13 +124,11 @@ def fenced_write(client: KazooClient, token: FencingToken, ledger: str, value: s
                              f"({type(write).__name__})")
     return 0 if stat is None else write.version
 
-
 def ledger_text(value: str | bytes) -> str:
     """The ledger record is JSON text: take str, or bytes (kazoo's convention) holding UTF-8."""
     if not isinstance(value, (str, bytes)):
         raise TypeError(f"a ledger value must be str or bytes, not {type(value).__name__}")
     return value if isinstance(value, str) else value.decode()  # not UTF-8: UnicodeDecodeError, a ValueError
-
 
 # ---------------------------------------------------------------- the recipe
 
@@ -398,131 +382,75 @@ class LeaderElection:
 
 
 # ================================================================ the demo
-# Workers with sessions of their own elect a leader; chaos crashes, partitions or resigns the leader, or adds a
-# worker. Every figure is measured from what the workers did. The lab's rich demo, with fencing rejecting a stale
-# write and the leadership lanes: ./run.sh leader
-
-ROOT = "/lab/leader-election"
-CANDIDATES, LEDGER = f"{ROOT}/candidates", f"{ROOT}/ledger"  # the ledger: where the rich demo's leaders write
+# Workers, each with a session of its own behind a relay, elect a leader under chaos: the leader crashes (silent for
+# good: ZooKeeper must expire its session), is partitioned or resigns, or a worker joins. The lab's rich demo, with
+# fencing and the leadership lanes: ./run.sh leader
+CANDIDATES = "/lab/leader-election/candidates"
 RUN_ID = uuid.uuid4().hex[:4]  # worker names stay unique when two copies share one election
-CONNECT_TIMEOUT = 5.0  # how long we wait for ZooKeeper before saying it is unreachable
-FIRST_FAULT_AFTER = 2.0  # the first fault strikes the leader this soon: a short run shows a hand-off too
-SAMPLE_EVERY = 0.02  # how often each worker's is_leader is sampled, as a leader would before each act
-CLOSE_GRACE, HURRY_GRACE = 1.0, 0.5  # shutdown waits a session timeout plus this; after a second signal, this
-SESSION_HELP = ("seconds (default 4). ZooKeeper grants 2 to 20 ticks: 0.5-60 s on the lab's servers "
-                "(tick 250 ms, max 60 s), 4-40 s on a stock server")
+CONNECT_TIMEOUT, CLOSE_GRACE = 5.0, 1.0  # waits for ZooKeeper: to answer at all; to close, past a session timeout
+FIRST_FAULT_AFTER, SAMPLE_EVERY = 2.0, 0.02  # a short run shows a hand-off too; how often is_leader is read
 
+def relay(hosts: list[tuple[str, int]], flowing: threading.Event) -> str:
+    """A worker's cable to ZooKeeper (host:port). While `flowing` is clear, bytes wait as if lost."""
+    server, targets = socket.create_server(("127.0.0.1", 0)), itertools.cycle(hosts)
 
-class Cable:
-    """A worker's network cable: a relay to ZooKeeper. Unplugged, bytes wait as if lost (a partition); cut,
-    ZooKeeper hears nothing more and expires the session after its timeout (a crash)."""
-
-    def __init__(self, hosts: list[tuple[str, int]]) -> None:
-        self.hosts, self.sockets, self.plugged = itertools.cycle(hosts), [], threading.Event()
-        self.plugged.set()
-        self.server = socket.create_server(("127.0.0.1", 0))
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        with contextlib.suppress(OSError):  # the cable was cut
-            while near := self.server.accept()[0]:
-                try:
-                    far = socket.create_connection(next(self.hosts), timeout=1.0)
-                except OSError:
-                    near.close()  # that server is down: kazoo sees the drop at once, and tries the next
-                    continue
-                far.settimeout(None)
-                self.sockets += [near, far]
-                for src, dst in ((near, far), (far, near)):
-                    src.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # kazoo pipelines sync + read
-                    threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
-
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+    def pump(src: socket.socket, dst: socket.socket) -> None:
         with contextlib.suppress(OSError):
-            while (data := src.recv(65536)) and self.plugged.wait():
+            while (data := src.recv(65536)) and flowing.wait():
                 dst.sendall(data)
-        shut(src, dst)
+        for sock in (src, dst):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
-    def cut(self) -> None:
-        shut(self.server, *self.sockets)
-        self.plugged.set()
-
-
-def shut(*sockets: socket.socket) -> None:
-    for sock in sockets:
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-
-
-class Worker:
-    """A candidate with a session of its own, behind a cable of its own."""
-
-    def __init__(self, demo: Demo, name: str) -> None:
-        self.demo, self.name, self.cable = demo, name, Cable(demo.hosts)
-        relay = f"127.0.0.1:{self.cable.server.getsockname()[1]}"  # once per server: kazoo waits per address
-        self.client = new_client(",".join([relay] * len(demo.hosts)) + demo.chroot, demo.args.session_timeout)
-        self.election = LeaderElection(self.client, CANDIDATES, name, on_change=self.heard)
-        self.out, self.leading, self.crashed, self.woken_at, self.why = False, False, None, None, ""
-
-    def heard(self, election: LeaderElection, event: str, detail: str) -> None:
-        """The recipe's news, on its thread or kazoo's: note it, say it, never block."""
-        if event == "woken":
-            self.woken_at = time.monotonic()
-            self.demo.say(self.name, "notified: the candidate just before me left (only I am woken)", "notified")
-        elif event == "joined":
-            self.demo.say(self.name, "joined the election")
-        elif event == "revoked":
-            self.why = detail
-        elif event == "error":
-            self.demo.problem = self.demo.problem or f"error: {self.name}: {detail}"
-            self.demo.shutdown.request("error")
-
-    def start(self) -> None:
-        """On a thread of its own: a connection takes a while, and a learner's start() may never return."""
-        if not start_client(self.client, CONNECT_TIMEOUT, self.demo.stopping):
-            return self.demo.say(self.name, "could not connect to ZooKeeper; it stays out")
-        with contextlib.suppress(RuntimeError):  # closed by the shutdown as it connected: it stays out
-            self.election.start()
-
-    def crash(self) -> None:
-        self.crashed = self.client.client_id
-        self.cable.cut()  # no goodbye reaches ZooKeeper: it must wait a session timeout to expire the session
-        threading.Thread(target=stop_client, args=(self.client, 1.0), daemon=True).start()
-
-    def finish(self, deadline: float) -> bool:
-        """ZooKeeper deletes our node and closes our session by `deadline`; True if it confirmed."""
-        if self.crashed:  # close the dead session as its twin: ZooKeeper knows it by its id and password
-            twin = new_client(self.demo.args.zk, client_id=self.crashed)
-            return start_client(twin, max(0.0, deadline - time.monotonic())) and stop_client(twin, 1.0)
-        gone = self.election.resign(timeout=max(0.0, deadline - time.monotonic()))
-        return stop_client(self.client, max(0.0, deadline - time.monotonic())) and gone
-
+    def accept() -> None:
+        while near := server.accept()[0]:
+            try:
+                far = socket.create_connection(next(targets), timeout=1.0)
+            except OSError:
+                near.close()  # that server is down: kazoo sees the drop at once, and tries the next
+                continue
+            far.settimeout(None)
+            for src, dst in ((near, far), (far, near)):
+                src.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # kazoo pipelines sync + read
+                threading.Thread(target=pump, args=(src, dst), daemon=True).start()
+    threading.Thread(target=accept, daemon=True).start()
+    return f"127.0.0.1:{server.getsockname()[1]}"
 
 class Demo:
-    """The chaos and the figures, on one thread. It samples each worker's is_leader, as a leader would before
-    each act: the figures say what the workers did, not what the recipe believes about itself."""
+    """The chaos, and what the workers (the recipe's LeaderElections) did, by name, sampled from is_leader as they
+    would act on it: the figures never come from what the recipe believes of itself."""
 
     def __init__(self, args: argparse.Namespace, shutdown: Shutdown) -> None:
-        self.args, self.shutdown, self.stopping = args, shutdown, shutdown.requested
-        self.hosts, self.chroot = parse_zk(args.zk)
-        self.workers: list[Worker] = []
-        self.started, self.lock, self.done = time.monotonic(), threading.Lock(), threading.Event()
-        self.problem, self.crash, self.handoffs = "", None, []
-        self.counts = dict.fromkeys(["elections", "notified", "departures", "most", "left"], 0)
+        self.args, self.shutdown, self.started, self.workers, self.problem = args, shutdown, time.monotonic(), [], ""
+        self.links, self.leading, self.out, self.woken, self.why = {}, set(), set(), {}, {}
+        self.done, self.crash, self.handoffs = threading.Event(), None, []
+        self.figures = dict.fromkeys(["elections", "notified", "departures", "most", "left"], 0)
 
-    def say(self, who: str, what: str, counter: str = "") -> None:
-        """One line per event, with the time since the start; `counter` counts it (the shutdown's do not)."""
-        if self.stopping.is_set():
-            return
-        if counter:
-            with self.lock:
-                self.counts[counter] += 1
-        if what:
+    def say(self, who: str, what: str) -> None:
+        if not self.shutdown.requested.is_set() or who == "demo":  # workers' news in the shutdown: noise
             self.shutdown.print(f"{time.monotonic() - self.started:8.3f}s  {who:<10} {what}")
+
+    def heard(self, worker: LeaderElection, event: str, detail: str) -> None:
+        """The recipe's news, on its thread or kazoo's: note it, say it, never block."""
+        if event == "woken":
+            self.woken[worker.name], self.figures["notified"] = time.monotonic(), self.figures["notified"] + 1
+        self.why[worker.name] = detail if event == "revoked" else self.why.get(worker.name, "")
+        if event in ("joined", "woken", "error"):
+            self.say(worker.name, {"joined": "joined the election", "error": f"error in the recipe: {detail}"}.get(
+                event, "notified: the candidate just before me left (only I am woken)"))
+
+    def add_worker(self, why: str) -> None:
+        (hosts, chroot), name, flowing = parse_zk(self.args.zk), f"w{len(self.workers) + 1}-{RUN_ID}", threading.Event()
+        cable, self.links[name] = relay(hosts, flowing), flowing  # named once per server: kazoo waits per address
+        flowing.set()
+        client = new_client(",".join([cable] * len(hosts)) + chroot, self.args.session_timeout)
+        self.workers.append(worker := LeaderElection(client, CANDIDATES, name, on_change=self.heard))
+        self.say(name, why)  # listed before it starts: a Ctrl-C in between must still close it
+        threading.Thread(target=enter, args=(worker, self.shutdown.requested), daemon=True).start()
 
     def run(self) -> None:
         try:
-            self.problem = preflight(self.args.zk, self.stopping) or ""
+            self.problem = preflight(self.args.zk, self.shutdown.requested)
             if self.problem:
                 return self.shutdown.request("no ZooKeeper")
             self.say("demo", f"leader election at {self.args.zk}{CANDIDATES}, session timeout "
@@ -531,117 +459,104 @@ class Demo:
                 self.add_worker("starts")
             rng, first = random.Random(self.args.seed), True
             fault_at = time.monotonic() + min(self.args.interval, FIRST_FAULT_AFTER)
-            while not self.stopping.wait(SAMPLE_EVERY):
-                self.sample()
-                if time.monotonic() >= fault_at:
-                    self.chaos(rng, first)
+            while not self.shutdown.requested.wait(SAMPLE_EVERY):
+                for worker in (w for w in self.workers if w.name not in self.out):
+                    if worker.is_leader != (worker.name in self.leading):
+                        self.turn(worker, time.monotonic())
+                self.figures["most"] = max(self.figures["most"], len(self.leading))
+                if time.monotonic() >= fault_at:  # the first fault strikes the leader; later ones may add a worker
+                    self.chaos(rng.choice(["crash", "resign", "partition"] + ([] if first else ["join"])))
                     first, fault_at = False, time.monotonic() + self.args.interval
         finally:
             self.close()
 
-    def sample(self) -> None:
-        """Who acts as leader now: each worker's is_leader, and the most at once."""
-        for worker in self.workers:
-            if worker.out or (leading := worker.election.is_leader) == worker.leading:
-                continue
-            worker.leading = leading
-            if leading:
-                self.elected(worker, time.monotonic())
-            else:
-                self.say(worker.name, f"stops leading: {worker.why}")
-        self.counts["most"] = max(self.counts["most"], sum(worker.leading for worker in self.workers))
-
-    def elected(self, worker: Worker, now: float) -> None:
-        note, crash, self.crash = "", self.crash, None
-        if worker.woken_at:
-            self.handoffs.append((now - worker.woken_at) * 1000)
+    def turn(self, worker: LeaderElection, now: float) -> None:
+        """The worker starts or stops acting as leader: say so, with the hand-off and the crash it followed."""
+        if worker.name in self.leading:
+            self.leading.discard(worker.name)
+            return self.say(worker.name, f"stops leading: {self.why.get(worker.name) or 'its lease ran out'}")
+        self.leading.add(worker.name)
+        note, crash, self.crash, self.why[worker.name] = "", self.crash, None, ""
+        if woken := self.woken.pop(worker.name, None):
+            self.handoffs.append((now - woken) * 1000)
             note = f", hand-off {self.handoffs[-1]:.1f} ms after it was notified"
         if crash:
             note += f"; {now - crash[1]:.2f} s after {crash[0]} crashed (ZooKeeper had to expire its session)"
-        worker.woken_at, worker.why = None, "its lease ran out"  # unless the recipe says why when it stops
-        self.say(worker.name, f"ELECTED leader, epoch {worker.election.epoch}{note}", "elections")
+        self.figures["elections"] += 1
+        self.say(worker.name, f"ELECTED leader, epoch {worker.epoch}{note}")
 
-    def add_worker(self, why: str) -> None:
-        worker = Worker(self, f"w{len(self.workers) + 1}-{RUN_ID}")
-        self.workers.append(worker)  # listed before it starts: a Ctrl-C in between must still close it
-        self.say(worker.name, why)
-        threading.Thread(target=worker.start, name=worker.name, daemon=True).start()
-
-    def chaos(self, rng: random.Random, first: bool) -> None:
-        """Strike the leader: crash it, partition it or make it resign; or add a worker (never first)."""
-        action = rng.choice(["crash", "resign", "partition"] + ([] if first else ["join"]))
-        live = [w for w in self.workers if not w.out]
-        leader = next((w for w in live if w.leading), None) or (rng.choice(live) if live else None)
+    def chaos(self, action: str) -> None:
+        """Strike the leader: crash it, partition it or make it resign; or add a worker."""
+        live, timeout = [w for w in self.workers if w.name not in self.out], self.args.session_timeout
+        leader = next((w for w in live if w.name in self.leading), live[0] if live else None)
         if action == "join" or len(live) < 3 or leader is None:
             return self.add_worker("joins (chaos)")
-        self.say("", "", "departures")
-        if action == "partition":  # it goes on running, unheard: ZooKeeper expires its session meanwhile
-            hold = self.args.session_timeout * 1.5
-            self.say(leader.name, f"PARTITIONED from ZooKeeper for {hold:.1f}s")
-            leader.cable.plugged.clear()  # plugged in again after `hold`, or at the shutdown
-            return threading.Thread(target=lambda: (self.stopping.wait(hold), leader.cable.plugged.set()),
-                                    daemon=True).start()
-        leader.out, leader.leading = True, False  # it stops acting now, before anyone can be elected
+        self.figures["departures"] += 1
+        self.say(leader.name, {"resign": "resigns", "partition": f"PARTITIONED from ZooKeeper for {timeout * 1.5:.1f}s",
+                               "crash": f"CRASHES: no goodbye; ZooKeeper waits {timeout:g} s from the last it heard "
+                                        "of it, then expires its session"}[action])
+        if action != "resign":  # ZooKeeper hears nothing more from it, and expires its session after its timeout
+            self.links[leader.name].clear()
+        if action == "partition":  # the worker runs on, unheard, until the link heals
+            return threading.Timer(timeout * 1.5, self.links[leader.name].set).start()
+        self.out.add(leader.name)  # it stops acting now, before anyone can be elected
+        self.leading.discard(leader.name)
         if action == "resign":
-            self.say(leader.name, "resigns")
-            return leader.election.leave()
-        self.say(leader.name, f"CRASHES: no goodbye; ZooKeeper waits {self.args.session_timeout:g} s from the last "
-                              "it heard of it, then expires its session")
+            return leader.leave()
         self.crash = (leader.name, time.monotonic())
-        leader.crash()
 
     def close(self) -> None:
-        """Every delete is asked for before we wait for any; then we wait, bounded, for ZooKeeper."""
-        self.shutdown.print(f"{time.monotonic() - self.started:8.3f}s  {'demo':<10} {self.shutdown.why or 'stop'}; "
-                            "shutting down: every worker resigns and closes its session")
-        self.stopping.set()
+        """Every delete is asked for before we wait for any, then the links heal: a crashed worker's session has
+        expired by then, or closes now. We wait, bounded, for ZooKeeper to confirm."""
+        self.say("demo", f"{self.shutdown.why or 'stop'}; shutting down: every worker resigns and closes its session")
         for worker in self.workers:
-            worker.cable.plugged.set()
-            if not worker.crashed:
-                worker.election.leave()
+            worker.leave()
+            self.links[worker.name].set()
         deadline = time.monotonic() + self.args.session_timeout + CLOSE_GRACE
-        with contextlib.suppress(Exception):
-            self.counts["left"] = sum(not worker.finish(deadline) for worker in self.workers)
+        self.figures["left"] = sum(not leave(worker, deadline) for worker in self.workers)
         self.done.set()
 
     def summary(self) -> str:
-        c, handoffs = self.counts, sorted(self.handoffs)
+        f, handoffs = self.figures, sorted(self.handoffs)
         median = f"{handoffs[len(handoffs) // 2]:.1f} ms" if handoffs else "n/a"
         return "\n".join(["", "summary (measured from what the workers did)",
-                          f"  elections                 {c['elections']}",
+                          f"  elections                 {f['elections']}",
                           f"  hand-off, median          {median}  (notified -> the next leader acts)",
-                          f"  most leaders at once      {c['most']}  (the rule: never more than 1)",
-                          f"  watchers notified         {c['notified']} for {c['departures']} departures",
-                          f"  sessions not closed       {c['left']}"])
+                          f"  most leaders at once      {f['most']}  (the rule: never more than 1)",
+                          f"  watchers notified         {f['notified']} for {f['departures']} departures",
+                          f"  sessions not closed       {f['left']}"])
 
+def enter(worker: LeaderElection, stop: threading.Event) -> None:
+    """Connect, and join: on a thread of its own, as a learner's start() may never return."""
+    with contextlib.suppress(RuntimeError):  # closed by the shutdown as it connected: it stays out
+        if start_client(worker.client, CONNECT_TIMEOUT, stop):
+            worker.start()
 
-def preflight(zk: str, stop: threading.Event) -> str | None:
-    """None if ZooKeeper answers and lets us in; else one line: what is wrong, and what to do."""
+def leave(worker: LeaderElection, deadline: float) -> bool:
+    """ZooKeeper deletes the worker's node and closes its session by `deadline`; True if it confirmed."""
+    gone = worker.resign(timeout=max(0.0, deadline - time.monotonic()))
+    return stop_client(worker.client, max(0.0, deadline - time.monotonic())) and gone
+
+def preflight(zk: str, stop: threading.Event) -> str:
+    """'' if ZooKeeper answers and lets us in; else one line: what is wrong, and what to do."""
     hosts, chroot = zk.partition("/")[0], parse_zk(zk)[1]
-    client, parent, need = new_client(hosts, CONNECT_TIMEOUT), "", ""
+    client = new_client(hosts, CONNECT_TIMEOUT)
     try:
         if not start_client(client, CONNECT_TIMEOUT, stop):
             return (f"error: cannot reach ZooKeeper at {zk}; start one with `./run.sh leader`, "
                     "`docker compose up -d` or `python -m zklab.launcher`")
         if chroot and client.exists(chroot) is None:
             return f"error: chroot {chroot} does not exist on ZooKeeper at {hosts}; create it or drop it from --zk"
-        for part in (chroot + CANDIDATES).strip("/").split("/"):  # step by step: a refusal names its node
-            node, need = f"{parent}/{part}", f"CREATE permission on {parent or '/'}"
-            client.ensure_path(node)
-            need = f"READ permission on {node}"
-            client.get_children(node)
-            parent = node
-    except NoAuthError:
-        return f"error: ZooKeeper denies {need} (an ACL); grant it, or choose another chroot in --zk"
-    except (KazooException, *DISCONNECTED) as exc:
-        return f"error: ZooKeeper at {zk} stopped answering ({type(exc).__name__})"
+        client.ensure_path(chroot + CANDIDATES)
+        client.get_children(chroot + CANDIDATES)
+    except Exception as exc:  # NoAuthError (an ACL), or ZooKeeper went away: its name says which
+        return (f"error: ZooKeeper refused to create or read {chroot}{CANDIDATES} ({type(exc).__name__}); grant "
+                "CREATE and READ on the way, or choose another chroot in --zk")
     finally:
         stop_client(client, 1.0)
-    return None
-
+    return ""
 
 # ---------------------------------------------------------------- command line
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Leader election with ZooKeeper, under chaos: the compact demo "
                                      "(./run.sh leader runs the lab's rich one on this script).")
@@ -652,54 +567,45 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="seconds between chaos events, 0.1-3600 (default 5)")
     parser.add_argument("--duration", type=number_arg(float, 0, 1e6, above=True), help="seconds (default: Ctrl-C)")
     parser.add_argument("--seed", type=int, default=None, help="seed for the chaos")
-    parser.add_argument("--session-timeout", type=number_arg(float, 0.5, 60), default=4.0, help=SESSION_HELP)
+    parser.add_argument("--session-timeout", type=number_arg(float, 0.5, 60), default=4.0, help="seconds (default 4). "
+                        "ZooKeeper grants 2 to 20 ticks: 0.5-60 s on the lab's servers, 4-40 s on a stock server")
     return parser.parse_args(argv)
 
-
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    args, shutdown = parse_args(argv), Shutdown()
     logging.getLogger("kazoo").addHandler(logging.NullHandler())
     logging.getLogger("kazoo").propagate = False  # kazoo's reconnect chatter would drown the narration
-    shutdown = Shutdown().install()
-    demo = Demo(args, shutdown)
-    threading.Thread(target=demo.run, name="demo", daemon=True).start()
+    threading.Thread(target=(demo := Demo(args, shutdown.install())).run, name="demo", daemon=True).start()
     shutdown.requested.wait(args.duration)  # this thread owns the deadline: it never calls the recipe
     shutdown.request("time is up")
     end = time.monotonic() + CONNECT_TIMEOUT + args.session_timeout + CLOSE_GRACE
     while not demo.done.wait(0.05) and time.monotonic() < end:
         if shutdown.hurry.is_set():  # a second signal: stop waiting for ZooKeeper's confirmations
-            end = min(end, time.monotonic() + HURRY_GRACE)
-    if demo.problem:
-        shutdown.print(demo.problem, file=sys.stderr)
-        return 1
-    shutdown.print(demo.summary())
-    return 0
-
+            end = min(end, time.monotonic() + 0.5)
+    problem = demo.problem or shutdown.stdout_error and f"error: cannot write to stdout ({shutdown.stdout_error})"
+    shutdown.print(problem or demo.summary(), file=sys.stderr if problem else None)
+    return 1 if problem else 0
 
 # ---------------------------------------------------------------- plumbing (the same in both scripts)
-# Kazoo doubles its reconnect delay up to a minute by default: after an outage a client could sleep
-# long after ZooKeeper is back. Capped, it is back within half a second.
+# Kazoo backs off up to a minute by default: capped, a client is back within 0.5 s of ZooKeeper.
 RECONNECT = {"max_tries": -1, "delay": 0.1, "max_delay": 0.5}
-# A host name: dot-separated labels of letters, digits and inner hyphens (RFC 1123); IPv4 fits it too.
+# A host name (RFC 1123): dot-separated labels of letters, digits and inner hyphens; IPv4 fits it too.
 HOSTNAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*")
 ZK_FORM = "host:port[,host:port...][/chroot]"
 
-
 def parse_zk(text: str) -> tuple[list[tuple[str, int]], str]:
-    """'host:port[,host:port...][/chroot]' as (hosts, chroot); ValueError says what is wrong."""
-    hosts_part, slash, rest = text.strip().partition("/")
-    chroot = slash + rest
-    if chroot and any(not p or p in (".", "..") or not p.isprintable() for p in rest.split("/")):
-        raise ValueError(f"the chroot {chroot!r} must be an absolute znode path like /lab, with no empty, "
+    """ZK_FORM as (hosts, chroot); ValueError says what is wrong."""
+    hosts, slash, rest = text.strip().partition("/")
+    if slash and any(not p or p in (".", "..") or not p.isprintable() for p in rest.split("/")):
+        raise ValueError(f"the chroot {slash + rest!r} must be an absolute znode path like /lab, with no empty, "
                          "'.' or '..' part and no trailing '/'")
-    return [parse_host(item.strip()) for item in hosts_part.split(",")], chroot
-
+    return [parse_host(item.strip()) for item in hosts.split(",")], slash + rest
 
 def parse_host(item: str) -> tuple[str, int]:
     """'host[:port]' or '[ipv6][:port]'; the port defaults to 2181."""
     if item.startswith("["):
         host, bracket, rest = item[1:].partition("]")
-        if not bracket or (rest and not rest.startswith(":")):
+        if not bracket or rest[:1] not in ("", ":"):
             raise ValueError(f"{item!r}: write an IPv6 address as [::1]:2181")
         try:
             ipaddress.IPv6Address(host)
@@ -707,62 +613,46 @@ def parse_host(item: str) -> tuple[str, int]:
             raise ValueError(f"{item!r}: {host!r} is not an IPv6 address") from None
         port = rest[1:] if rest else None
     else:
-        host, colon, port = item.rpartition(":") if ":" in item else (item, "", None)
+        host, _, port = item.rpartition(":") if ":" in item else (item, "", None)
         if len(host) > 253 or not (host.isascii() and HOSTNAME.fullmatch(host)):
             raise ValueError(f"{item!r} is not host:port (a host is a name or IPv4 address; an IPv6 "
                              "address goes in brackets: [::1]:2181)")
-    if port is None:
-        return host, 2181
-    if not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+    if port is not None and not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
         raise ValueError(f"{item!r}: the port must be a number from 1 to 65535")
-    return host, int(port)
-
+    return host, 2181 if port is None else int(port)
 
 def zk_arg(text: str) -> str:
-    """An argparse type for --zk (and $ZK_HOSTS): the connection string, checked by parse_zk."""
+    """An argparse type for --zk (and $ZK_HOSTS), checked by parse_zk."""
     try:
-        parse_zk(text)
+        return parse_zk(text) and text.strip()
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"must be {ZK_FORM}: {exc}") from None
-    return text.strip()
-
 
 def number_arg(kind: type, low: float, high: float, above: bool = False) -> Callable[[str], float]:
     """An argparse type: a finite `kind` within [low, high] (or (low, high] if `above`)."""
-    noun = "whole number" if kind is int else "finite number"
     rule = f"above {low:g} and at most {high:g}" if above else f"from {low:g} to {high:g}"
-
     def check(text: str) -> float:
-        try:
-            value = kind(text)
-        except ValueError:
-            value = None
-        if value is None or not math.isfinite(value) or not (low < value if above else low <= value) \
-                or value > high:
-            raise argparse.ArgumentTypeError(f"must be a {noun} {rule}, not {text!r}")
-        return value
+        with contextlib.suppress(ValueError, OverflowError):
+            if math.isfinite(value := kind(text)) and (low < value if above else low <= value) and value <= high:
+                return value
+        raise argparse.ArgumentTypeError(f"must be a {'whole' if kind is int else 'finite'} number {rule}, "
+                                         f"not {text!r}")
     check.__name__ = kind.__name__
     return check
 
-
 def new_client(hosts: str, session_timeout: float = 10.0, **kwargs: object) -> KazooClient:
-    """A KazooClient with the lab's reconnect policy."""
     return KazooClient(hosts=hosts, timeout=session_timeout, connection_retry=dict(RECONNECT), **kwargs)
 
-
 def start_client(client: KazooClient, timeout: float, stop: threading.Event | None = None) -> bool:
-    """client.start() without its surprises: on a time-out it stops the client, which can block for
-    10 s, and it warns about a missing chroot. Waits at most `timeout`; True once connected."""
+    """Connect within `timeout` or until `stop`; True if connected. (start() may block 10 s more, and warns.)"""
     connected, deadline = client.start_async(), time.monotonic() + timeout
     while not connected.wait(min(0.05, max(0.0, deadline - time.monotonic()))):
         if time.monotonic() >= deadline or (stop is not None and stop.is_set()):
             break
     return client.connected
 
-
 def stop_client(client: KazooClient, timeout: float) -> bool:
-    """Close the session, waiting at most `timeout`: kazoo's stop() can block for max(10 s, session
-    timeout) while it cannot reach ZooKeeper. True if it finished in time."""
+    """Close the session within `timeout` (kazoo's stop() blocks 10 s or more while ZooKeeper is away)."""
     def stop_and_close() -> None:
         with contextlib.suppress(Exception):
             client.stop()
@@ -772,21 +662,14 @@ def stop_client(client: KazooClient, timeout: float) -> bool:
     thread.join(max(0.0, timeout))
     return not thread.is_alive()
 
-
 class Shutdown:
-    """Ctrl-C, SIGTERM and a closed stdout all land here, as events the main thread waits on.
-
-    A Python signal handler runs between two steps of the main thread, maybe while it holds the lock
-    inside an Event: setting the Event there could deadlock. So the handlers do nothing; Python also
-    writes each signal's number to a pipe (set_wakeup_fd), and a thread of ours acts on it. The first
-    signal asks for a clean stop; a second one asks to hurry (stop waiting for confirmations).
-    """
+    """Ctrl-C, SIGTERM and a closed stdout, as events. A signal handler may run while the main thread holds an
+    Event's lock, so setting one there could deadlock: the handlers do nothing, and a thread of ours reads the
+    signal numbers Python writes to a pipe (set_wakeup_fd). The first asks for a clean stop; a second, hurry."""
 
     def __init__(self) -> None:
-        self.requested = threading.Event()  # stop and clean up
-        self.hurry = threading.Event()      # a second signal: stop waiting for confirmations
-        self.why = ""
-        self._print_lock = threading.Lock()
+        self.requested, self.hurry, self._print_lock = threading.Event(), threading.Event(), threading.Lock()
+        self.why = self.stdout_error = ""  # stdout_error: stdout failed for real (a full disk), not a reader who left
 
     def install(self) -> Shutdown:
         read_end, write_end = os.pipe()
@@ -800,36 +683,31 @@ class Shutdown:
     def _listen(self, read_end: int) -> None:
         while received := os.read(read_end, 16):
             for signum in received:
-                if self.requested.is_set():
-                    self.hurry.set()
-                else:
-                    self.request(f"{signal.Signals(signum).name} received")
+                self.hurry.set() if self.requested.is_set() else self.request(f"{signal.Signals(signum).name} received")
 
     def request(self, why: str) -> None:
         self.why = self.why or why
         self.requested.set()
 
     def print(self, text: str, file: object = None) -> None:
-        """print() that survives a reader who left (`| head`) or a full disk: it asks for a stop instead."""
+        """print(); if stdout fails, ask for a stop, and keep a real error (not a reader who left) in stdout_error."""
         with self._print_lock:
             try:
                 print(text, file=file or sys.stdout, flush=True)
-            except (BrokenPipeError, OSError, ValueError):
-                # Point stdout at /dev/null, so that Python's last flush at exit has nowhere to fail.
-                with contextlib.suppress(OSError, ValueError):
+            except (OSError, ValueError) as exc:
+                if isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError):
+                    self.stdout_error = self.stdout_error or exc.strerror or str(exc)
+                with contextlib.suppress(OSError, ValueError):  # Python's last flush at exit: to /dev/null
                     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
                 self.request("stdout closed")
 
-
 def leave_now(code: int) -> None:
-    """Exit without Python's finalization: sessions are closed and output flushed by now, and a last
-    Ctrl-C landing during finalization would otherwise print a traceback instead of exiting `code`."""
+    """Flush, then exit without finalization, where a last Ctrl-C would print a traceback instead."""
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):
             stream.flush()
     os._exit(code)
 # ---------------------------------------------------------------- end of plumbing
-
 
 if __name__ == "__main__":
     leave_now(main())

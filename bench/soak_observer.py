@@ -19,7 +19,7 @@ from kazoo.recipe.watchers import DataWatch
 
 from challenge_consistent_hashing import ROOT as HASHING_ROOT
 from challenge_consistent_hashing import RingWatcher, members_path
-from challenge_leader_election import CANDIDATES, LEDGER
+from zklab.demo_leader import CANDIDATES, LEDGER
 
 # The hashing demo runs two routers, numbered 0 and 1; a quiet check wants a ring from each.
 ROUTERS = (0, 1)

@@ -29,7 +29,6 @@ if __name__ == "__main__":  # Ctrl-C or SIGTERM while Python loads kazoo: nothin
 import argparse
 import contextlib
 import ipaddress
-import itertools
 import json
 import logging
 import math
@@ -222,10 +221,8 @@ class LeaderElection:
         return None
 
     def _sync(self) -> None:
-        """Step 7 (one line). Make our next read as fresh as ZooKeeper's leader. A follower cut off from its
-        quorum answers reads for up to syncLimit x tickTime while the leader expires our session. A sync
-        goes through the leader, and a session's requests are answered in order; the read's deadline
-        covers both, so don't wait for it."""
+        """Step 7 (one line). Make our next read as fresh as ZooKeeper's leader: a sync goes through the leader,
+        and a session's requests are answered in order. The read's deadline covers both: don't wait for it."""
         self.client.sync_async(self.path)
 
     def _join(self) -> None:
@@ -383,8 +380,7 @@ class LeaderElection:
 
 # ================================================================ the demo
 # Workers, each with a session of its own behind a relay, elect a leader under chaos: the leader crashes (silent for
-# good: ZooKeeper must expire its session), is partitioned or resigns, or a worker joins. The lab's rich demo, with
-# fencing and the leadership lanes: ./run.sh leader
+# good: ZooKeeper must expire its session), is partitioned or resigns, or a worker joins. Rich demo: ./run.sh leader
 CANDIDATES = "/lab/leader-election/candidates"
 RUN_ID = uuid.uuid4().hex[:4]  # worker names stay unique when two copies share one election
 CONNECT_TIMEOUT, CLOSE_GRACE = 5.0, 1.0  # waits for ZooKeeper: to answer at all; to close, past a session timeout
@@ -392,7 +388,7 @@ FIRST_FAULT_AFTER, SAMPLE_EVERY = 2.0, 0.02  # a short run shows a hand-off too;
 
 def relay(hosts: list[tuple[str, int]], flowing: threading.Event) -> str:
     """A worker's cable to ZooKeeper (host:port). While `flowing` is clear, bytes wait as if lost."""
-    server, targets = socket.create_server(("127.0.0.1", 0)), itertools.cycle(hosts)
+    server = socket.create_server(("127.0.0.1", 0))
 
     def pump(src: socket.socket, dst: socket.socket) -> None:
         with contextlib.suppress(OSError):
@@ -405,9 +401,9 @@ def relay(hosts: list[tuple[str, int]], flowing: threading.Event) -> str:
     def accept() -> None:
         while near := server.accept()[0]:
             try:
-                far = socket.create_connection(next(targets), timeout=1.0)
+                far = socket.create_connection(random.choice(hosts), timeout=1.0)
             except OSError:
-                near.close()  # that server is down: kazoo sees the drop at once, and tries the next
+                near.close()  # that server is down: kazoo sees the drop at once, and tries again
                 continue
             far.settimeout(None)
             for src, dst in ((near, far), (far, near)):
@@ -592,7 +588,6 @@ RECONNECT = {"max_tries": -1, "delay": 0.1, "max_delay": 0.5}
 # A host name (RFC 1123): dot-separated labels of letters, digits and inner hyphens; IPv4 fits it too.
 HOSTNAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*")
 ZK_FORM = "host:port[,host:port...][/chroot]"
-
 def parse_zk(text: str) -> tuple[list[tuple[str, int]], str]:
     """ZK_FORM as (hosts, chroot); ValueError says what is wrong."""
     hosts, slash, rest = text.strip().partition("/")
@@ -600,7 +595,6 @@ def parse_zk(text: str) -> tuple[list[tuple[str, int]], str]:
         raise ValueError(f"the chroot {slash + rest!r} must be an absolute znode path like /lab, with no empty, "
                          "'.' or '..' part and no trailing '/'")
     return [parse_host(item.strip()) for item in hosts.split(",")], slash + rest
-
 def parse_host(item: str) -> tuple[str, int]:
     """'host[:port]' or '[ipv6][:port]'; the port defaults to 2181."""
     if item.startswith("["):
@@ -620,14 +614,11 @@ def parse_host(item: str) -> tuple[str, int]:
     if port is not None and not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
         raise ValueError(f"{item!r}: the port must be a number from 1 to 65535")
     return host, 2181 if port is None else int(port)
-
 def zk_arg(text: str) -> str:
-    """An argparse type for --zk (and $ZK_HOSTS), checked by parse_zk."""
     try:
         return parse_zk(text) and text.strip()
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"must be {ZK_FORM}: {exc}") from None
-
 def number_arg(kind: type, low: float, high: float, above: bool = False) -> Callable[[str], float]:
     """An argparse type: a finite `kind` within [low, high] (or (low, high] if `above`)."""
     rule = f"above {low:g} and at most {high:g}" if above else f"from {low:g} to {high:g}"
@@ -639,10 +630,8 @@ def number_arg(kind: type, low: float, high: float, above: bool = False) -> Call
                                          f"not {text!r}")
     check.__name__ = kind.__name__
     return check
-
 def new_client(hosts: str, session_timeout: float = 10.0, **kwargs: object) -> KazooClient:
     return KazooClient(hosts=hosts, timeout=session_timeout, connection_retry=dict(RECONNECT), **kwargs)
-
 def start_client(client: KazooClient, timeout: float, stop: threading.Event | None = None) -> bool:
     """Connect within `timeout` or until `stop`; True if connected. (start() may block 10 s more, and warns.)"""
     connected, deadline = client.start_async(), time.monotonic() + timeout
@@ -650,7 +639,6 @@ def start_client(client: KazooClient, timeout: float, stop: threading.Event | No
         if time.monotonic() >= deadline or (stop is not None and stop.is_set()):
             break
     return client.connected
-
 def stop_client(client: KazooClient, timeout: float) -> bool:
     """Close the session within `timeout` (kazoo's stop() blocks 10 s or more while ZooKeeper is away)."""
     def stop_and_close() -> None:
@@ -661,11 +649,9 @@ def stop_client(client: KazooClient, timeout: float) -> bool:
     thread.start()
     thread.join(max(0.0, timeout))
     return not thread.is_alive()
-
 class Shutdown:
-    """Ctrl-C, SIGTERM and a closed stdout, as events. A signal handler may run while the main thread holds an
-    Event's lock, so setting one there could deadlock: the handlers do nothing, and a thread of ours reads the
-    signal numbers Python writes to a pipe (set_wakeup_fd). The first asks for a clean stop; a second, hurry."""
+    """Ctrl-C, SIGTERM and a closed stdout, as events. Setting an Event in a signal handler can deadlock, so the
+    handlers do nothing: a thread reads the signals from set_wakeup_fd's pipe. A second signal: hurry."""
 
     def __init__(self) -> None:
         self.requested, self.hurry, self._print_lock = threading.Event(), threading.Event(), threading.Lock()
@@ -700,7 +686,6 @@ class Shutdown:
                 with contextlib.suppress(OSError, ValueError):  # Python's last flush at exit: to /dev/null
                     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
                 self.request("stdout closed")
-
 def leave_now(code: int) -> None:
     """Flush, then exit without finalization, where a last Ctrl-C would print a traceback instead."""
     for stream in (sys.stdout, sys.stderr):

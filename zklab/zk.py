@@ -208,7 +208,11 @@ def shared_hosts() -> str | None:
     state = load_state()
     if state is None:
         return None
-    if any(process_state(s) == "running" and server_mode(s["port"], SRVR_TIMEOUT) for s in state["servers"]):
+    # A majority must serve: a server that just lost its peers still answers `srvr` as leader or follower
+    # until it notices (up to syncLimit ticks), yet no session can be opened on it.
+    serving = sum(process_state(s) == "running" and bool(server_mode(s["port"], SRVR_TIMEOUT))
+                  for s in state["servers"])
+    if serving > len(state["servers"]) // 2:
         return hosts_of(state)
     raise ZkError(not_serving(state))
 

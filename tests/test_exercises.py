@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.check_proofs import edited_names, parse
 from zklab.check import guarantees
 from zklab.check_lab import ROOT, SCRIPTS
 from zklab.exercise import (
@@ -106,6 +107,27 @@ def test_exercise_gives_exactly_its_verdict(exercise: Exercise, proofs: dict) ->
     expected = {**{k: False for k in exercise.fails}, **{k: True for k in exercise.holds}}
     assert found == expected, output
     assert code == (1 if exercise.fails else 0), output
+
+
+def edited(exercise: Exercise) -> set[str]:
+    """The functions (or module-level names) whose source holds one of the exercise's `find` texts."""
+    text = (ROOT / exercise.script).read_text()
+    return {name for edit in exercise.edits for name in edited_names(text, edit["find"])}
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("exercise", [e for e in BREAKS if e.fails], ids=[e.name for e in BREAKS if e.fails])
+def test_the_advice_names_a_function_the_exercise_edited(exercise: Exercise, proofs: dict) -> None:
+    """Hints aim at the rule's function: each guarantee the exercise breaks fails with advice naming one of the
+    functions the exercise edited (read from the same checker run as its verdict)."""
+    _, output, _ = proofs[exercise.name]
+    advice, functions = parse(output, exercise.challenge), edited(exercise)
+    assert functions, f"{exercise.name}: its edits are in no function"
+    for key in exercise.fails:
+        held, _, words = advice[key]
+        assert not held, output
+        assert any(re.search(rf"(?<![\w.]){re.escape(f)}(?!\w)", words) for f in functions), \
+            f"{key}: advice names none of {functions}: {words}"
 
 
 @pytest.mark.parametrize("exercise", BREAKS, ids=[e.name for e in BREAKS])

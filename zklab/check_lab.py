@@ -606,8 +606,8 @@ def run_check(check: Check, lab: Lab, bound: float | None = None,
 
     thread = threading.Thread(target=scenario, name="check", daemon=True)
     thread.start()
-    thread.join(bound)
-    hung = thread.is_alive()
+    unwritten = wait_scenario(thread, bound, lambda: lab.errors.since(errors_before))
+    hung = thread.is_alive() and not unwritten
     where = stuck_in(thread, lab.script) if hung else ""  # before closing, which may wake it
     evidence = [line for sampler in lab.samplers[:1] for line in sampler.picture(lab.utf8)]
     lab.close()
@@ -615,6 +615,17 @@ def run_check(check: Check, lab: Lab, bound: float | None = None,
     verdicts = [found.verdicts.get(key) or unreached(key, hung, where, bound, error, lab) for key in check.guarantees]
     blame(verdicts, lab.errors.since(errors_before), evidence)
     return verdicts, error
+
+
+def wait_scenario(thread: threading.Thread, bound: float, error: Callable[[], ScriptError | None]) -> bool:
+    """Wait for the scenario, at most `bound` s. A step not written yet ends the wait at once: the guarantees
+    still open would only wait out their bounds to say the same. True if that is why we stopped waiting."""
+    deadline = time.monotonic() + bound
+    while thread.is_alive() and time.monotonic() < deadline:
+        thread.join(min(0.05, max(0.0, deadline - time.monotonic())))
+        if thread.is_alive() and (found := error()) is not None and found.kind == "NotImplementedError":
+            return True
+    return False
 
 
 def unreached(key: str, hung: bool, where: str, bound: float, error: BaseException | None, lab: Lab) -> Verdict:

@@ -13,6 +13,7 @@ Rules of these scenarios:
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 
@@ -421,6 +422,11 @@ def deleted_node(lab: Lab, found: Findings) -> None:
     admin.delete(f"{PATH}/{old['c0'][0]}")
     wait_rejoined(admin, lab.script, old, c2)
     lease = lab.script.LEASE_FRACTION * SESSION_TIMEOUT
+    # c2 may lead before c0 notices (ZooKeeper deleted the node, not the session): give c0 its whole lease
+    # to stop, as sampled, before judging; a leader that acts on past it fails.
+    with contextlib.suppress(Broken):
+        wait_for(lambda: sampler.stopped("c0") is not None and not c0.is_leader,
+                 max(0.0, deleted_at + lease + 0.25 - time.monotonic()), "deleted-node", "", "")
     stopped = sampler.stopped("c0")
     late = (stopped - deleted_at) if stopped is not None else float("inf")
     twice = sorted(n for n, nodes in nodes_of(admin, lab.script).items() if len(nodes) > 1)

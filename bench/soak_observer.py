@@ -313,12 +313,14 @@ def tracebacks(stderr: Path) -> list[list[str]]:
 
 def in_interpreter_startup(group: list[str]) -> bool:
     """A traceback that Python printed while it started, before the script's first line: the swallowed
-    one (see above), one inside the site module (which Python imports before any script), or one
-    whose only frame is the script at line 0 (not a statement of it had run)."""
+    one (see above), one inside the site module (which Python imports before any script), one whose
+    frames are all Python's own frozen start-up (runpy finding a `-m` module, before its first line ran),
+    or one whose only frame is the script at line 0 (not a statement of it had run)."""
     frames = [line.strip() for line in group if line.strip().startswith('File "')]
     in_site = any(frame.startswith('File "<frozen site>"') for frame in frames)
+    in_runpy = bool(frames) and all(frame.startswith('File "<frozen ') for frame in frames)
     at_line_0 = len(frames) == 1 and frames[0].endswith(", line 0, in <module>")
-    return group[0] == SWALLOWED_AT_STARTUP or in_site or at_line_0
+    return group[0] == SWALLOWED_AT_STARTUP or in_site or in_runpy or at_line_0
 
 
 # ---------------------------------------------------------------- the observer

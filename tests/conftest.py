@@ -12,6 +12,7 @@ from kazoo.client import KazooClient
 
 import challenge_consistent_hashing
 import challenge_leader_election
+from zklab.check import SHARED_ZK
 from zklab.check_lab import RECONNECT_BACKOFF, Lab
 from zklab.launcher import SUITE_TAG, ZooKeeperCluster, wait_for_tagged_jvms
 from zklab.proxy import PartitionProxy
@@ -37,6 +38,15 @@ def zk_server() -> Iterator[ZooKeeperCluster]:
     """One standalone server shared by the whole test session."""
     with ZooKeeperCluster(servers=1) as cluster:
         yield cluster
+
+
+@pytest.fixture(scope="session", autouse=True)
+def checker_shares_the_server(zk_server: ZooKeeperCluster) -> Iterator[None]:
+    """Every `python -m zklab.check` the tests start uses the session's server (each check in a chroot of its
+    own) instead of starting a JVM per run; tests that need the checker's own ZooKeeper drop the variable."""
+    os.environ[SHARED_ZK] = zk_server.hosts
+    yield
+    os.environ.pop(SHARED_ZK, None)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.check_proofs import copy_scripts, find_function, replace_function, run_checker
+from zklab.check import SHARED_ZK
 from zklab.check_lab import ROOT, SCRIPTS
 from zklab.faults import wait_until
 
@@ -140,10 +141,15 @@ def work_folder_of(checker: int) -> str | None:
     return None
 
 
+def own_zookeeper() -> dict[str, str]:
+    """The environment without the suite's shared ZooKeeper: these checks need the checker's own, to kill it."""
+    return {k: v for k, v in os.environ.items() if k != SHARED_ZK}
+
+
 def test_when_the_checkers_zookeeper_dies_nobody_is_blamed() -> None:
     """kill -9 of the checker's ZooKeeper mid-run: it says so, blames no code, exits 1, leaves no folder."""
     proc = subprocess.Popen([sys.executable, "-m", "zklab.check", "leader"], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONIOENCODING": "utf-8"})
+                            stderr=subprocess.STDOUT, text=True, env={**own_zookeeper(), "PYTHONIOENCODING": "utf-8"})
     try:
         work = wait_until(lambda: work_folder_of(proc.pid), 20, "the work folder")
         pid = wait_until(lambda: zookeeper_of(work), 30, "the checker's ZooKeeper")
@@ -162,7 +168,7 @@ def test_when_the_checkers_zookeeper_dies_nobody_is_blamed() -> None:
 def test_sigterm_ends_the_check_and_removes_its_work_folder() -> None:
     """SIGTERM mid-run: the script's process and both ZooKeepers go, the /tmp/zklab-check-* folder too."""
     proc = subprocess.Popen([sys.executable, "-m", "zklab.check", "leader"], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.STDOUT, text=True, env=own_zookeeper())
     try:
         work = wait_until(lambda: work_folder_of(proc.pid), 20, "the work folder")
         wait_until(lambda: zookeeper_of(work), 30, "the checker's ZooKeeper")

@@ -110,7 +110,7 @@ def places(zk_server: ZooKeeperCluster) -> Iterator[dict[str, str]]:
 
 def _env(tmp: Path, tag: str, extra: dict[str, str]) -> dict[str, str]:
     """No shared servers, nothing on the default port, temp folders in `tmp`, every JVM tagged."""
-    env = {k: v for k, v in os.environ.items() if k not in ("ZK_HOSTS", "ZKLAB_INSTALL")}
+    env = {k: v for k, v in os.environ.items() if k not in ("ZK_HOSTS", "ZKLAB_INSTALL", "ZKLAB_CHECK_ZK")}
     env.update({"ZKLAB_STATE": str(tmp / "state"), "ZKLAB_PORT": str(free_ports(1)[0]), "TMPDIR": str(tmp / "tmp"),
                 SUITE_TAG: tag, **extra})
     (tmp / "tmp").mkdir(parents=True, exist_ok=True)

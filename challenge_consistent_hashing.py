@@ -407,6 +407,7 @@ class Demo:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Consistent hashing over ZooKeeper membership: a compact demo.")
+    parser.allow_abbrev = False  # `--z` must not pass for `--zk`, nor any other prefix
     parser.add_argument("--zk", type=zk_arg, default=os.environ.get("ZK_HOSTS", "127.0.0.1:2181"),
                         help=f"ZooKeeper, {ZK_FORM} (default: $ZK_HOSTS or 127.0.0.1:2181)")
     parser.add_argument("--members", type=number_arg(int, 1, 100), default=4, help="members at start (default 4)")
@@ -435,6 +436,8 @@ def main(argv: list[str] | None = None) -> int:
         demo.close()
     if demo.shutdown.why.startswith("error"):
         return print(demo.shutdown.why, file=sys.stderr) or 1
+    if demo.shutdown.stdout_error:  # a full disk, not a reader who left (`| head`)
+        return print(f"error: cannot write to stdout ({demo.shutdown.stdout_error})", file=sys.stderr) or 1
     if ratios := demo.ratios:
         demo.say(f"summary: keys moved / ideal over {len(ratios)} changes: mean {sum(ratios) / len(ratios):.2f}x, "
                  f"worst {max(ratios):.2f}x")
@@ -483,7 +486,8 @@ def number_arg(kind: type, low: float, high: float, above: bool = False) -> Call
     rule = f"above {low:g} and at most {high:g}" if above else f"from {low:g} to {high:g}"
     def check(text: str) -> float:
         with contextlib.suppress(ValueError, OverflowError):
-            if math.isfinite(value := kind(text)) and (low < value if above else low <= value) and value <= high:
+            if text.isascii() and math.isfinite(value := kind(text)) and (low < value if above else low <= value) \
+                    and value <= high:  # ASCII digits only, as in ports: "٣" is not 3 here
                 return value
         raise argparse.ArgumentTypeError(f"must be a {'whole' if kind is int else 'finite'} number {rule}, "
                                          f"not {text!r}")

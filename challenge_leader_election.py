@@ -556,6 +556,7 @@ def preflight(zk: str, stop: threading.Event) -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Leader election with ZooKeeper, under chaos: the compact demo "
                                      "(./run.sh leader runs the lab's rich one on this script).")
+    parser.allow_abbrev = False  # `--z` must not pass for `--zk`, nor any other prefix
     parser.add_argument("--zk", type=zk_arg, default=os.environ.get("ZK_HOSTS", "127.0.0.1:2181"),
                         help=f"ZooKeeper, {ZK_FORM}; IPv6 in brackets (default: $ZK_HOSTS or 127.0.0.1:2181)")
     parser.add_argument("--workers", type=number_arg(int, 1, 100), default=5, help="candidates, 1-100 (default 5)")
@@ -624,7 +625,8 @@ def number_arg(kind: type, low: float, high: float, above: bool = False) -> Call
     rule = f"above {low:g} and at most {high:g}" if above else f"from {low:g} to {high:g}"
     def check(text: str) -> float:
         with contextlib.suppress(ValueError, OverflowError):
-            if math.isfinite(value := kind(text)) and (low < value if above else low <= value) and value <= high:
+            if text.isascii() and math.isfinite(value := kind(text)) and (low < value if above else low <= value) \
+                    and value <= high:  # ASCII digits only, as in ports: "٣" is not 3 here
                 return value
         raise argparse.ArgumentTypeError(f"must be a {'whole' if kind is int else 'finite'} number {rule}, "
                                          f"not {text!r}")

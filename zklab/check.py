@@ -294,7 +294,7 @@ def check_challenge(challenge: str, directory: Path, zookeeper: Background, work
     held = sum(v.ok for v in run.verdicts.values())
     say(f"{held} of {len(run.words)} guarantees hold ({time.monotonic() - started:.1f} s)")
     if not only and not run.zk_died:
-        progress(challenge, run)
+        progress(challenge, run, directory)
     return held == len(run.words)
 
 
@@ -335,12 +335,14 @@ def follow(child: Child, run: Run, zookeeper: Background) -> None:
             return
 
 
-def progress(challenge: str, run: Run) -> None:
-    """Hand the verdicts to the exercises' progress record and print the line it returns, if it is there."""
+def progress(challenge: str, run: Run, directory: Path) -> None:
+    """Hand the verdicts to the exercises' progress record (kept beside the scripts checked: --scripts DIR
+    never overwrites the checkout's own) and print the line it returns, if it is there."""
     try:
         from zklab.exercise import record_check
         line = record_check(challenge, {k: v.ok for k, v in run.verdicts.items()},
-                            {k: v.unwritten for k, v in run.verdicts.items() if v.unwritten})
+                            {k: v.unwritten for k, v in run.verdicts.items() if v.unwritten},
+                            scripts=None if directory == ROOT else directory)
     except (ImportError, AttributeError):
         return
     except Exception as exc:  # progress is a courtesy: never let it change the verdict
@@ -354,6 +356,7 @@ def progress(challenge: str, run: Run) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="./run.sh check", description="Check the challenge scripts' guarantees "
                                      "against a ZooKeeper of the checker's own.")
+    parser.allow_abbrev = False  # `--z` must not pass for `--zk`, nor any other prefix
     parser.add_argument("challenge", nargs="?", choices=sorted(SCRIPTS), help="one challenge (default: both)")
     parser.add_argument("-v", "--verbose", action="store_true", help="show the script's output and logs")
     parser.add_argument("--scripts", type=Path, default=ROOT, metavar="DIR",

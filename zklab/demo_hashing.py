@@ -53,6 +53,7 @@ from zklab.plumbing import (
     ZK_FORM,
     Shutdown,
     leave_now,
+    load_script,
     new_client,
     number_arg,
     parse_zk,
@@ -89,13 +90,6 @@ CONNECTION_NEWS = {
 }
 SESSION_HELP = ("seconds (default 4). ZooKeeper grants 2 to 20 ticks: 0.5-60 s on the lab's servers "
                 "(tick 250 ms, max 60 s), 4-40 s on a stock server")
-
-
-def load_script() -> ModuleType:
-    """The learner's script, as edited, from the repository root (a plain import: we run in our own process)."""
-    sys.path.insert(0, str(REPO))
-    import challenge_consistent_hashing
-    return challenge_consistent_hashing
 
 
 # ---------------------------------------------------------------- what the learner sees
@@ -583,6 +577,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="./run.sh hashing", description="Consistent hashing over ZooKeeper "
                                      "membership, under chaos: the rich demo of challenge_consistent_hashing.py, "
                                      "as you edited it.")
+    parser.allow_abbrev = False  # `--z` must not pass for `--zk`, nor any other prefix
     parser.add_argument("--zk", type=zk_arg, default=os.environ.get("ZK_HOSTS", "127.0.0.1:2181"),
                         help=f"ZooKeeper connection string, {ZK_FORM} (default: $ZK_HOSTS or 127.0.0.1:2181)")
     parser.add_argument("--members", type=number_arg(int, 1, 100), default=4,
@@ -615,13 +610,6 @@ def open_events(path: str | None) -> TextIO | None:
         raise SystemExit(2) from None
 
 
-def _try(load: Callable[[], ModuleType]) -> ModuleType | BaseException:
-    try:
-        return load()
-    except BaseException as exc:  # a SyntaxError, a SystemExit at import: one line, where it broke
-        return exc
-
-
 def finish(demo: Demo) -> int:
     """The clean-up, on the main thread: bounded, whatever the learner's code is doing meanwhile."""
     demo.out.say("shutting down: members leave, routers stop, sessions close")
@@ -650,15 +638,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if shutdown.requested.is_set():
         return 0
-    loaded: list[ModuleType | BaseException] = []
-    loader = threading.Thread(target=lambda: loaded.append(_try(load_script)), name="load-script", daemon=True)
-    loader.start()  # the learner's module runs its top level here: bounded, like every other call into it
-    loader.join(CONNECT_TIMEOUT)
-    if not loaded or isinstance(loaded[0], BaseException):
-        why = f"{type(loaded[0]).__name__}: {loaded[0]}" if loaded else f"still loading after {CONNECT_TIMEOUT:g} s"
-        print(f"error: challenge_consistent_hashing.py does not load: {why}", file=sys.stderr)
+    script = load_script(REPO / "challenge_consistent_hashing.py", CONNECT_TIMEOUT)  # its top level: bounded
+    if isinstance(script, str):
+        print(script, file=sys.stderr)
         return 1
-    script = loaded[0]
     demo = Demo(args, shutdown, open_events(args.events), script)
     demo.out.event("start", session_timeout=args.session_timeout)
     demo.out.write(f"consistent hashing over {args.zk}{ROOT}/members: {args.vnodes} vnodes, "

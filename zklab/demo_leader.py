@@ -54,6 +54,7 @@ from zklab.plumbing import (
     ZK_FORM,
     Shutdown,
     leave_now,
+    load_script,
     new_client,
     number_arg,
     parse_zk,
@@ -83,13 +84,6 @@ HURRY_GRACE = 0.5
 DISCONNECTED = (ConnectionLoss, SessionExpiredError, ConnectionClosedError, KazooTimeoutError)
 SESSION_HELP = ("seconds (default 4). ZooKeeper grants 2 to 20 ticks: 0.5-60 s on the lab's servers "
                 "(tick 250 ms, max 60 s), 4-40 s on a stock server")
-
-
-def load_script() -> ModuleType:
-    """The learner's script, as edited, from the repository root (a plain import: we run in our own process)."""
-    sys.path.insert(0, str(REPO))
-    import challenge_leader_election
-    return challenge_leader_election
 
 
 class EventLog:
@@ -536,6 +530,9 @@ class Demo:
         """The whole demo, on a thread of its own: the main thread only keeps the time."""
         try:
             self.problem = check_zookeeper(self.zk, self.stopping)
+            if self.problem == "" and self.shutdown.why == "time is up":  # --duration ended before any answer
+                self.problem = (f"error: no ZooKeeper answered at {self.zk} before --duration ran out; start one "
+                                "with `./run.sh leader`, `docker compose up -d` or `python -m zklab.launcher`")
             if self.problem or self.stopping.is_set():
                 return self.shutdown.request("no ZooKeeper")
             self.events.write("start", session_timeout=self.session_timeout)
@@ -628,7 +625,7 @@ def check_zookeeper(zk: str, stop: threading.Event) -> str | None:
     client = new_client(hosts, CONNECT_TIMEOUT)
     try:
         if not start_client(client, CONNECT_TIMEOUT, stop):
-            return None if stop.is_set() else (
+            return "" if stop.is_set() else (  # "": stopped before ZooKeeper answered
                 f"error: cannot reach ZooKeeper at {zk}; start one with `./run.sh leader`, "
                 "`docker compose up -d` or `python -m zklab.launcher`")
         if chroot and client.exists_async(chroot).get(timeout=CONNECT_TIMEOUT) is None:
@@ -675,6 +672,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     """The demo's options; bad ones are one line on stderr and SystemExit(2). Opens and connects nothing."""
     parser = argparse.ArgumentParser(prog="./run.sh leader", description="Leader election with ZooKeeper, "
                                      "under chaos: the rich demo of challenge_leader_election.py, as you edited it.")
+    parser.allow_abbrev = False  # `--z` must not pass for `--zk`, nor any other prefix
     parser.add_argument("--zk", type=zk_arg, default=os.environ.get("ZK_HOSTS", "127.0.0.1:2181"),
                         help=f"ZooKeeper connection string, {ZK_FORM}; an IPv6 address goes in brackets, "
                              "[::1]:2181 (default: $ZK_HOSTS or 127.0.0.1:2181)")
@@ -708,10 +706,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("kazoo").addHandler(logging.NullHandler())
     logging.getLogger("kazoo").propagate = False  # kazoo's reconnect chatter would drown the timeline
     shutdown = Shutdown().install()
-    try:
-        script = load_script()
-    except Exception as exc:  # the learner's edit does not even load: one line, where it broke
-        print(f"error: challenge_leader_election.py does not load: {type(exc).__name__}: {exc}", file=sys.stderr)
+    script = load_script(REPO / "challenge_leader_election.py", CONNECT_TIMEOUT)
+    if isinstance(script, str):  # the learner's edit does not load, or blocks: one line, where it broke
+        print(script, file=sys.stderr)
         return 1
     demo = Demo(args, shutdown, EventLog(open_events(args.events)), script)
     threading.Thread(target=demo.run, name="demo", daemon=True).start()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import ipaddress
 import math
 import os
@@ -18,6 +19,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
 
 from kazoo.client import KazooClient
 
@@ -63,7 +66,8 @@ def number_arg(kind: type, low: float, high: float, above: bool = False) -> Call
     rule = f"above {low:g} and at most {high:g}" if above else f"from {low:g} to {high:g}"
     def check(text: str) -> float:
         with contextlib.suppress(ValueError, OverflowError):
-            if math.isfinite(value := kind(text)) and (low < value if above else low <= value) and value <= high:
+            if text.isascii() and math.isfinite(value := kind(text)) and (low < value if above else low <= value) \
+                    and value <= high:  # ASCII digits only, as in ports: "٣" is not 3 here
                 return value
         raise argparse.ArgumentTypeError(f"must be a {'whole' if kind is int else 'finite'} number {rule}, "
                                          f"not {text!r}")
@@ -132,3 +136,27 @@ def leave_now(code: int) -> None:
             stream.flush()
     os._exit(code)
 # ---------------------------------------------------------------- end of plumbing
+
+
+def load_script(path: Path, timeout: float) -> ModuleType | str:
+    """Import the learner's script (as edited) off the calling thread, within `timeout`: the module, or one
+    line saying why not. Its top level is the learner's code: it may raise, exit or block, and none of that
+    may take the caller, which keeps the time, with it."""
+    loaded: list[ModuleType | BaseException] = []
+
+    def load() -> None:
+        sys.path.insert(0, str(path.parent))
+        try:
+            loaded.append(importlib.import_module(path.stem))
+        except BaseException as exc:  # a SyntaxError, a SystemExit or KeyboardInterrupt raised at import
+            loaded.append(exc)
+
+    loader = threading.Thread(target=load, name="load-script", daemon=True)
+    loader.start()
+    loader.join(timeout)
+    if not loaded:
+        return f"error: {path.name} does not load: still loading after {timeout:g} s (a wait at its top level?)"
+    if isinstance(loaded[0], BaseException):
+        exc = loaded[0]
+        return f"error: {path.name} does not load: {type(exc).__name__}: {exc}".rstrip(": ")
+    return loaded[0]

@@ -41,9 +41,10 @@ def zk_server() -> Iterator[ZooKeeperCluster]:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def checker_shares_the_server(zk_server: ZooKeeperCluster) -> Iterator[None]:
+def checker_shares_the_server(no_jvm_outlives_the_session: None, zk_server: ZooKeeperCluster) -> Iterator[None]:
     """Every `python -m zklab.check` the tests start uses the session's server (each check in a chroot of its
-    own) instead of starting a JVM per run; tests that need the checker's own ZooKeeper drop the variable."""
+    own) instead of starting a JVM per run; tests that need the checker's own ZooKeeper drop the variable.
+    (It asks for the JVM check first, so that check is set up before the server and torn down after it.)"""
     os.environ[SHARED_ZK] = zk_server.hosts
     yield
     os.environ.pop(SHARED_ZK, None)

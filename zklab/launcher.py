@@ -16,6 +16,7 @@ import atexit
 import ctypes
 import glob
 import os
+import random
 import shutil
 import signal
 import socket
@@ -135,13 +136,24 @@ def server_mode(port: int, timeout: float = 1.0) -> str | None:
     return None
 
 
+# Below Linux's ephemeral range (32768-60999 by default): a port the kernel hands out for "any free port"
+# is also one it hands to the next outgoing connection as its local port, so between our choosing it and
+# the JVM binding it, any client (kazoo's, a relay's) could take it, and the server dies with "Address in
+# use" (seen on a busy machine). Ports from this range are only ever taken by someone who asks for them.
+PORT_RANGE = (20000, 32000)
+
+
 def free_ports(count: int) -> list[int]:
-    """Ports the kernel says are free now; the sockets stay open until all are chosen, so no repeats."""
-    socks = []
+    """Ports free now, outside the ephemeral range; the sockets stay open until all are chosen, so no repeats."""
+    socks: list[socket.socket] = []
     try:
-        for _ in range(count):
+        while len(socks) < count:
             s = socket.socket()
-            s.bind(("127.0.0.1", 0))
+            try:
+                s.bind(("127.0.0.1", random.randint(*PORT_RANGE)))
+            except OSError:
+                s.close()
+                continue
             socks.append(s)
         return [s.getsockname()[1] for s in socks]
     finally:

@@ -38,40 +38,33 @@ def parse_zk(text: str) -> tuple[list[tuple[str, int]], str]:
                          "'.' or '..' part and no trailing '/'")
     return [parse_host(item.strip()) for item in hosts.split(",")], slash + rest
 def parse_host(item: str) -> tuple[str, int]:
-    """'host[:port]' or '[ipv6][:port]'; the port defaults to 2181."""
-    if item.startswith("["):
-        host, bracket, rest = item[1:].partition("]")
-        if not bracket or rest[:1] not in ("", ":"):
-            raise ValueError(f"{item!r}: write an IPv6 address as [::1]:2181")
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            raise ValueError(f"{item!r}: {host!r} is not an IPv6 address") from None
-        port = rest[1:] if rest else None
-    else:
-        host, _, port = item.rpartition(":") if ":" in item else (item, "", None)
-        if len(host) > 253 or not (host.isascii() and HOSTNAME.fullmatch(host)):
-            raise ValueError(f"{item!r} is not host:port (a host is a name or IPv4 address; an IPv6 "
-                             "address goes in brackets: [::1]:2181)")
-    if port is not None and not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
-        raise ValueError(f"{item!r}: the port must be a number from 1 to 65535")
-    return host, 2181 if port is None else int(port)
+    """'host[:port]' or '[ipv6][:port]', in ASCII; the port defaults to 2181."""
+    match = re.fullmatch(r"(?:\[(.*)\]|([^:\[\]]*))(?::([0-9]{1,5}))?", item)
+    if match is None or not 1 <= int(match[3] or 2181) <= 65535:
+        raise ValueError(f"{item!r} is not host:port with a port from 1 to 65535 (IPv6 in brackets: [::1]:2181)")
+    v6, name, port = match.groups()
+    try:
+        host = name if v6 is None else ipaddress.IPv6Address(v6).compressed
+    except ValueError:
+        raise ValueError(f"{item!r}: {v6!r} is not an IPv6 address") from None
+    if len(host) > 253 or not (v6 or HOSTNAME.fullmatch(host)):
+        raise ValueError(f"{item!r}: {host!r} is neither a host name nor an IPv4 address")
+    return host, int(port or 2181)
 def zk_arg(text: str) -> str:
     try:
         return parse_zk(text) and text.strip()
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"must be {ZK_FORM}: {exc}") from None
 def number_arg(kind: type, low: float, high: float, above: bool = False) -> Callable[[str], float]:
-    """An argparse type: a finite `kind` within [low, high] (or (low, high] if `above`)."""
+    """An argparse type: a finite `kind` in ASCII digits ("٣" is not 3), within [low, high] ((low, high] if above)."""
     rule = f"above {low:g} and at most {high:g}" if above else f"from {low:g} to {high:g}"
     def check(text: str) -> float:
         with contextlib.suppress(ValueError, OverflowError):
-            if text.isascii() and math.isfinite(value := kind(text)) and (low < value if above else low <= value) \
-                    and value <= high:  # ASCII digits only, as in ports: "٣" is not 3 here
+            value = kind(text) if text.isascii() else math.nan
+            if math.isfinite(value) and low <= value <= high and (value > low or not above):
                 return value
         raise argparse.ArgumentTypeError(f"must be a {'whole' if kind is int else 'finite'} number {rule}, "
                                          f"not {text!r}")
-    check.__name__ = kind.__name__
     return check
 def new_client(hosts: str, session_timeout: float = 10.0, **kwargs: object) -> KazooClient:
     return KazooClient(hosts=hosts, timeout=session_timeout, connection_retry=dict(RECONNECT), **kwargs)
@@ -95,11 +88,9 @@ def stop_client(client: KazooClient, timeout: float) -> bool:
 class Shutdown:
     """Ctrl-C, SIGTERM and a closed stdout, as events. Setting an Event in a signal handler can deadlock, so the
     handlers do nothing: a thread reads the signals from set_wakeup_fd's pipe. A second signal: hurry."""
-
     def __init__(self) -> None:
         self.requested, self.hurry, self._print_lock = threading.Event(), threading.Event(), threading.Lock()
         self.why = self.stdout_error = ""  # stdout_error: stdout failed for real (a full disk), not a reader who left
-
     def install(self) -> Shutdown:
         read_end, write_end = os.pipe()
         os.set_blocking(write_end, False)
@@ -108,16 +99,13 @@ class Shutdown:
             signal.signal(signum, lambda *_: None)
         threading.Thread(target=self._listen, args=(read_end,), name="signals", daemon=True).start()
         return self
-
     def _listen(self, read_end: int) -> None:
         while received := os.read(read_end, 16):
             for signum in received:
                 self.hurry.set() if self.requested.is_set() else self.request(f"{signal.Signals(signum).name} received")
-
     def request(self, why: str) -> None:
         self.why = self.why or why
         self.requested.set()
-
     def print(self, text: str, file: object = None) -> None:
         """print(); if stdout fails, ask for a stop, and keep a real error (not a reader who left) in stdout_error."""
         with self._print_lock:

@@ -35,7 +35,6 @@ import math
 import random
 import re
 import signal
-import socket
 import threading
 import time
 import uuid
@@ -44,7 +43,7 @@ from dataclasses import dataclass
 
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import ConnectionClosedError, ConnectionLoss, NoNodeError, RolledBackError, SessionExpiredError
-from kazoo.handlers.threading import KazooTimeoutError
+from kazoo.handlers.threading import KazooTimeoutError, SequentialThreadingHandler
 from kazoo.protocol.states import EventType, WatchedEvent
 
 # Our node names read "<guid>__<name>__<seq>": the GUID lets us find our own node after a lost reply.
@@ -62,7 +61,6 @@ class NotLeaderError(Exception):
     """A fenced write was refused: this candidate does not lead, or ZooKeeper rejected the write."""
 
 # ---------------------------------------------------------------- the election queue
-
 @dataclass(frozen=True)
 class Candidate:
     node: str   # the znode's name under the election path
@@ -89,7 +87,6 @@ def election_order(children: list[str]) -> list[Candidate]:
     return sorted(queue, key=lambda c: c.seq)
 
 # ---------------------------------------------------------------- fencing
-
 @dataclass(frozen=True)
 class FencingToken:
     node_path: str  # the leader's election node: the write is valid only while it exists
@@ -98,11 +95,10 @@ class FencingToken:
 
 def fenced_write(client: KazooClient, token: FencingToken, ledger: str, value: str | bytes,
                  timeout: float | None = None) -> int:
-    """Step 5. Write the leader's record to `ledger` in one transaction that commits only if
-    token.node_path still exists (check() it at version 0: never modified) and the ledger is as we read it.
-    Never compare epochs here: a paused process would compare stale ones; ZooKeeper decides, in order.
-    Each round trip waits at most `timeout` (default: the session timeout). Returns the ledger's new
-    version; raises NotLeaderError if ZooKeeper refused."""
+    """Step 5. Write the leader's record to `ledger` in one transaction that commits only if token.node_path
+    still exists (check() it at version 0: never modified) and the ledger is as we read it. Never compare epochs
+    here: a paused process would compare stale ones; ZooKeeper decides, in order. Each round trip waits at most
+    `timeout` (default: the session timeout). Returns the ledger's new version; NotLeaderError if refused."""
     record = json.dumps({"epoch": token.epoch, "leader": token.leader, "value": ledger_text(value)}).encode()
     wait = timeout if timeout is not None else client._session_timeout / 1000.0
     stat = client.exists_async(ledger).get(timeout=wait)
@@ -119,8 +115,7 @@ def fenced_write(client: KazooClient, token: FencingToken, ledger: str, value: s
         node = token.node_path.rsplit("/", 1)[1].split(SEP, 1)[1]  # drop the GUID: name and sequence
         raise NotLeaderError(f"ZooKeeper rejected it: election node ...{node} is gone")
     if isinstance(write, Exception):
-        raise NotLeaderError(f"ZooKeeper rejected the write: ledger changed since we read it "
-                             f"({type(write).__name__})")
+        raise NotLeaderError(f"ZooKeeper rejected the write: ledger changed since we read it ({type(write).__name__})")
     return 0 if stat is None else write.version
 
 def ledger_text(value: str | bytes) -> str:
@@ -130,7 +125,6 @@ def ledger_text(value: str | bytes) -> str:
     return value if isinstance(value, str) else value.decode()  # not UTF-8: UnicodeDecodeError, a ValueError
 
 # ---------------------------------------------------------------- the recipe
-
 class LeaderElection:
     """One candidate at `path`: start() joins, resign() leaves for good. on_change(election, event, detail) hears
     joined, woken, elected, revoked, error, on kazoo's thread or ours: return at once, never call ZooKeeper."""
@@ -139,7 +133,8 @@ class LeaderElection:
                  on_change: Callable[[LeaderElection, str, str], None] | None = None):
         if not isinstance(name, str) or not NAME_RULE.fullmatch(name):
             raise ValueError(f"a candidate name must be 1 to 64 characters from A-Z a-z 0-9 . _ -, not {name!r}")
-        self.client, self.path, self.name, self.on_change = client, path.rstrip("/"), name, on_change
+        self.client, self.path, self.name = client, path.rstrip("/"), name
+        self.on_change = on_change or (lambda *_: None)  # hears our news: see the class docstring
         # Props to Apache Curator for this trick: a GUID in the node's name lets us recognise our
         # own node after a connection loss ate the reply to `create`.
         self._guid = uuid.uuid4().hex
@@ -235,12 +230,12 @@ class LeaderElection:
                                             ephemeral=True, sequence=True, makepath=True, include_data=True)
             found = path.rsplit("/", 1)[1], stat.ephemeralOwner
         self._node, self._create_sent = found, False
-        self._notify("joined", found[0])
+        self.on_change(self, "joined", found[0])
 
     def _predecessor_changed(self, event: WatchedEvent) -> None:
         # On kazoo's thread: wake ours, never block. Type NONE is no news: kazoo fires every watch so on SUSPENDED.
         if event.type != EventType.NONE:
-            self._notify("woken", event.path)
+            self.on_change(self, "woken", event.path)
         self._wake.set()
 
     def _claim(self, seq: int, asked_at: float) -> None:
@@ -265,11 +260,7 @@ class LeaderElection:
             now = time.monotonic()  # is_leader turned false when the lease ran out, even if we notice later
             self.history.append((now if leading else min(now, self._lease_until), leading, why))
             self._leading = leading
-        self._notify("elected" if leading else "revoked", why)
-
-    def _notify(self, event: str, detail: str) -> None:
-        if self.on_change is not None:
-            self.on_change(self, event, detail)
+        self.on_change(self, "elected" if leading else "revoked", why)
 
     @property
     def token(self) -> FencingToken | None:
@@ -359,7 +350,7 @@ class LeaderElection:
                 self._wake.set()  # the election path vanished under us: create it again
             except Exception as exc:  # a dead thread would keep our node in line and block everyone behind
                 self._set_leader(False, "unexpected error")
-                self._notify("error", f"{type(exc).__name__} {exc}".strip())
+                self.on_change(self, "error", f"{type(exc).__name__} {exc}".strip())
                 self._wake.wait(1.0)
                 self._wake.set()
         self._ask_delete()  # a create that finished after we closed: its node must not stay
@@ -379,70 +370,63 @@ class LeaderElection:
 
 
 # ================================================================ the demo
-# Workers, each with a session of its own behind a relay, elect a leader under chaos: the leader crashes (silent for
-# good: ZooKeeper must expire its session), is partitioned or resigns, or a worker joins. Rich demo: ./run.sh leader
+# Workers, each with a session of its own, elect a leader under chaos: the leader crashes (silent for good: ZooKeeper
+# must expire its session), is partitioned or resigns, or a worker joins. The rich demo: ./run.sh leader
 CANDIDATES = "/lab/leader-election/candidates"
 RUN_ID = uuid.uuid4().hex[:4]  # worker names stay unique when two copies share one election
 CONNECT_TIMEOUT, CLOSE_GRACE = 5.0, 1.0  # waits for ZooKeeper: to answer at all; to close, past a session timeout
 FIRST_FAULT_AFTER, SAMPLE_EVERY = 2.0, 0.02  # a short run shows a hand-off too; how often is_leader is read
 
-def relay(hosts: list[tuple[str, int]], flowing: threading.Event) -> str:
-    """A worker's cable to ZooKeeper (host:port). While `flowing` is clear, bytes wait as if lost."""
-    server = socket.create_server(("127.0.0.1", 0))
+class Link(SequentialThreadingHandler):
+    """Kazoo's threading handler with a switch: while `up` is clear, the client's connection waits before each
+    select, so not a byte goes to ZooKeeper or comes back, and kazoo cannot notice; ZooKeeper hears nothing."""
 
-    def pump(src: socket.socket, dst: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while (data := src.recv(65536)) and flowing.wait():
-                dst.sendall(data)
-        for sock in (src, dst):
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+    def __init__(self) -> None:
+        super().__init__()
+        self.up = threading.Event()
+        self.up.set()
 
-    def accept() -> None:
-        while near := server.accept()[0]:
-            try:
-                far = socket.create_connection(random.choice(hosts), timeout=1.0)
-            except OSError:
-                near.close()  # that server is down: kazoo sees the drop at once, and tries again
-                continue
-            far.settimeout(None)
-            for src, dst in ((near, far), (far, near)):
-                src.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # kazoo pipelines sync + read
-                threading.Thread(target=pump, args=(src, dst), daemon=True).start()
-    threading.Thread(target=accept, daemon=True).start()
-    return f"127.0.0.1:{server.getsockname()[1]}"
+    def select(self, *args: object, **kwargs: object) -> object:
+        self.up.wait()
+        return super().select(*args, **kwargs)
 
 class Demo:
-    """The chaos, and what the workers (the recipe's LeaderElections) did, by name, sampled from is_leader as they
-    would act on it: the figures never come from what the recipe believes of itself."""
+    """The chaos, and what the workers (the recipe's LeaderElections) did, sampled from is_leader as they would act
+    on it: the figures never come from what the recipe believes of itself."""
 
     def __init__(self, args: argparse.Namespace, shutdown: Shutdown) -> None:
-        self.args, self.shutdown, self.started, self.workers, self.problem = args, shutdown, time.monotonic(), [], ""
-        self.links, self.leading, self.out, self.woken, self.why = {}, set(), set(), {}, {}
-        self.done, self.crash, self.handoffs = threading.Event(), None, []
+        self.args, self.shutdown, self.started, self.problem = args, shutdown, time.monotonic(), ""
+        self.workers, self.links, self.why, self.leading, self.out = [], {}, {}, set(), set()
+        self.done, self.crash = threading.Event(), ("", 0.0)  # the last crash (who, when), until a leader acts
         self.figures = dict.fromkeys(["elections", "notified", "departures", "most", "left"], 0)
 
     def say(self, who: str, what: str) -> None:
-        if not self.shutdown.requested.is_set() or who == "demo":  # workers' news in the shutdown: noise
-            self.shutdown.print(f"{time.monotonic() - self.started:8.3f}s  {who:<10} {what}")
+        self.shutdown.print(f"{time.monotonic() - self.started:8.3f}s  {who:<10} {what}")
 
     def heard(self, worker: LeaderElection, event: str, detail: str) -> None:
-        """The recipe's news, on its thread or kazoo's: note it, say it, never block."""
-        if event == "woken":
-            self.woken[worker.name], self.figures["notified"] = time.monotonic(), self.figures["notified"] + 1
-        self.why[worker.name] = detail if event == "revoked" else self.why.get(worker.name, "")
-        if event in ("joined", "woken", "error"):
-            self.say(worker.name, {"joined": "joined the election", "error": f"error in the recipe: {detail}"}.get(
-                event, "notified: the candidate just before me left (only I am woken)"))
+        """The recipe's news, on its thread or kazoo's: note it, say it, never block. Who leads is read elsewhere."""
+        if self.shutdown.requested.is_set():
+            return  # the shutdown's own departures are no news
+        self.figures["notified"] += event == "woken"
+        if event == "revoked":
+            self.why[worker.name] = detail
+        elif event != "elected":  # said when the worker acts on it: when its is_leader turns true
+            self.say(worker.name, {"joined": "joined the election", "error": f"error in the recipe: {detail}",
+                                   "woken": "notified: the candidate just before me left (only I am woken)"}[event])
 
     def add_worker(self, why: str) -> None:
-        (hosts, chroot), name, flowing = parse_zk(self.args.zk), f"w{len(self.workers) + 1}-{RUN_ID}", threading.Event()
-        cable, self.links[name] = relay(hosts, flowing), flowing  # named once per server: kazoo waits per address
-        flowing.set()
-        client = new_client(",".join([cable] * len(hosts)) + chroot, self.args.session_timeout)
+        name, link = f"w{len(self.workers) + 1}-{RUN_ID}", Link()
+        client = new_client(self.args.zk, self.args.session_timeout, handler=link)
         self.workers.append(worker := LeaderElection(client, CANDIDATES, name, on_change=self.heard))
+        self.links[name] = link
         self.say(name, why)  # listed before it starts: a Ctrl-C in between must still close it
-        threading.Thread(target=enter, args=(worker, self.shutdown.requested), daemon=True).start()
+        threading.Thread(target=self.enter, args=(worker,), daemon=True).start()
+
+    def enter(self, worker: LeaderElection) -> None:
+        """Connect, and join: on a thread of its own, as a learner's start() may never return."""
+        with contextlib.suppress(RuntimeError):  # closed by the shutdown as it connected: it stays out
+            if start_client(worker.client, CONNECT_TIMEOUT, self.shutdown.requested):
+                worker.start()
 
     def run(self) -> None:
         try:
@@ -453,38 +437,34 @@ class Demo:
                              f"{self.args.session_timeout:g}s; Ctrl-C stops")
             for _ in range(self.args.workers):
                 self.add_worker("starts")
-            rng, first = random.Random(self.args.seed), True
+            rng, faults = random.Random(self.args.seed), ["crash", "resign", "partition"]
             fault_at = time.monotonic() + min(self.args.interval, FIRST_FAULT_AFTER)
             while not self.shutdown.requested.wait(SAMPLE_EVERY):
                 for worker in (w for w in self.workers if w.name not in self.out):
                     if worker.is_leader != (worker.name in self.leading):
-                        self.turn(worker, time.monotonic())
+                        self.turn(worker)
                 self.figures["most"] = max(self.figures["most"], len(self.leading))
                 if time.monotonic() >= fault_at:  # the first fault strikes the leader; later ones may add a worker
-                    self.chaos(rng.choice(["crash", "resign", "partition"] + ([] if first else ["join"])))
-                    first, fault_at = False, time.monotonic() + self.args.interval
+                    self.chaos(rng.choice(faults))
+                    faults, fault_at = [*faults[:3], "join"], time.monotonic() + self.args.interval
         finally:
             self.close()
 
-    def turn(self, worker: LeaderElection, now: float) -> None:
-        """The worker starts or stops acting as leader: say so, with the hand-off and the crash it followed."""
+    def turn(self, worker: LeaderElection) -> None:
+        """The worker starts or stops acting as leader: say so, and how long after the crash it followed."""
+        why, (crashed, at) = self.why.pop(worker.name, "its lease ran out"), self.crash
         if worker.name in self.leading:
             self.leading.discard(worker.name)
-            return self.say(worker.name, f"stops leading: {self.why.get(worker.name) or 'its lease ran out'}")
+            return self.say(worker.name, f"stops leading: {why}")
         self.leading.add(worker.name)
-        note, crash, self.crash, self.why[worker.name] = "", self.crash, None, ""
-        if woken := self.woken.pop(worker.name, None):
-            self.handoffs.append((now - woken) * 1000)
-            note = f", hand-off {self.handoffs[-1]:.1f} ms after it was notified"
-        if crash:
-            note += f"; {now - crash[1]:.2f} s after {crash[0]} crashed (ZooKeeper had to expire its session)"
-        self.figures["elections"] += 1
-        self.say(worker.name, f"ELECTED leader, epoch {worker.epoch}{note}")
+        self.figures["elections"], self.crash = self.figures["elections"] + 1, ("", 0.0)
+        after = f"; {time.monotonic() - at:.2f} s after {crashed} crashed (ZooKeeper had to expire its session)"
+        self.say(worker.name, f"ELECTED leader, epoch {worker.epoch}{after if crashed else ''}")
 
     def chaos(self, action: str) -> None:
         """Strike the leader: crash it, partition it or make it resign; or add a worker."""
         live, timeout = [w for w in self.workers if w.name not in self.out], self.args.session_timeout
-        leader = next((w for w in live if w.name in self.leading), live[0] if live else None)
+        leader = next((w for w in live if w.name in self.leading), None)
         if action == "join" or len(live) < 3 or leader is None:
             return self.add_worker("joins (chaos)")
         self.figures["departures"] += 1
@@ -492,9 +472,9 @@ class Demo:
                                "crash": f"CRASHES: no goodbye; ZooKeeper waits {timeout:g} s from the last it heard "
                                         "of it, then expires its session"}[action])
         if action != "resign":  # ZooKeeper hears nothing more from it, and expires its session after its timeout
-            self.links[leader.name].clear()
+            self.links[leader.name].up.clear()
         if action == "partition":  # the worker runs on, unheard, until the link heals
-            return threading.Timer(timeout * 1.5, self.links[leader.name].set).start()
+            return threading.Timer(timeout * 1.5, self.links[leader.name].up.set).start()
         self.out.add(leader.name)  # it stops acting now, before anyone can be elected
         self.leading.discard(leader.name)
         if action == "resign":
@@ -503,48 +483,36 @@ class Demo:
 
     def close(self) -> None:
         """Every delete is asked for before we wait for any, then the links heal: a crashed worker's session has
-        expired by then, or closes now. We wait, bounded, for ZooKeeper to confirm."""
+        expired by then, or closes now. A closed session takes its node with it, so that is what we count."""
         self.say("demo", f"{self.shutdown.why or 'stop'}; shutting down: every worker resigns and closes its session")
         for worker in self.workers:
             worker.leave()
-            self.links[worker.name].set()
-        deadline = time.monotonic() + self.args.session_timeout + CLOSE_GRACE
-        self.figures["left"] = sum(not leave(worker, deadline) for worker in self.workers)
+            self.links[worker.name].up.set()
+        deadline = time.monotonic() + self.args.session_timeout + CLOSE_GRACE  # one for all
+        for worker in self.workers:
+            worker.resign(timeout=max(0.0, deadline - time.monotonic()))
+            self.figures["left"] += not stop_client(worker.client, max(0.0, deadline - time.monotonic()))
         self.done.set()
 
     def summary(self) -> str:
-        f, handoffs = self.figures, sorted(self.handoffs)
-        median = f"{handoffs[len(handoffs) // 2]:.1f} ms" if handoffs else "n/a"
+        f = self.figures
         return "\n".join(["", "summary (measured from what the workers did)",
                           f"  elections                 {f['elections']}",
-                          f"  hand-off, median          {median}  (notified -> the next leader acts)",
                           f"  most leaders at once      {f['most']}  (the rule: never more than 1)",
                           f"  watchers notified         {f['notified']} for {f['departures']} departures",
                           f"  sessions not closed       {f['left']}"])
 
-def enter(worker: LeaderElection, stop: threading.Event) -> None:
-    """Connect, and join: on a thread of its own, as a learner's start() may never return."""
-    with contextlib.suppress(RuntimeError):  # closed by the shutdown as it connected: it stays out
-        if start_client(worker.client, CONNECT_TIMEOUT, stop):
-            worker.start()
-
-def leave(worker: LeaderElection, deadline: float) -> bool:
-    """ZooKeeper deletes the worker's node and closes its session by `deadline`; True if it confirmed."""
-    gone = worker.resign(timeout=max(0.0, deadline - time.monotonic()))
-    return stop_client(worker.client, max(0.0, deadline - time.monotonic())) and gone
-
 def preflight(zk: str, stop: threading.Event) -> str:
     """'' if ZooKeeper answers and lets us in; else one line: what is wrong, and what to do."""
-    hosts, chroot = zk.partition("/")[0], parse_zk(zk)[1]
-    client = new_client(hosts, CONNECT_TIMEOUT)
+    client, chroot = new_client(zk, CONNECT_TIMEOUT), parse_zk(zk)[1]
     try:
         if not start_client(client, CONNECT_TIMEOUT, stop):
             return (f"error: cannot reach ZooKeeper at {zk}; start one with `./run.sh leader`, "
                     "`docker compose up -d` or `python -m zklab.launcher`")
-        if chroot and client.exists(chroot) is None:
-            return f"error: chroot {chroot} does not exist on ZooKeeper at {hosts}; create it or drop it from --zk"
-        client.ensure_path(chroot + CANDIDATES)
-        client.get_children(chroot + CANDIDATES)
+        if client.exists("/") is None:  # a missing chroot: kazoo would make it on the way, and hide a typo
+            return f"error: chroot {chroot} does not exist on ZooKeeper at {zk}; create it or drop it from --zk"
+        client.ensure_path(CANDIDATES)
+        client.get_children(CANDIDATES)
     except Exception as exc:  # NoAuthError (an ACL), or ZooKeeper went away: its name says which
         return (f"error: ZooKeeper refused to create or read {chroot}{CANDIDATES} ({type(exc).__name__}); grant "
                 "CREATE and READ on the way, or choose another chroot in --zk")
@@ -554,14 +522,12 @@ def preflight(zk: str, stop: threading.Event) -> str:
 
 # ---------------------------------------------------------------- command line
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Leader election with ZooKeeper, under chaos: the compact demo "
-                                     "(./run.sh leader runs the lab's rich one on this script).")
-    parser.allow_abbrev = False  # `--z` must not pass for `--zk`, nor any other prefix
+    parser = argparse.ArgumentParser(allow_abbrev=False, description="Leader election with ZooKeeper, under chaos: "
+                                     "the compact demo (./run.sh leader runs the lab's rich one on this script).")
     parser.add_argument("--zk", type=zk_arg, default=os.environ.get("ZK_HOSTS", "127.0.0.1:2181"),
                         help=f"ZooKeeper, {ZK_FORM}; IPv6 in brackets (default: $ZK_HOSTS or 127.0.0.1:2181)")
     parser.add_argument("--workers", type=number_arg(int, 1, 100), default=5, help="candidates, 1-100 (default 5)")
-    parser.add_argument("--interval", type=number_arg(float, 0.1, 3600), default=5.0,
-                        help="seconds between chaos events, 0.1-3600 (default 5)")
+    parser.add_argument("--interval", type=number_arg(float, 0.1, 3600), default=5.0, help="seconds between faults")
     parser.add_argument("--duration", type=number_arg(float, 0, 1e6, above=True), help="seconds (default: Ctrl-C)")
     parser.add_argument("--seed", type=int, default=None, help="seed for the chaos")
     parser.add_argument("--session-timeout", type=number_arg(float, 0.5, 60), default=4.0, help="seconds (default 4). "
@@ -570,8 +536,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args, shutdown = parse_args(argv), Shutdown()
-    logging.getLogger("kazoo").addHandler(logging.NullHandler())
-    logging.getLogger("kazoo").propagate = False  # kazoo's reconnect chatter would drown the narration
+    logging.getLogger("kazoo").setLevel(logging.CRITICAL + 1)  # kazoo's reconnect chatter would drown the narration
     threading.Thread(target=(demo := Demo(args, shutdown.install())).run, name="demo", daemon=True).start()
     shutdown.requested.wait(args.duration)  # this thread owns the deadline: it never calls the recipe
     shutdown.request("time is up")

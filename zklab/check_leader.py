@@ -8,7 +8,8 @@ Rules of these scenarios:
 - every race is staged, never left to luck: a tap holds or drops one request on the wire, proxies cut
   links, an admin client deletes nodes, a 3-server ensemble cuts one follower off from its peers;
 - each failure's advice names the step function of the lesson that holds the rule; the scenarios run
-  in the order of those steps. Short sessions (1-2 s) keep every bound within a few seconds.
+  in the order of those steps. Short sessions (1-2 s) keep every bound within a few seconds; the
+  one long one (6 s) lets a lease dwarf how soon kazoo says SUSPENDED on a reset connection.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import contextlib
 import time
 from collections.abc import Callable
 
-from kazoo.client import KazooClient
+from kazoo.client import KazooClient, KazooState
 
 from zklab.check_lab import (
     SESSION_TIMEOUT,
@@ -286,6 +287,103 @@ def lost_create(lab: Lab, found: Findings) -> None:
     found.hold("lost-create", "1 node after a lost reply to create, found by its GUID; it leads")
 
 
+# ---------------------------------------------------------------- a leader whose connection drops
+
+# The dropped leader's session: long, so that its lease (LEASE_FRACTION of it: 4 s) dwarfs how soon kazoo
+# says SUSPENDED on a reset connection (milliseconds), and the session outlives the cut and the reconnect.
+SUSPEND_SESSION = 6.0
+# A leader must stop acting this soon after its connection is reset: generous for a loaded machine, and far
+# below what is left of its lease then (at least 3 s, as it renews every quarter lease), which is all that
+# stops a leader that ignores SUSPENDED.
+AT_ONCE = 1.0
+# How long past its lease we wait for a leader that ignores SUSPENDED to stop, to say how long it went on.
+PAST_LEASE = 0.5
+# How long the link stays cut: past a leader's renewal period (a quarter lease, 1 s) with room, so a thread that
+# only wakes on its timer has found the connection gone and gone back to sleep; well within the session.
+CUT_FOR = 1.5
+
+ADVICE_SUSPENDED = ("Kazoo says SUSPENDED as soon as the connection drops: from then on ZooKeeper may expire the "
+                    "session and elect the next candidate at any moment, and you cannot know when. Stop acting "
+                    "at once; the lease is only the margin for when SUSPENDED comes late. Look at "
+                    "LeaderElection._on_connection_change (SUSPENDED).")
+ADVICE_RECONNECTED = ("A connection back within the session timeout keeps the session, and so the node: kazoo says "
+                      "CONNECTED, and nothing else makes a leader look again (no watch fires for the first in line). "
+                      "Wake the election's thread on every state change: LeaderElection._on_connection_change.")
+
+ADVICE_FORGOT = ("A dropped connection is not a lost session: until LOST, the node is ours and first in line. A "
+                 "candidate that forgets it on SUSPENDED joins again behind its own node, which lives on with the "
+                 "session, and waits for ever. Look at LeaderElection._on_connection_change: only LOST forgets it.")
+
+
+def heard_suspended(client: KazooClient) -> list[float]:
+    """When kazoo says SUSPENDED on `client` from now on (its own listener: not the recipe's word)."""
+    heard: list[float] = []
+    client.add_listener(lambda state: heard.append(time.monotonic()) if state == KazooState.SUSPENDED else None)
+    return heard
+
+
+def acted_after(sampler: LeaderSampler, leader: object, since: float, bound: float) -> float:
+    """How long `leader` went on acting after `since`, as sampled; inf if it still acted `bound` s later."""
+    def stopped() -> float | None:
+        at = sampler.stopped(leader.name)
+        return at if at is not None and at >= since and not leader.is_leader else None
+    with contextlib.suppress(Broken):
+        return wait_for(stopped, max(0.0, since + bound - time.monotonic()), "suspended", "", "") - since
+    return float("inf")
+
+
+def suspended(lab: Lab, found: Findings) -> None:
+    chroot, sampler, proxy = lab.namespace(), lab.sampler(), lab.proxy()
+    leader = candidate(lab, chroot, "c0", sampler, timeout=SUSPEND_SESSION, via=proxy.address)
+    wait_for(lambda: leader.is_leader, REACT, "suspended", "the first candidate did not lead",
+             "A lone candidate must lead.")
+    follower = join_in_turn(lab, chroot, ["c1"], sampler, "suspended")[0]
+    node, epoch = leader.node_path, leader.epoch
+    lease = lab.script.LEASE_FRACTION * SUSPEND_SESSION
+    late = stops_at_once(sampler, leader, proxy, lease)
+    healed_at = time.monotonic()
+    wait_for(lambda: leader.client.connected, 2 * REACT, "suspended",
+             f"c0 did not reconnect within {2 * REACT:.0f} s of the link healing", "")
+    try:
+        wait_for(lambda: leader.is_leader and (sampler.started("c0") or 0.0) >= healed_at, REACT, "suspended", "", "")
+    except Broken:
+        nodes = len(nodes_of(lab.client(chroot), lab.script).get("c0", []))
+        raise Broken("suspended", f"c0 stopped {late * 1000:.0f} ms after its connection was reset, but did not "
+                     f"lead again within {REACT:.0f} s of reconnecting, though its session and its node lived on"
+                     + (f"; it holds {nodes} election nodes (its old one lives on with its session)" if nodes > 1
+                        else ""), ADVICE_FORGOT if nodes > 1 else ADVICE_RECONNECTED) from None
+    judge_suspended(found, sampler, [leader, follower], f"{late * 1000:.0f} ms after its connection was reset (its "
+                    f"lease: {lease:.2f} s), and led again {sampler.started('c0') - healed_at:.2f} s after the link "
+                    "healed", leader.node_path == node and leader.epoch == epoch)
+
+
+def stops_at_once(sampler: LeaderSampler, leader: object, proxy: object, lease: float) -> float:
+    """Cut the leader's link for CUT_FOR, then heal it; how soon it stopped acting. Too late: fail at once."""
+    heard = heard_suspended(leader.client)
+    cut_at = time.monotonic()
+    proxy.cut()  # a reset: kazoo hears of it at once, unlike a black hole
+    late = acted_after(sampler, leader, cut_at, lease + PAST_LEASE)
+    if late > AT_ONCE:
+        proxy.heal()  # so that the lab's resigns reach ZooKeeper
+        said = f"kazoo said SUSPENDED {(heard[0] - cut_at) * 1000:.0f} ms after it" if heard else "no SUSPENDED"
+        raise Broken("suspended", f"c0 went on leading {late:.2f} s after its connection was reset ({said}; its "
+                     f"lease: {lease:.2f} s)" if late < float("inf") else f"c0 still led {lease + PAST_LEASE:.1f} s "
+                     f"after its connection was reset, past its lease ({lease:.2f} s; {said})", ADVICE_SUSPENDED)
+    time.sleep(max(0.0, cut_at + CUT_FOR - time.monotonic()))  # the drop lasts a while, as real ones do
+    proxy.heal()
+    return late
+
+
+def judge_suspended(found: Findings, sampler: LeaderSampler, elections: list[object], when: str, same: bool) -> None:
+    most, figure = overlap_figure(sampler, elections)
+    ok = same and most == 1 and sampler.started("c1") is None
+    found.judge("suspended", ok,
+                f"c0 stopped {when}, with the same node (its session lived); c1 never led" if ok else
+                f"c0 led again after the link healed, with another node or epoch, though its session lived; {figure}"
+                if not same else f"c1 led while c0's session and node lived on; {figure}",
+                ADVICE_FORGOT)
+
+
 # ---------------------------------------------------------------- a partitioned leader, fenced
 
 def judge_partition(found: Findings, sampler: LeaderSampler, old: object, rest: list[object], new: object) -> None:
@@ -529,7 +627,9 @@ LOST_CREATE = Check({"lost-create": "a lost reply to create leaves no orphan nod
 ISOLATED_FOLLOWER = Check({"isolated-follower": "a leader behind a follower cut off from its peers stops before "
                                                 "the next starts"}, isolated_follower, bound=12,
                           needs_ensemble=True)
-CHECKS = [ONE_LEADER, IN_ORDER, HERD, HANDOVER_RACE, DELETED_NODE, PARTITION, LOST_CREATE, ISOLATED_FOLLOWER]
+SUSPENDED = Check({"suspended": "a leader that loses its connection stops at once, and leads again if its session "
+                               "survives"}, suspended, bound=10)
+CHECKS = [ONE_LEADER, IN_ORDER, HERD, HANDOVER_RACE, DELETED_NODE, SUSPENDED, PARTITION, LOST_CREATE, ISOLATED_FOLLOWER]
 # The step of the lesson that holds each guarantee's rule (the step cut): the order above follows it.
 STEPS = {"one-leader": 1, "in-order": 1, "no-herd": 2, "middle": 2, "handover-race": 2, "deleted-node": 2,
-         "partition": 3, "rejoin": 3, "stale-write": 5, "lost-create": 6, "isolated-follower": 7}
+         "suspended": 3, "partition": 3, "rejoin": 3, "stale-write": 5, "lost-create": 6, "isolated-follower": 7}

@@ -79,11 +79,7 @@ def parse_candidate(node: str) -> Candidate | None:
 def election_order(children: list[str]) -> list[Candidate]:
     """Step 1. The queue, first in line first: each child parsed by parse_candidate (skip None: not a candidate),
     sorted by `seq` as an int ('0000000010' after '0000000009'). Returns the list of Candidates, maybe empty."""
-    queue = []
-    for child in children:
-        candidate = parse_candidate(child)
-        if candidate is not None:  # someone else's node under our path: not part of the election
-            queue.append(candidate)
+    queue = [c for c in map(parse_candidate, children) if c is not None]  # None: someone else's node, not ours
     return sorted(queue, key=lambda c: c.seq)
 
 # ---------------------------------------------------------------- fencing
@@ -312,8 +308,7 @@ class LeaderElection:
         """Leave the election for good, and wait at most `timeout` (default: the session timeout) for
         ZooKeeper to confirm our node is gone. False: it goes with the session (closed, or expired)."""
         deadline = time.monotonic() + (self._session_seconds() if timeout is None else timeout)
-        if self._lifecycle != "closed":
-            self.leave()
+        self.leave()  # if not done already
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(max(0.0, deadline - time.monotonic()))
         self._ask_delete()  # in case our thread was creating one as we closed
@@ -396,7 +391,7 @@ class Demo:
 
     def __init__(self, args: argparse.Namespace, shutdown: Shutdown) -> None:
         self.args, self.shutdown, self.started, self.problem = args, shutdown, time.monotonic(), ""
-        self.workers, self.links, self.why, self.leading, self.out = [], {}, {}, set(), set()
+        self.workers, self.why, self.leading, self.out = [], {}, set(), set()
         self.done, self.crash = threading.Event(), ("", 0.0)  # the last crash (who, when), until a leader acts
         self.figures = dict.fromkeys(["elections", "notified", "departures", "most", "left"], 0)
 
@@ -415,18 +410,16 @@ class Demo:
                                    "woken": "notified: the candidate just before me left (only I am woken)"}[event])
 
     def add_worker(self, why: str) -> None:
-        name, link = f"w{len(self.workers) + 1}-{RUN_ID}", Link()
-        client = new_client(self.args.zk, self.args.session_timeout, handler=link)
-        self.workers.append(worker := LeaderElection(client, CANDIDATES, name, on_change=self.heard))
-        self.links[name] = link
-        self.say(name, why)  # listed before it starts: a Ctrl-C in between must still close it
-        threading.Thread(target=self.enter, args=(worker,), daemon=True).start()
-
-    def enter(self, worker: LeaderElection) -> None:
-        """Connect, and join: on a thread of its own, as a learner's start() may never return."""
-        with contextlib.suppress(RuntimeError):  # closed by the shutdown as it connected: it stays out
-            if start_client(worker.client, CONNECT_TIMEOUT, self.shutdown.requested):
-                worker.start()
+        """A worker with a session of its own: it connects and joins on a thread, as a learner's start() may hang."""
+        client = new_client(self.args.zk, self.args.session_timeout, handler=Link())
+        self.workers.append(worker := LeaderElection(client, CANDIDATES, f"w{len(self.workers) + 1}-{RUN_ID}",
+                                                     on_change=self.heard))
+        self.say(worker.name, why)  # listed before it starts: a Ctrl-C in between must still close it
+        def enter() -> None:
+            with contextlib.suppress(RuntimeError):  # closed by the shutdown as it connected: it stays out
+                if start_client(client, CONNECT_TIMEOUT, self.shutdown.requested):
+                    worker.start()
+        threading.Thread(target=enter, name=f"enter-{worker.name}", daemon=True).start()
 
     def run(self) -> None:
         try:
@@ -472,9 +465,9 @@ class Demo:
                                "crash": f"CRASHES: no goodbye; ZooKeeper waits {timeout:g} s from the last it heard "
                                         "of it, then expires its session"}[action])
         if action != "resign":  # ZooKeeper hears nothing more from it, and expires its session after its timeout
-            self.links[leader.name].up.clear()
+            leader.client.handler.up.clear()
         if action == "partition":  # the worker runs on, unheard, until the link heals
-            return threading.Timer(timeout * 1.5, self.links[leader.name].up.set).start()
+            return threading.Timer(timeout * 1.5, leader.client.handler.up.set).start()
         self.out.add(leader.name)  # it stops acting now, before anyone can be elected
         self.leading.discard(leader.name)
         if action == "resign":
@@ -487,7 +480,7 @@ class Demo:
         self.say("demo", f"{self.shutdown.why or 'stop'}; shutting down: every worker resigns and closes its session")
         for worker in self.workers:
             worker.leave()
-            self.links[worker.name].up.set()
+            worker.client.handler.up.set()
         deadline = time.monotonic() + self.args.session_timeout + CLOSE_GRACE  # one for all
         for worker in self.workers:
             worker.resign(timeout=max(0.0, deadline - time.monotonic()))

@@ -23,11 +23,29 @@ SESSION_TIMEOUT = 2.0
 logging.getLogger("kazoo").setLevel(logging.ERROR)
 
 
+# The modules that run the checker again and again, or the chaos soak: under pytest-xdist they share one
+# worker and run first, one after another, so two of them never compete for the 2 cores at once.
+HEAVY = ("test_soak", "test_exercises", "test_exercise_proofs", "test_check_answers")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each module runs whole on one xdist worker (its module-scoped fixtures run once), the heavy ones
+    together on one worker, first (the longest unit must not start last)."""
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        item.add_marker(pytest.mark.xdist_group("heavy" if module in HEAVY else module))
+    items.sort(key=lambda item: item.module.__name__.rsplit(".", 1)[-1] not in HEAVY)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_jvm_outlives_the_session() -> Iterator[None]:
     """Every JVM this session starts (here, or in a child: runner, zk start, checker) inherits a tag in
     its environment; the session ends only once all of them have exited, and fails naming any that did not."""
-    tag = os.environ.setdefault(SUITE_TAG, f"pytest-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    tag = os.environ.get(SUITE_TAG) or f"pytest-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    if worker := os.environ.get("PYTEST_XDIST_WORKER"):  # a worker waits for its own JVMs, not its sibling's
+        tag = f"{tag}/{worker}"
+    os.environ[SUITE_TAG] = tag
     yield
     left = wait_for_tagged_jvms(tag, timeout=30)
     assert not left, f"ZooKeeper JVM(s) started by the tests still run 30 s after the last test: pids {left}"

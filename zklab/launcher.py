@@ -434,14 +434,16 @@ SUITE_TAG = "ZKLAB_SUITE_TAG"
 
 
 def tagged_jvms(tag: str) -> list[int]:
-    """Live ZooKeeper JVMs (not zombies) whose environment holds SUITE_TAG=tag."""
+    """Live ZooKeeper JVMs (not zombies) whose environment holds SUITE_TAG=tag, or tag/PART: a parallel
+    test run gives each worker a tag of its own under the run's, so the run's check sees them all."""
     marker, found = f"{SUITE_TAG}={tag}".encode(), []
     proc = Path("/proc")
     for entry in proc.iterdir() if proc.is_dir() else []:
         try:
             if not entry.name.isdigit() or MAIN_CLASS.encode() not in (entry / "cmdline").read_bytes():
                 continue
-            if marker in (entry / "environ").read_bytes().split(b"\0") and \
+            tags = (entry / "environ").read_bytes().split(b"\0")
+            if any(t == marker or t.startswith(marker + b"/") for t in tags) and \
                     (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
                 found.append(int(entry.name))
         except (OSError, IndexError):

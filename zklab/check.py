@@ -34,6 +34,7 @@ from zklab import check_hashing, check_leader
 from zklab.check_lab import CLOSE_TIMEOUT, ROOT, SCRIPTS, Check, Verdict
 from zklab.launcher import ZooKeeperCluster
 from zklab.launcher import _die_with_parent as die_with_parent
+from zklab.zk import output_lost
 
 CHECKS: dict[str, list[Check]] = {"leader": check_leader.CHECKS, "hashing": check_hashing.CHECKS}
 # The most each challenge's scenarios may take together, even when the script hangs: past it, what is
@@ -409,9 +410,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Terminated:
         return 143
-    except BrokenPipeError:  # `./run.sh check | head`: the reader left; say nothing more
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+    except OSError as exc:  # `| head` (the reader left: exit 0, quietly) or a full disk (one line, exit 1)
+        if (code := output_lost(exc, "check")) is None:
+            raise
+        return code
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the clean-up short
         zookeeper.stop()

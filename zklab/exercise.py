@@ -748,10 +748,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warning: exercises/{problem}", file=sys.stderr)
     try:
         return args.run(exercises, args)
-    except BrokenPipeError:  # `./run.sh exercise list | head`: the reader left; say nothing more
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except OSError as exc:
+        from zklab.zk import output_lost  # here: the ZooKeeper tools are not worth loading for every exercise
+
+        if (code := output_lost(exc, "exercise")) is not None:  # `| head`: exit 0, quietly; a full disk: 1
+            return code
+        print(f"error: {exc}", file=sys.stderr)
         return 1
-    except (ExerciseError, OSError, UnicodeDecodeError) as exc:
+    except (ExerciseError, UnicodeDecodeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, NoSuchExercise) else 1
 

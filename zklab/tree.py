@@ -393,6 +393,8 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"tree: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError as exc:  # a ConnectionError too, but the reader left (`| head`), not ZooKeeper
+        return zk.output_lost(exc, "tree") or 0
     except (ConnectionError, zk.ZkError, NoAuthError, KazooTimeoutError) as exc:
         print(f"tree: {_why(exc, args.path)}", file=sys.stderr)
         return 1

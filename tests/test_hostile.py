@@ -375,3 +375,24 @@ def test_sigterm_to_check_leaves_no_folder_and_no_jvm(tmp_path: Path) -> None:
     assert "Traceback" not in err and len(err.strip().splitlines()) <= 1, err
     wait_until(lambda: tagged_jvms(tag) == [], 10, "check's JVMs to exit")
     wait_until(lambda: not any((tmp_path / "tmp").iterdir()), 10, "check's temporary folders to go")
+
+
+def test_two_ctrl_c_on_check_leave_no_folder_and_no_jvm(tmp_path: Path) -> None:
+    """A learner presses Ctrl-C twice while `check` runs (the terminal signals the whole group): the second
+    lands in the clean-up, which must still stop the checker's ZooKeeper and remove its temporary folder."""
+    tag = f"hostile-{uuid.uuid4().hex[:8]}"
+    proc = subprocess.Popen([sys.executable, "-m", "zklab.run", "check", "leader"], cwd=ROOT, start_new_session=True,
+                            env=_env(tmp_path, tag, {}), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: tagged_jvms(tag), 30, "check to start its ZooKeeper")
+        for _ in range(2):
+            os.killpg(proc.pid, signal.SIGINT)
+            time.sleep(0.05)  # not a wait for a condition: the gap between two key presses
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    wait_until(lambda: tagged_jvms(tag) == [], 10, "check's JVMs to exit")
+    wait_until(lambda: not any((tmp_path / "tmp").iterdir()), 10, "check's temporary folders to go")

@@ -415,10 +415,23 @@ def main(argv: list[str] | None = None) -> int:
             raise
         return code
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the clean-up short
-        zookeeper.stop()
-        shutil.rmtree(work, ignore_errors=True)
-        signal.signal(signal.SIGTERM, previous)
+        while not clean_up(zookeeper, work, previous):
+            pass  # a second Ctrl-C came before the clean-up could ignore it: start it again
+
+
+def clean_up(zookeeper: Background, work: Path, sigterm: object) -> bool:
+    """Stop our ZooKeeper, remove the work folder; a second Ctrl-C or SIGTERM must not cut this short (a JVM
+    and a folder would stay), so both are ignored meanwhile. False if one came before that took hold."""
+    try:
+        interrupt = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    except (KeyboardInterrupt, Terminated):
+        return False
+    zookeeper.stop()
+    shutil.rmtree(work, ignore_errors=True)
+    signal.signal(signal.SIGTERM, sigterm)
+    signal.signal(signal.SIGINT, interrupt)
+    return True
 
 
 def check_all(args: argparse.Namespace, zookeeper: Background, work: Path) -> list[bool]:

@@ -105,8 +105,7 @@ def fenced_write(client: KazooClient, token: FencingToken, ledger: str, value: s
     else:
         tx.set_data(ledger, record, version=stat.version)
     check, write = tx.commit_async().get(timeout=wait)
-    # A failed transaction reports every operation: the one that failed has its own error, the
-    # others RolledBackError. So the check failed only if its result is not RolledBackError.
+    # A failed transaction answers each operation: the failed one with its own error, the others RolledBackError.
     if isinstance(check, Exception) and not isinstance(check, RolledBackError):
         node = token.node_path.rsplit("/", 1)[1].split(SEP, 1)[1]  # drop the GUID: name and sequence
         raise NotLeaderError(f"ZooKeeper rejected it: election node ...{node} is gone")
@@ -131,8 +130,7 @@ class LeaderElection:
             raise ValueError(f"a candidate name must be 1 to 64 characters from A-Z a-z 0-9 . _ -, not {name!r}")
         self.client, self.path, self.name = client, path.rstrip("/"), name
         self.on_change = on_change or (lambda *_: None)  # hears our news: see the class docstring
-        # Props to Apache Curator for this trick: a GUID in the node's name lets us recognise our
-        # own node after a connection loss ate the reply to `create`.
+        # Props to Apache Curator for this trick: a GUID in our node's name finds it after a lost reply to create.
         self._guid = uuid.uuid4().hex
         # Leadership changes under the lock; the event says "look again" (watches, the listener, ourselves).
         self._lock, self._wake = threading.Lock(), threading.Event()

@@ -351,6 +351,14 @@ def test_progress_counts_the_steps_that_hold_in_teaching_order(tmp_path: Path, m
     assert nothing.startswith("leader: 0 of 7 steps hold; next: step 1, election_order")
     everything = progress_line("leader", steps, {k: True for k in keys}, {})
     assert everything == "leader: steps 1-7 of 7 hold"
+    # Whose steps hold: a learner who applied steps 1-3 one by one must not read "7 of 7" as all theirs.
+    holding = {k: True for k in keys}
+    assert progress_line("leader", steps, holding, {}, set()).startswith(
+        "leader: steps 1-7 of 7 hold: the reference's (`./run.sh exercise write leader`")
+    assert progress_line("leader", steps, holding, {}, {e.name for e in steps[:3]}) == \
+        "leader: steps 1-7 of 7 hold; you wrote steps 1, 2, 3, the others are the reference's"
+    assert progress_line("leader", steps, holding, {}, {e.name for e in steps}) == \
+        "leader: steps 1-7 of 7 hold, all written by you"
 
 
 def test_reset_without_its_state_takes_the_reference_from_git(tmp_path: Path) -> None:

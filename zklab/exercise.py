@@ -428,7 +428,9 @@ def step_status(exercise: Exercise, verdicts: dict[str, bool], unwritten: dict[s
     return "fails", f"written and failing: {', '.join(failing)}"
 
 
-def progress_line(challenge: str, steps: list[Exercise], verdicts: dict[str, bool], unwritten: dict[str, str]) -> str:
+def progress_line(challenge: str, steps: list[Exercise], verdicts: dict[str, bool], unwritten: dict[str, str],
+                  yours: set[str] | None = None) -> str:
+    """How far the steps hold, in teaching order; with `yours` (the steps emptied for the learner), whose they are."""
     held = 0
     for step in steps:
         if step_status(step, verdicts, unwritten)[0] != "holds":
@@ -436,7 +438,7 @@ def progress_line(challenge: str, steps: list[Exercise], verdicts: dict[str, boo
         held += 1
     total = len(steps)
     if held == total:
-        return f"{challenge}: steps 1-{total} of {total} hold"
+        return f"{challenge}: steps 1-{total} of {total} hold" + whose(challenge, steps, yours)
     nxt = steps[held]
     status, detail = step_status(nxt, verdicts, unwritten)
     then = f"; next: step {nxt.step}, {nxt.function} (exercise {nxt.number})"
@@ -447,20 +449,32 @@ def progress_line(challenge: str, steps: list[Exercise], verdicts: dict[str, boo
     return f"{challenge}: step{'s 1-' if held > 1 else ' '}{held} of {total} hold{'s' if held == 1 else ''}{then}"
 
 
+def whose(challenge: str, steps: list[Exercise], yours: set[str] | None) -> str:
+    """What holds is the learner's, the reference's, or both: a reference that holds teaches nothing."""
+    mine = [str(step.step) for step in steps if yours is not None and step.name in yours]
+    if yours is None or len(mine) == len(steps):
+        return ", all written by you" if mine else ""
+    if not mine:
+        return f": the reference's (`./run.sh exercise write {challenge}` empties every step for you to write)"
+    return f"; you wrote step{'s' if len(mine) > 1 else ''} {', '.join(mine)}, the others are the reference's"
+
+
 def record_check(challenge: str, verdicts: dict[str, bool], unwritten: dict[str, str],
                  scripts: Path | None = None) -> str | None:
     """Keep a check's verdicts for `exercise list` and `solution`; the progress line for check to print last."""
     steps = [e for e in load_all() if e.challenge == challenge and e.kind == "write"]
     if not steps:
         return None
+    yours = None
     try:
         state = load_state(scripts)
+        yours = set(state["applied"])
         state["progress"][challenge] = {"verdicts": dict(verdicts), "unwritten": dict(unwritten),
                                         "at": time.strftime("%Y-%m-%d %H:%M:%S")}
         save_state(state, scripts)
     except OSError as exc:
         print(f"warning: could not keep the verdicts in {state_dir(scripts)}: {exc}", file=sys.stderr)
-    return progress_line(challenge, steps, verdicts, unwritten)
+    return progress_line(challenge, steps, verdicts, unwritten, yours)
 
 
 def last_check(state: dict, challenge: str) -> tuple[dict[str, bool], dict[str, str]] | None:

@@ -232,6 +232,7 @@ def load_script(challenge: str, directory: Path | str = ROOT) -> ModuleType:
 GET_DATA = 4        # ZooKeeper's opcode for getData
 GET_CHILDREN = {8, 12}  # getChildren and getChildren2 (the one that also returns the parent's stat)
 CREATES = {1, 14, 15, 19, 21}  # create, multi, create2, createContainer, createTTL
+WATCHED_READS = {3, 4, 8, 12}  # exists, getData, getChildren(2): each request ends with its watch flag
 WATCH_EVENT_XID = -1  # a reply header with this xid carries a watch notification, not an answer
 
 
@@ -242,6 +243,7 @@ class WireTap:
     header whose first field is the xid. Replies echo the request's xid; a watch notification has
     xid -1. So the tap counts the notifications a session really received, whatever the client
     code does with them, and can hold back the answers to getData requests to make reads slow.
+    It counts the reads that asked for a watch, and can hold back one notification (hold_next_event).
     """
 
     def __init__(self, target: str, delay_data: float = 0.0):
@@ -257,6 +259,10 @@ class WireTap:
         self.lose_create = False                  # drop the reply to the next create, and the connection
         self.create_lost = threading.Event()      # set once that reply was dropped
         self._create_xid: int | None = None
+        self.watches = 0                          # reads that asked for a watch (exists, getData, getChildren)
+        self._hold_event = False                  # hold back the next watch notification (hold_next_event)
+        self._stashed: list[tuple[socket.socket, bytes]] = []  # notifications held, with the socket they go to
+        self._send_lock = threading.Lock()        # release() sends what was held beside the relay's thread
         self._sockets: list[socket.socket] = []
         self._closed = False
         self._server = socket.create_server(("127.0.0.1", 0))
@@ -275,9 +281,22 @@ class WireTap:
         self._release.clear()
         self._armed = "armed"
 
+    def hold_next_event(self) -> None:
+        """Hold back the next watch notification until release(); the frames after it pass (pings, answers).
+
+        As a client whose thread is slow to act on a notification: it looks at the world later than it
+        was told of the change, and by then the world (or its server's view of it) has moved on.
+        """
+        self.held.clear()
+        self._hold_event = True
+
     def release(self) -> None:
-        self._armed = ""
+        self._armed, self._hold_event = "", False
         self._release.set()
+        with self._send_lock:
+            stashed, self._stashed = self._stashed, []
+            for sock, frame in stashed:
+                self._send(sock, frame)
 
     def close(self) -> None:
         self._release.set()
@@ -314,6 +333,8 @@ class WireTap:
                     data_xids.add(xid)
                 if op in CREATES and self.lose_create and self._create_xid is None:
                     self._create_xid = xid
+                if op in WATCHED_READS and frame[-1:] == b"\x01":
+                    self.watches += 1
                 self._maybe_hold(xid, op)
             if not self._send(dst, frame):
                 break
@@ -345,9 +366,23 @@ class WireTap:
                 self.lose_create, self._create_xid = False, None
                 self.create_lost.set()
                 break
-            if not self._send(dst, frame):
+            if xid == WATCH_EVENT_XID and self._stash(dst, frame):
+                continue
+            with self._send_lock:
+                sent = self._send(dst, frame)
+            if not sent:
                 break
         self._hang_up(src, dst)
+
+    def _stash(self, dst: socket.socket, frame: bytes) -> bool:
+        """Keep a notification back if one is to be held (hold_next_event); True if this one was."""
+        with self._send_lock:
+            if not self._hold_event:
+                return False
+            self._hold_event = False
+            self._stashed.append((dst, frame))
+        self.held.set()
+        return True
 
     @staticmethod
     def _frames(sock: socket.socket) -> Iterable[tuple[int, bytes]]:
@@ -436,8 +471,9 @@ class Lab:
         self.on_close(proxy.close)
         return proxy
 
-    def tap(self, delay_data: float = 0.0) -> WireTap:
-        tap = WireTap(self.zk_address, delay_data)
+    def tap(self, delay_data: float = 0.0, target: str | None = None) -> WireTap:
+        """A WireTap to the lab's ZooKeeper, or to `target` (host:port: one server of the ensemble)."""
+        tap = WireTap(target or self.zk_address, delay_data)
         self.on_close(tap.close)
         return tap
 

@@ -5,8 +5,9 @@ Rules of these scenarios:
   node_path, fenced_set, client, name), fenced_write, NotLeaderError, parse_candidate, LEASE_FRACTION;
   nothing private and no source, so a learner may arrange the recipe freely;
 - leaders are measured by sampling every candidate's is_leader, never from the recipe's own log;
-- every race is staged, never left to luck: a tap holds or drops one request on the wire, proxies cut
-  links, an admin client deletes nodes, a 3-server ensemble cuts one follower off from its peers;
+- every race is staged, never left to luck: a tap holds or drops one request (or holds one notification)
+  on the wire, proxies cut links, an admin client deletes nodes, a 3-server ensemble cuts one follower off
+  from its peers;
 - each failure's advice names the step function of the lesson that holds the rule; the scenarios run
   in the order of those steps. Short sessions (1-2 s) keep every bound within a few seconds; the
   one long one (6 s) lets a lease dwarf how soon kazoo says SUSPENDED on a reset connection.
@@ -563,18 +564,45 @@ ISOLATED_SESSION = 1.5
 FOLLOWER_GIVES_UP = 10 * 0.25
 
 
+# A candidate on the isolated follower in an election of its own, told late that its predecessor left: its
+# session is short, so ZooKeeper expires it and elects the next one well before the follower gives up.
+LATE_SESSION = 1.0
+
+ADVICE_ISOLATED = ("A follower cut off from its peers keeps answering reads from its stale copy for a while, long "
+                   "after ZooKeeper expired the leader's session. A read that renews a lease or makes a leader must "
+                   "follow a sync(), which only the ZooKeeper leader can answer: look at LeaderElection._sync, "
+                   "and at LeaderElection._renew_lease, whose lease must run out while no fresh answer comes.")
+ADVICE_STALE_LOOK = ("Told that its predecessor left, a candidate reads the queue to see whether it leads. From a "
+                     "follower cut off from its peers that read shows a world that has moved on: its own session "
+                     "expired, and the next candidate leads. Sync before that read: LeaderElection._check_position "
+                     "calls LeaderElection._sync first. And never lead on the notification alone: "
+                     "LeaderElection._predecessor_changed only wakes the thread.")
+
+
 def isolated_follower(lab: Lab, found: Findings) -> None:
-    cluster, sampler = lab.ensemble(), lab.sampler()
+    cluster, sampler, late_sampler = lab.ensemble(), lab.sampler(), lab.sampler()
     lab.on_close(cluster.heal_peers)
     follower, old, rest = leader_on_a_follower(lab, cluster, sampler)
+    tap, late, last = told_late(lab, cluster, follower, late_sampler)
     isolated = time.monotonic()
     cluster.isolate(follower.sid, how="blackhole")
+    wait_for(lambda: last.is_leader, LATE_SESSION * 2 + REACT, "isolated-follower",
+             "q did not lead after w's server was cut off and its session expired",
+             "When a session expires, the next in line must lead: LeaderElection._check_position.")
+    tap.release()  # w hears now that p left, while its server still answers from its stale copy
     new = wait_for(lambda: next((e for e in rest if e.is_leader), None), ISOLATED_SESSION * 2 + REACT,
                    "isolated-follower", "no candidate led after the leader's server was cut off",
                    "When the leader's session expires, the next in line must lead: LeaderElection._check_position.")
-    # Sample on while the follower could still answer c0 from its stale copy: until it gives up.
-    wait_for(lambda: follower.mode() is None and not old.client.connected, FOLLOWER_GIVES_UP + ISOLATED_SESSION,
-             "isolated-follower", "the isolated follower kept serving", "", interval=0.05)
+    # Sample on while the follower could still answer c0 and w from its stale copy: until it gives up.
+    wait_for(lambda: follower.mode() is None and not old.client.connected and not late.client.connected,
+             FOLLOWER_GIVES_UP + ISOLATED_SESSION, "isolated-follower", "the isolated follower kept serving", "",
+             interval=0.05)
+    if judge_isolated(found, sampler, old, rest, new, isolated):
+        judge_told_late(lab, found, late_sampler, [late, last])
+
+
+def judge_isolated(found: Findings, sampler: LeaderSampler, old: object, rest: list[object], new: object,
+                   isolated: float) -> bool:
     most, figure = overlap_figure(sampler, [old, *rest])
     stopped, started = sampler.stopped("c0"), sampler.started(new.name)
     gap = started - stopped if stopped is not None and started is not None else None
@@ -583,11 +611,45 @@ def isolated_follower(lab: Lab, found: Findings) -> None:
                 f"c0 stopped {stopped - isolated:.2f} s after its server was cut off, {gap:.2f} s before {new.name} "
                 "started; 0 s of overlap" if ok else
                 f"c0 went on leading {sampler.together:.2f} s after {new.name} started, on reads from a server "
-                f"cut off from its peers; {figure}",
-                "A follower cut off from its peers keeps answering reads from its stale copy for a while, long "
-                "after ZooKeeper expired the leader's session. A read that renews a lease or makes a leader must "
-                "follow a sync(), which only the ZooKeeper leader can answer: look at LeaderElection._sync, "
-                "and at LeaderElection._renew_lease, whose lease must run out while no fresh answer comes.")
+                f"cut off from its peers; {figure}", ADVICE_ISOLATED)
+    return ok
+
+
+def judge_told_late(lab: Lab, found: Findings, sampler: LeaderSampler, elections: list[object]) -> None:
+    most, figure = overlap_figure(sampler, elections)
+    if most > 1:  # the lanes shown under the failure are this election's
+        lab.samplers.remove(sampler)
+        lab.samplers.insert(0, sampler)
+        found.fail("isolated-follower", f"w, told late that p had left, led beside q on a read from a server cut "
+                   f"off from its peers, whose stale copy still showed w first after its session expired; {figure}",
+                   ADVICE_STALE_LOOK)
+        return
+    previous = found.verdicts["isolated-follower"].figure
+    found.hold("isolated-follower", f"{previous}; w, told late that p had left, did not lead on that server's "
+               "stale copy")
+
+
+def told_late(lab: Lab, cluster: object, follower: object, sampler: LeaderSampler) -> tuple[object, object, object]:
+    """A second election: p leads on a healthy server, w waits behind it on the follower (through a tap), q behind
+    w. p resigns, and the notification that tells w is held on the wire. Returns (the tap, w, q)."""
+    others = [s for s in cluster.servers if s is not follower]
+    chroot = f"/check-{time.monotonic_ns()}"
+    lab.client(via=others[0].address).ensure_path(chroot)
+    tap = lab.tap(target=follower.address)
+    first = candidate(lab, chroot, "p", sampler, ISOLATED_SESSION, via=others[0].address)
+    wait_for(lambda: first.is_leader, REACT, "isolated-follower", "p did not lead", "A lone candidate must lead.")
+    late = candidate(lab, chroot, "w", sampler, LATE_SESSION, via=tap.address)
+    wait_for(lambda: tap.watches > 0, REACT, "isolated-follower", "w set no watch on the candidate before it",
+             "Each candidate but the first must watch the node just before its own: LeaderElection._check_position.")
+    settle(late.client, REACT)  # its watch is in place on the follower: its session's requests are in order
+    last = candidate(lab, chroot, "q", sampler, ISOLATED_SESSION, via=others[1].address)
+    wait_for(lambda: len(first.participants()) == 3, REACT, "isolated-follower", "w and q did not join",
+             "start() must join the election.")
+    tap.hold_next_event()
+    first.resign()
+    wait_for(tap.held.is_set, REACT, "isolated-follower", "w was not told that p left",
+             "A candidate must watch the node just before its own: LeaderElection._check_position.")
+    return tap, late, last
 
 
 def leader_on_a_follower(lab: Lab, cluster: object, sampler: LeaderSampler) -> tuple[object, object, list[object]]:

@@ -66,14 +66,14 @@ def point(label: str | bytes) -> int:
 
 
 def member_points(name: str, weight: float, vnodes: int) -> list[int]:
-    """Step 2. A member's points, max(1, round(vnodes * weight)) of them: weight 2 gets twice the points
+    """Step 3. A member's points, max(1, round(vnodes * weight)) of them: weight 2 gets twice the points
     (and keys) of weight 1, the lightest still one. Point i is point(f"{name}#{i}"), in order of i."""
     count = max(1, round(vnodes * check_weight(weight)))
     return [point(f"{name}#{i}") for i in range(count)]
 
 
 def place_points(weights: Mapping[str, float], vnodes: int) -> tuple[list[int], list[str]]:
-    """Step 4. Every member's points sorted by (point, name), and their owners: owners[i] owns points[i].
+    """Step 2. Every member's points sorted by (point, name), and their owners: owners[i] owns points[i].
     The name breaks a tie between equal points, so routers that saw members join in other orders agree."""
     entries: list[tuple[int, str]] = []
     for name, weight in weights.items():
@@ -129,7 +129,7 @@ class HashRing:
         return self.owner_at(point(key))
 
     def owner_at(self, position: int) -> str:
-        """Step 3. The owner of the first point at or after `position` (binary search in the sorted
+        """Step 4. The owner of the first point at or after `position` (binary search in the sorted
         self._points; self._owners[i] owns self._points[i]). Past the last point, wrap around to the first.
         An empty ring has no owner: LookupError."""
         if not self._points:
@@ -179,7 +179,7 @@ def register_node(client: KazooClient, root: str, name: str, weight: float = 1, 
 
 
 def parse_weight(data: bytes) -> float:
-    """Step 6. A member's weight from its znode's data, or ValueError saying why the data is not ours.
+    """Step 7. A member's weight from its znode's data, or ValueError saying why the data is not ours.
     Ours is {"weight": number} of at most MAX_DATA_BYTES; empty data means weight 1 (a member made by hand
     with zkCli.sh). Refuse the rest, never guess: anyone can write a znode."""
     if not data:
@@ -272,7 +272,7 @@ class RingWatcher:
             self._on_change(old, new)
 
     def _read_members(self, names: list[str]) -> tuple[dict[str, float], dict[str, str]]:
-        """Step 7. ({name: weight}, {name: why refused}) for these members, each read with a data watch that
+        """Step 6. ({name: weight}, {name: why refused}) for these members, each read with a data watch that
         fires once when its data changes or its znode goes: a children watch sees neither. All asked at once."""
         pending = {name: self.client.get_async(f"{self.path}/{name}", watch=self._member_changed) for name in names}
         weights, refused = {}, {}

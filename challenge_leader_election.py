@@ -91,7 +91,7 @@ class FencingToken:
 
 def fenced_write(client: KazooClient, token: FencingToken, ledger: str, value: str | bytes,
                  timeout: float | None = None) -> int:
-    """Step 5. Write the leader's record to `ledger` in one transaction that commits only if token.node_path
+    """Step 6. Write the leader's record to `ledger` in one transaction that commits only if token.node_path
     still exists (check() it at version 0: never modified) and the ledger is as we read it. Never compare epochs
     here: a paused process would compare stale ones; ZooKeeper decides, in order. Each round trip waits at most
     `timeout` (default: the session timeout). Returns the ledger's new version; NotLeaderError if refused."""
@@ -170,7 +170,7 @@ class LeaderElection:
             self._wake.set()  # it left between our two reads: look again
 
     def _on_connection_change(self, state: str) -> None:
-        """Step 3. The session's state changed (kazoo's thread: never block). SUSPENDED: stop acting at once.
+        """Step 5. The session's state changed (kazoo's thread: never block). SUSPENDED: stop acting at once.
         LOST: stop acting and forget our node, so we join again. Always wake our thread to look again."""
         if state == KazooState.SUSPENDED:
             self._set_leader(False, "connection SUSPENDED")
@@ -199,7 +199,7 @@ class LeaderElection:
             self._set_leader(True, "lease renewed", lease_from=asked_at, renewal=True)
 
     def _find_own_node(self) -> tuple[str, int] | None:
-        """Step 6. Our node, made by a create whose reply was lost: (name, owning session) or None: the child
+        """Step 7. Our node, made by a create whose reply was lost: (name, owning session) or None: the child
         named with our GUID that our current session owns (an older session's is not ours to keep)."""
         with contextlib.suppress(NoNodeError):  # no election path yet: no node of ours
             for child in self.client.get_children(self.path):
@@ -210,7 +210,7 @@ class LeaderElection:
         return None
 
     def _sync(self) -> None:
-        """Step 7 (one line). Make our next read as fresh as ZooKeeper's leader: a sync goes through the leader,
+        """Step 3 (one line). Make our next read as fresh as ZooKeeper's leader: a sync goes through the leader,
         and a session's requests are answered in order. The read's deadline covers both: don't wait for it."""
         self.client.sync_async(self.path)
 

@@ -7,7 +7,10 @@
 (c) a correct answer written independently (other control flow, other helpers) passes every guarantee;
     every step's right answer goes into one script, so one run per challenge proves them all together;
 (d) a plausible wrong answer fails the guarantees its file names, with advice naming the step's function
-    (only the scenarios measuring those guarantees run: `check --only`).
+    (only the scenarios measuring those guarantees run: `check --only`);
+(e) the teaching order can be followed: with steps 1..k written (the reference) and k+1..7 emptied, every
+    guarantee of a step <= k holds, fails on its own, or says "not written yet: <step k+1's function>", never
+    a later step's; and the progress line names step k+1's function, and no later step's.
 Our answers live in tests/answers/<challenge>/<qualname>.<right|wrong>_<what>.py, one function each; a
 wrong answer's `# fails: key, key` line says which guarantees it must fail, and `# gap: why` marks a
 wrong answer the checker cannot catch yet (an expected failure that says why). Each variant is one
@@ -22,6 +25,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from importlib import import_module
 from pathlib import Path
 
 import pytest
@@ -112,6 +116,8 @@ def variants() -> list[Variant]:
     found = [Variant(f"reference-{c}", c) for c in SCRIPTS]
     found += [Variant(f"emptied-{s.name}", s.challenge, emptied=(s,)) for s in STEPS]
     found += [Variant(f"written-{c}", c, emptied=tuple(s for s in STEPS if s.challenge == c)) for c in SCRIPTS]
+    found += [Variant(f"prefix-{c}-{k}", c, emptied=tuple(s for s in STEPS if s.challenge == c and s.step > k))
+              for c, k in PREFIXES]
     for challenge in SCRIPTS:
         right = {a.function: a for a in ALL_ANSWERS if a.challenge == challenge and a.right}  # one per step
         found.append(Variant(f"right-{challenge}", challenge, tuple((f, a.source) for f, a in right.items())))
@@ -120,6 +126,8 @@ def variants() -> list[Variant]:
     return found
 
 
+# Steps 1..k written, the rest emptied: k = 0 is "written-", k = 7 the reference.
+PREFIXES = [(c, k) for c in SCRIPTS for k in range(1, 7)]
 VARIANTS = variants()
 
 
@@ -213,3 +221,22 @@ def test_d_a_wrong_answer_fails_with_advice_naming_the_function(answer: Answer, 
         assert problems, f"the checker catches {answer.name} now: drop its `# gap:` line\n{output}"
         pytest.xfail(f"a gap in the checker: {answer.gap}")
     assert answer.fails and not problems, "; ".join(problems) + "\n" + output
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("challenge, k", PREFIXES, ids=[f"{c}-1-to-{k}" for c, k in PREFIXES])
+def test_e_with_steps_1_to_k_written_their_guarantees_wait_at_most_on_step_k_plus_1(challenge: str, k: int,
+                                                                                    runs: dict) -> None:
+    """A learner who writes the steps in the lab's order is never told to jump ahead."""
+    output, _, _ = runs[f"prefix-{challenge}-{k}"]
+    steps = sorted((s for s in STEPS if s.challenge == challenge), key=lambda s: s.step)
+    following, later = steps[k].function, [s.function for s in steps[k + 1:]]
+    rules = import_module(f"zklab.check_{challenge}").STEPS
+    held, found = verdict(output, challenge), blocks(output, challenge)
+    for key in (key for key, step in rules.items() if step <= k):
+        assert key in held, f"{key} not reported\n{output}"
+        line = found[key].split("\n")[0]
+        assert held[key] or "not written yet: " not in line or f"not written yet: {following}" in line, output
+    progress = next(line for line in reversed(output.splitlines()) if line.startswith(f"{challenge}: "))
+    assert following in progress and not any(f in progress for f in later), output
+    assert "Traceback" not in output, output

@@ -361,6 +361,33 @@ def test_progress_counts_the_steps_that_hold_in_teaching_order(tmp_path: Path, m
         "leader: steps 1-7 of 7 hold, all written by you"
 
 
+def test_progress_follows_what_is_written_not_only_what_the_check_hit() -> None:
+    """After `exercise write`, the step the checker's scenarios hit first is not always step 1: the line must
+    still say step 1 is next while it is a stub, say which written steps wait on which later one, name a
+    failing step as failing, and after a break-exercise speak of the break, not of a step to write."""
+    steps = [e for e in STEPS if e.challenge == "leader"]
+    keys = sorted(set(guarantees("leader")) | {k for e in steps for k in e.guarantees})
+    nothing_holds = {k: False for k in keys}
+    def hit(step: Exercise) -> dict[str, str]:
+        return {k: step.function for k in keys}
+    all_stubs = frozenset(e.name for e in steps)
+    line = progress_line("leader", steps, nothing_holds, hit(steps[1]), set(), all_stubs)
+    assert line == f"leader: 0 of 7 steps hold; next: step 1, {steps[0].function} (exercise {steps[0].number})"
+    line = progress_line("leader", steps, nothing_holds, hit(steps[1]), set(), all_stubs - {steps[0].name})
+    assert line == (f"leader: 0 of 7 steps hold; step 1 is written, and its guarantees wait on step 2, "
+                    f"{steps[1].function} (exercise {steps[1].number})"), line
+    line = progress_line("leader", steps, nothing_holds, hit(steps[6]), set(), frozenset({steps[6].name}))
+    assert line == (f"leader: 0 of 7 steps hold; steps 1-6 are written, and their guarantees wait on step 7, "
+                    f"{steps[6].function} (exercise {steps[6].number})"), line
+    last = steps[6].guarantees[0]
+    line = progress_line("leader", steps, {k: k != last for k in keys}, {})
+    assert line == (f"leader: steps 1-6 of 7 hold; step 7 ({steps[6].function}) is written and failing: {last}: "
+                    "the advice above says where to look"), line
+    brk = next(e for e in load_all() if e.challenge == "leader" and e.kind == "break")
+    line = progress_line("leader", steps, nothing_holds, {}, {brk.name}, frozenset(), brk)
+    assert line.startswith(f"leader: break-exercise {brk.number} is applied ({brk.title})"), line
+
+
 def test_reset_without_its_state_takes_the_reference_from_git(tmp_path: Path) -> None:
     """With .zklab/ gone, reset still puts back an emptied step: the committed script has its reference."""
     scripts = copy_scripts(tmp_path)

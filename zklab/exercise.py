@@ -429,24 +429,44 @@ def step_status(exercise: Exercise, verdicts: dict[str, bool], unwritten: dict[s
 
 
 def progress_line(challenge: str, steps: list[Exercise], verdicts: dict[str, bool], unwritten: dict[str, str],
-                  yours: set[str] | None = None) -> str:
-    """How far the steps hold, in teaching order; with `yours` (the steps emptied for the learner), whose they are."""
-    held = 0
-    for step in steps:
-        if step_status(step, verdicts, unwritten)[0] != "holds":
-            break
+                  yours: set[str] | None = None, stubs: frozenset[str] = frozenset(),
+                  breaking: Exercise | None = None) -> str:
+    """How far the steps hold, in teaching order, and what to do next. `yours`: the steps emptied for the
+    learner; `stubs`: the steps still empty in the script; `breaking`: a break-exercise applied now."""
+    if breaking is not None:  # the ✘ lines are the break's lesson, not a step to write
+        return (f"{challenge}: break-exercise {breaking.number} is applied ({breaking.title}): the lines above show "
+                "what it breaks; `./run.sh exercise reset` puts the reference back")
+    total, held = len(steps), 0
+    while held < total and steps[held].name not in stubs and holds(steps[held], verdicts, unwritten):
         held += 1
-    total = len(steps)
     if held == total:
         return f"{challenge}: steps 1-{total} of {total} hold" + whose(challenge, steps, yours)
+    head = f"{challenge}: 0 of {total} steps hold" if held == 0 else \
+        f"{challenge}: step{'s 1-' if held > 1 else ' '}{held} of {total} hold{'s' if held == 1 else ''}"
     nxt = steps[held]
     status, detail = step_status(nxt, verdicts, unwritten)
-    then = f"; next: step {nxt.step}, {nxt.function} (exercise {nxt.number})"
-    if status == "waits":
-        then = f"; step {nxt.step} is {detail}"
-    if held == 0:
-        return f"{challenge}: 0 of {total} steps hold{then}"
-    return f"{challenge}: step{'s 1-' if held > 1 else ' '}{held} of {total} hold{'s' if held == 1 else ''}{then}"
+    if nxt.name in stubs or status == "unwritten":
+        return f"{head}; next: step {nxt.step}, {nxt.function} (exercise {nxt.number})"
+    if status == "fails":
+        return f"{head}; step {nxt.step} ({nxt.function}) is {detail}: the advice above says where to look"
+    return f"{head}; {waiting(steps[held:], stubs, unwritten) or f'step {nxt.step} is {detail}'}"
+
+
+def holds(step: Exercise, verdicts: dict[str, bool], unwritten: dict[str, str]) -> bool:
+    return step_status(step, verdicts, unwritten)[0] == "holds"
+
+
+def waiting(steps: list[Exercise], stubs: frozenset[str], unwritten: dict[str, str]) -> str:
+    """'steps 2-3 are written, and their guarantees wait on step 4, f (exercise 4)': `steps` from the first
+    that does not hold; '' if what its guarantees wait on is no step that is still to write."""
+    written = next((i for i, step in enumerate(steps) if step.name in stubs), len(steps))
+    hit = {q.rsplit(".", 1)[-1] for k, q in unwritten.items() if k in steps[0].guarantees}
+    awaited = next((step for step in steps[written:] if step.function.rsplit(".", 1)[-1] in hit), None)
+    if awaited is None or written == 0:
+        return ""
+    ready = f"step {steps[0].step} is" if written == 1 else f"steps {steps[0].step}-{steps[written - 1].step} are"
+    return (f"{ready} written, and {'its' if written == 1 else 'their'} guarantees wait on step {awaited.step}, "
+            f"{awaited.function} (exercise {awaited.number})")
 
 
 def whose(challenge: str, steps: list[Exercise], yours: set[str] | None) -> str:
@@ -465,16 +485,20 @@ def record_check(challenge: str, verdicts: dict[str, bool], unwritten: dict[str,
     steps = [e for e in load_all() if e.challenge == challenge and e.kind == "write"]
     if not steps:
         return None
-    yours = None
+    yours, text = None, _text_or_none((scripts or ROOT) / SCRIPTS[challenge])
+    stubs = frozenset(step.name for step in steps if text is not None and is_stub(text, step))
+    breaking = None
     try:
         state = load_state(scripts)
         yours = set(state["applied"])
+        breaking = next((e for e in load_all() if e.challenge == challenge and e.kind == "break" and e.name in yours
+                         and text is not None and parts_in_place(text, e)), None)
         state["progress"][challenge] = {"verdicts": dict(verdicts), "unwritten": dict(unwritten),
                                         "at": time.strftime("%Y-%m-%d %H:%M:%S")}
         save_state(state, scripts)
     except OSError as exc:
         print(f"warning: could not keep the verdicts in {state_dir(scripts)}: {exc}", file=sys.stderr)
-    return progress_line(challenge, steps, verdicts, unwritten, yours)
+    return progress_line(challenge, steps, verdicts, unwritten, yours, stubs, breaking)
 
 
 def last_check(state: dict, challenge: str) -> tuple[dict[str, bool], dict[str, str]] | None:

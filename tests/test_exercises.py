@@ -249,6 +249,31 @@ def test_apply_keeps_crlf_and_writes_through_a_symlink(tmp_path: Path) -> None:
         assert (real / SCRIPTS["leader"]).read_bytes() == before, done.stdout + done.stderr
 
 
+def test_reset_takes_one_exercise_or_one_challenge(tmp_path: Path) -> None:
+    """`reset N` puts back exercise N alone, `reset hashing` that challenge's: a learner undoing one hashing
+    step keeps the leader steps they wrote."""
+    scripts = copy_scripts(tmp_path)
+    leader_step = next(e for e in STEPS if e.challenge == "leader")
+    hashing_steps = [e for e in STEPS if e.challenge == "hashing"][:2]
+    brk = next(e for e in BREAKS if e.challenge == "leader")
+    for exercise in (leader_step, *hashing_steps):
+        assert exercise_cli(scripts, "apply", str(exercise.number)).returncode == 0
+    leader, hashing = scripts / SCRIPTS["leader"], scripts / SCRIPTS["hashing"]
+    assert exercise_cli(scripts, "reset", str(hashing_steps[0].number)).returncode == 0
+    assert not is_stub(hashing.read_text(), hashing_steps[0]) and is_stub(hashing.read_text(), hashing_steps[1])
+    assert is_stub(leader.read_text(), leader_step)
+    assert exercise_cli(scripts, "reset", "hashing").returncode == 0
+    assert hashing.read_text() == (ROOT / SCRIPTS["hashing"]).read_text() and is_stub(leader.read_text(), leader_step)
+    assert exercise_cli(scripts, "reset", "leader").returncode == 0
+    assert leader.read_text() == (ROOT / SCRIPTS["leader"]).read_text()
+    assert exercise_cli(scripts, "apply", str(brk.number)).returncode == 0  # a break needs the finished recipe
+    assert is_applied(leader.read_text(), brk)
+    assert exercise_cli(scripts, "reset", str(brk.number)).returncode == 0
+    assert leader.read_text() == (ROOT / SCRIPTS["leader"]).read_text()
+    unknown = exercise_cli(scripts, "reset", "99")
+    assert unknown.returncode == 2 and "no exercise '99'" in unknown.stderr, unknown.stderr
+
+
 def test_reset_keeps_the_learners_other_edits_and_their_written_step(tmp_path: Path) -> None:
     """An edit elsewhere survives reset; a step the learner wrote is put back and their version kept."""
     scripts = copy_scripts(tmp_path)

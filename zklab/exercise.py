@@ -611,18 +611,23 @@ def empty_steps(exercises: list[Exercise], steps: list[Exercise], args: argparse
 
 
 def cmd_reset(exercises: list[Exercise], args: argparse.Namespace) -> int:
+    """Put back the reference of every exercise in place, or of one challenge's, or of exercise N alone."""
+    chosen = exercises if args.which is None else [e for e in exercises if e.challenge == args.which] \
+        if args.which in SCRIPTS else [pick(exercises, args.which)]
     state, said = load_state(args.scripts), []
     for challenge, name in SCRIPTS.items():
+        if not any(e.challenge == challenge for e in chosen):
+            continue
         script = read_script(args.scripts / name)
-        text = reset_steps(exercises, challenge, script, state, said, args.scripts)
-        text = reset_breaks(exercises, challenge, name, text, state, said)
+        text = reset_steps(chosen, challenge, script, state, said, args.scripts)
+        text = reset_breaks(chosen, challenge, name, text, state, said)
         write_script(script, text)
     save_state(state, args.scripts)
     for line in said:
         print(line)
     if not said:
-        print("no exercise is in place; your own edits, if any, are untouched "
-              "(`git diff` shows them, `git checkout -- <script>` would discard them)")
+        print(f"{'no exercise' if args.which is None else args.which} is in place; your own edits, if any, are "
+              "untouched (`git diff` shows them, `git checkout -- <script>` would discard them)")
     return 0
 
 
@@ -774,8 +779,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     sub.add_argument("number", metavar="N")
     sub.add_argument("--reveal", action="store_true", help="show it now (a spoiler)")
     sub.set_defaults(run=cmd_solution)
-    commands.add_parser("reset", help="put back the reference of every exercise, keeping your own edits"
-                        ).set_defaults(run=cmd_reset)
+    sub = commands.add_parser("reset", help="put back the reference of every exercise (or of leader, hashing, or "
+                              "exercise N alone), keeping your own edits")
+    sub.add_argument("which", nargs="?", metavar="N|leader|hashing", help="only this exercise, or this challenge's")
+    sub.set_defaults(run=cmd_reset)
     return parser.parse_args(argv)
 
 

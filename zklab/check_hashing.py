@@ -159,12 +159,37 @@ def leave(lab: Lab, found: Findings) -> None:
     movement(found, "leave", lab.script.HashRing(nodes=TEN), "leave", "node-3", 1 / 10, ten_owners(lab.script))
 
 
+# (weight, vnodes, points wanted): the lightest member still gets one point, and a fraction rounds to the
+# nearest whole point (0.5 x 3 is 1.5: 2 points; int() would drop the half, shorting every light member).
+FEW_POINTS = [(None, 1, 1), (0.5, 3, 2), (0.7, 4, 3)]   # None: MIN_WEIGHT
+ADVICE_FEW = ("A member gets max(1, round(vnodes x weight)) points: round, not int(), so 1.5 points are 2; "
+              "and at least one, or the lightest member owns no key and a ring of it alone says it is empty. "
+              "Look at member_points.")
+
+
+def few_points(lab: Lab, found: Findings) -> bool:
+    """False (and the weights verdict failed) when a light member on few vnodes gets the wrong point count."""
+    for weight, vnodes, want in FEW_POINTS:
+        weight = lab.script.MIN_WEIGHT if weight is None else weight
+        ring = lab.script.HashRing(vnodes=vnodes, nodes={"light": weight})
+        owner, error = attempt(lambda r=ring: r.owner("key:1"))
+        if ring.point_count != want or owner != "light":
+            found.fail("weights", f"a lone member of weight {weight:g} on {vnodes} vnode{'s' * (vnodes > 1)} got "
+                       f"{ring.point_count} point{'s' * (ring.point_count != 1)}, {want} wanted; owner('key:1') "
+                       f"gave {error or repr(owner)}", ADVICE_FEW)
+            return False
+    return True
+
+
 def weights(lab: Lab, found: Findings) -> None:
+    if not few_points(lab, found):
+        return
     counts = Counter(owners(lab.script.HashRing(nodes={**{n: 1 for n in TEN[:9]}, "heavy": 2})))
     light = sum(counts[n] for n in TEN[:9]) / 9
     ratio = counts["heavy"] / light if light else float("inf")
     found.judge("weights", 1.7 <= ratio <= 2.3,
-                f"a weight-2 member holds {ratio:.2f}x a weight-1 member's keys (2x wanted)",
+                f"a weight-2 member holds {ratio:.2f}x a weight-1 member's keys (2x wanted); the lightest "
+                "gets 1 point, 0.5 x 3 vnodes 2",
                 ADVICE_POINT if len(counts) == 1 else
                 "A member with twice the weight must get twice the points, and enough points per member that "
                 "its share follows them (vnodes x weight; DEFAULT_VNODES). Look at member_points.")
@@ -351,21 +376,30 @@ def callback(lab: Lab, found: Findings) -> None:
 # ---------------------------------------------------------------- members written by hand
 
 # Member znodes anyone could write with zkCli.sh: (name, data, ephemeral?). Only "valid" may join.
+# "nested" is JSON 100,000 arrays deep: json.loads raises RecursionError, not ValueError, unless the data's size
+# is bounded first. "oversized" is a good record padded past any small bound: reading it is not a router's job.
+OVERSIZED = 10_000   # bytes; ours is {"weight": 2.5}, 14 bytes: any bound a router keeps is far below this
 FOREIGN_MEMBERS = [
     ("huge", b'{"weight": 1e9}', True),
     ("tiny", b'{"weight": 1e-9}', True),
     ("text", b'{"weight": "2"}', True),
     ("junk", b"\xff\xfe\x00junk", True),
+    ("nested", b"[" * 100_000, True),
+    ("oversized", b'{"weight": 1, "pad": "' + b"x" * OVERSIZED + b'"}', True),
     ("persistent", b'{"weight": 1}', False),
     ("valid", b'{"weight": 2}', True),
 ]
 
 
 ADVICE_FOREIGN = ("One member with weight 1e9 takes 1.6e11 points: a router runs out of memory; foreign data "
-                  "must never count as weight 1, and a persistent member never leaves, so keys would go to it "
-                  "long after it died. A router keeps such a member off its ring and reports it in "
-                  "RingWatcher.ignored: look at parse_weight (and check_weight), and at how "
-                  "RingWatcher._read_members reads members (the znode's stat.ephemeralOwner).")
+                  "must never count as weight 1, nor a record past MAX_DATA_BYTES (not ours), and a persistent "
+                  "member never leaves, so keys would go to it long after it died. A router keeps such a member "
+                  "off its ring and reports it in RingWatcher.ignored: look at parse_weight (and check_weight), "
+                  "and at how RingWatcher._read_members reads members (the znode's stat.ephemeralOwner).")
+ADVICE_UNPARSED = ("parse_weight must answer ValueError for any data that is not ours, whatever it holds: any other "
+                   "exception fails the router's whole rebuild, again on every retry, so no member joins after it. "
+                   "Bound the data's size before json.loads (deep nesting raises RecursionError). Look at "
+                   "parse_weight.")
 
 
 def watch_intruders(pair: list[object], bad: set[str], started: float) -> tuple[float | None, dict]:
@@ -382,7 +416,30 @@ def watch_intruders(pair: list[object], bad: set[str], started: float) -> tuple[
     return None, intruders
 
 
+def unparsed(lab: Lab) -> list[str]:
+    """The foreign data on which parse_weight raised something other than ValueError, each said in one line."""
+    said = []
+    for name, data, _ in FOREIGN_MEMBERS:
+        _, error = attempt(lambda d=data: lab.script.parse_weight(d))
+        if error and not error.startswith(("ValueError", "JSONDecodeError", "UnicodeDecodeError")):
+            said.append(f"parse_weight of {name!r} data ({data[:12]!r}..., {len(data):,} bytes) raised "
+                        f"{error[:80]}, not ValueError")
+    return said
+
+
+REFUSALS = ("ValueError", "JSONDecodeError", "UnicodeDecodeError")   # parse_weight's answer to foreign data
+
+
+def forgive_refusals(lab: Lab, since: int) -> None:
+    """Forget the ValueErrors the script raised on foreign data since `since`: refusing is its answer, not a bug,
+    so a failure names what else it raised (a RecursionError), not the first refusal."""
+    errors = lab.errors.errors
+    errors[since:] = [e for e in errors[since:] if e.kind not in REFUSALS]
+
+
 def foreign(lab: Lab, found: Findings) -> None:
+    since = len(lab.errors.errors)
+    lab.on_close(lambda: forgive_refusals(lab, since))
     chroot = lab.namespace()
     pair = [router(lab, chroot) for _ in range(2)]
     writer, path = lab.client(chroot), lab.script.members_path(ROOT)
@@ -393,23 +450,41 @@ def foreign(lab: Lab, found: Findings) -> None:
     lab.on_close(lambda: [writer.delete(f"{path}/{name}") for name, _, ephemeral in FOREIGN_MEMBERS
                           if not ephemeral])
     joined, intruders = watch_intruders(pair, bad, started)
-    advice = ADVICE_FOREIGN
     if intruders:
         on = {name: (weight, sorted(i for i, n in intruders if n == name)) for (_, name), weight in intruders.items()}
         found.fail("foreign", "; ".join(f"member {name!r} got on the ring of router{'s' * (len(rs) > 1)} "
                                         f"{' and '.join(map(str, rs))} "
                                         f"with weight {weight!r}" for name, (weight, rs) in sorted(on.items())),
-                   advice)
+                   ADVICE_FOREIGN)
     elif joined is None:
         rings = [sorted(r.ring.weights.items()) for r in pair]
         unreported = sorted(n for n in bad if any(n not in r.ignored for r in pair))
+        failed_parse = unparsed(lab)
         found.fail("foreign", f"within {CONVERGE:.1f} s the routers held {rings}, want [('valid', 2)]"
                    + (f"; {', '.join(unreported)} not reported in RingWatcher.ignored" if unreported else ""),
-                   advice)
+                   ADVICE_UNPARSED if failed_parse else ADVICE_FOREIGN)
+        found.verdicts["foreign"].evidence = failed_parse[:3]
     else:
-        found.hold("foreign", f"{len(bad)} members with foreign, out-of-range or persistent data stayed off both "
-                   f"routers' rings, each reported in ignored; the valid one joined {joined * 1000:.0f} ms after "
-                   "the writes began")
+        late_join(lab, found, chroot, pair, joined, len(bad))
+
+
+def late_join(lab: Lab, found: Findings, chroot: str, pair: list[object], joined: float, refused: int) -> None:
+    """A valid member joining after the foreign ones must still reach both routers: they keep rebuilding."""
+    started = time.monotonic()
+    lab.script.register_node(lab.client(chroot), ROOT, "late")
+    try:
+        wait_for(lambda: all(set(r.ring.nodes) == {"valid", "late"} for r in pair), CONVERGE, "foreign", "", "")
+    except Broken:
+        failed_parse = unparsed(lab)
+        found.fail("foreign", f"a valid member that joined after the foreign ones did not reach both routers "
+                   f"within {CONVERGE:.1f} s (they hold {[r.ring.nodes for r in pair]})",
+                   ADVICE_UNPARSED if failed_parse else "A router must rebuild on every change, with foreign "
+                   "members among the children: look at RingWatcher._read_members.")
+        found.verdicts["foreign"].evidence = failed_parse[:3]
+        return
+    found.hold("foreign", f"{refused} members with foreign, oversized, out-of-range or persistent data stayed off "
+               f"both routers' rings, each reported in ignored; the valid one joined {joined * 1000:.0f} ms after "
+               f"the writes began, and one joining after them {(time.monotonic() - started) * 1000:.0f} ms later")
 
 
 # ---------------------------------------------------------------- an empty ring, and the wrap

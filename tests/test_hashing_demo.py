@@ -412,3 +412,16 @@ def test_a_second_sigterm_ends_a_stuck_shutdown_within_a_second(zk_hosts: str, t
     assert time.monotonic() - sent < 1.0 + 0.3, f"{time.monotonic() - sent:.2f} s after the second SIGTERM"
     assert proc.returncode == 0 and "Traceback" not in err, err
     assert "left behind" in out
+
+
+def test_members_keep_their_letters_across_a_leave_and_a_join() -> None:
+    """m2 leaves, m4 joins: m3 is still C and m4 takes a fresh letter, not m2's B, so one change's 'after'
+    strip reads as the next change's 'before' (the letters were handed out again in name order)."""
+    args = argparse.Namespace(keys=100, show=0, strip=True, verbose=False)
+    report = Report(Output(Shutdown(), None), script, args, [])
+    memberships = (["m1", "m2", "m3"], ["m1", "m3"], ["m1", "m3", "m4"])
+    rings = [HashRing(16, dict.fromkeys(names, 1.0)) for names in memberships]
+    report._members(rings[0], rings[1])
+    assert report.letters == {"m1": "A", "m2": "B", "m3": "C"}
+    legend = report._members(rings[1], rings[2])[0]
+    assert report.letters["m3"] == "C" and report.letters["m4"] == "D" and "C=m3" in legend and "D=m4" in legend

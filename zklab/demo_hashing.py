@@ -178,6 +178,7 @@ class Report:
         self._seen = threading.Condition()
         self._held: dict[int, dict[str, float]] = {}   # router -> fingerprint -> when it last swapped to it
         self._last_narrated: str | None = None
+        self.letters: dict[str, str] = {}   # member -> its letter in the strips, for the whole run
 
     # -- every router's swaps and refusals (from its rebuild thread)
 
@@ -232,13 +233,21 @@ class Report:
 
     def _members(self, old: object, new: object) -> list[str]:
         """The first line: the members (some of them, when many), lettered as in the strip."""
-        self.letters = {n: LETTERS[i] if i < len(LETTERS) else "?" for i, n in
-                        enumerate(sorted(set(old.nodes) | set(new.nodes)))}
+        self._letter(set(old.nodes) | set(new.nodes))
         weights = new.weights
         named = [f"{self.letters[n]}={_label(n, weights[n])}" if self.args.strip else _label(n, weights[n])
                  for n in sorted(weights)[:LEGEND_MEMBERS]]
         more = f" and {len(weights) - LEGEND_MEMBERS} more" if len(weights) > LEGEND_MEMBERS else ""
         return [f"members ({len(new)}): " + " ".join(named) + more]
+
+    def _letter(self, present: set[str]) -> None:
+        """A member keeps its letter for the run, and a leaver's letter goes to no joiner while another is free:
+        so one change's 'after' strip reads as the next change's 'before'. Letters run out: '?'."""
+        for name in sorted(present - set(self.letters)):
+            if len(self.letters) >= len(LETTERS):  # take back the letters of members that are gone
+                self.letters = {n: c for n, c in self.letters.items() if n in present}
+            used = set(self.letters.values())
+            self.letters[name] = next((c for c in LETTERS if c not in used), "?")
 
     def _strips(self, old: object, new: object) -> list[str]:
         before, after = ring_strip(old, self.letters), ring_strip(new, self.letters)

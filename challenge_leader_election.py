@@ -7,8 +7,8 @@ ZooKeeper's recipe, made robust. Each rule, and the function that holds it:
 3. The others watch only the node just before their own (a departure wakes one, not a herd); woken, they
    read the queue again. A predecessor already gone: look again; our node gone: join again. (_check_position)
 4. SUSPENDED: stop acting at once. LOST: our session and node are gone: join again. (_on_connection_change)
-5. A lease: act only within LEASE_FRACTION of a session timeout of ZooKeeper's last answer; ZooKeeper
-   cannot expire the session sooner, so leadership never outlives it. (_renew_lease, is_leader)
+5. A lease: act only within LEASE_FRACTION of a session timeout, counted from when we SENT the last request
+   ZooKeeper answered; it cannot expire the session sooner, so leadership never outlives it. (_renew_lease, is_leader)
 6. Fencing: the leader's write commits in one transaction with a check that its election node exists,
    so ZooKeeper rejects a deposed leader's late write. (fenced_write)
 7. A reply to create can be lost while the node was made: find it by the GUID in its name. (_find_own_node)

@@ -432,30 +432,49 @@ def ledger_of(admin: KazooClient, token: object, value: str) -> None:
     admin.create(LEDGER, json.dumps({"epoch": token.epoch, "leader": token.leader, "value": value}).encode())
 
 
+STALE = "a stale leader's late write"
+ADVICE_FENCE = ("A leader can pause right after checking that it leads; only ZooKeeper can tell that its session "
+                "ended. Put check(election node) in the write's transaction: fenced_write.")
+ADVICE_UNTOLD = ("A failed transaction does not raise: commit() answers each operation with a result or an "
+                 "exception, and the check's answer says the election node is gone. Raise NotLeaderError then, or "
+                 "the caller goes on as the leader, believing its write is in. Look at fenced_write.")
+
+
 def late_write(lab: Lab, found: Findings, chroot: str, old: object, new: object, token: object) -> None:
     """The deposed leader writes with its old token: ZooKeeper must reject it, and the recipe refuse it."""
     # The late write comes before the new leader's first one: the ledger still holds the old epoch, so
     # only ZooKeeper's check of the election node can tell that this leader was deposed. (A script that
     # compares epochs itself, on the client, would let it through.)
     try:
-        lab.script.fenced_write(old.client, token, LEDGER, "a stale leader's late write")
+        answer, refused = lab.script.fenced_write(old.client, token, LEDGER, STALE), False
     except lab.script.NotLeaderError:
-        try:
-            old.fenced_set(LEDGER, "through the recipe")
-        except lab.script.NotLeaderError:
-            new.fenced_set(LEDGER, "from the new leader")
-            ledger = lab.client(chroot).get(LEDGER)[0]
-            found.judge("stale-write", b"from the new leader" in ledger,
-                        f"stale write rejected by ZooKeeper (epoch {token.epoch}, after epoch {new.epoch} "
-                        "was elected)", "The ledger lost the new leader's write.")
-        else:
-            found.fail("stale-write", "the deposed leader's fenced_set was accepted",
-                       "Only the leader may write: fenced_set must refuse unless is_leader holds.")
-    else:
+        answer, refused = None, True
+    admin = lab.client(chroot)
+    if STALE.encode() in admin.get(LEDGER)[0]:  # what ZooKeeper did, read from the ledger, not from the answer
         found.fail("stale-write", f"ZooKeeper accepted the deposed leader's write with its old epoch "
-                   f"{token.epoch}, after the new leader (epoch {new.epoch}) was elected",
-                   "A leader can pause right after checking that it leads; only ZooKeeper can tell that its "
-                   "session ended. Put check(election node) in the write's transaction: fenced_write.")
+                   f"{token.epoch}, after the new leader (epoch {new.epoch}) was elected: the ledger holds it"
+                   + (" (fenced_write raised NotLeaderError after it was in)" if refused else ""), ADVICE_FENCE)
+    elif not refused:
+        found.fail("stale-write", f"ZooKeeper rejected the deposed leader's write (the ledger kept its record of "
+                   f"before), but fenced_write returned {answer!r} instead of raising NotLeaderError: its caller "
+                   "believes the write is in", ADVICE_UNTOLD)
+    else:
+        refused_by_recipe(lab, found, admin, old, new, token)
+
+
+def refused_by_recipe(lab: Lab, found: Findings, admin: KazooClient, old: object, new: object,
+                      token: object) -> None:
+    """fenced_set refuses a candidate that no longer leads; the new leader's write goes in."""
+    try:
+        old.fenced_set(LEDGER, "through the recipe")
+    except lab.script.NotLeaderError:
+        new.fenced_set(LEDGER, "from the new leader")
+        found.judge("stale-write", b"from the new leader" in admin.get(LEDGER)[0],
+                    f"stale write rejected by ZooKeeper (epoch {token.epoch}, after epoch {new.epoch} "
+                    "was elected)", "The ledger lost the new leader's write.")
+    else:
+        found.fail("stale-write", "the deposed leader's fenced_set was accepted",
+                   "Only the leader may write: fenced_set must refuse unless is_leader holds.")
 
 
 # ---------------------------------------------------------------- a predecessor that leaves between two reads

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -75,6 +76,11 @@ def check_lesson(out: str, fault: str) -> None:
         f"the first fault did not strike the leader {first_leader}:\n{out}"
     assert any("ELECTED leader" in line and "hand-off" in line for line in lines), out
     assert any("notified: the candidate just before me left" in line for line in lines), out
+    for i, line in enumerate(lines):  # a hand-off is the gap between the stamps of its two lines
+        if found := re.search(r"^\s*([\d.]+)s\s+(\S+)\s+ELECTED leader.*hand-off ([\d.]+) ms", line):
+            notified = next(n for n in reversed(lines[:i]) if n.split()[1:3] == [found[2], "notified:"])
+            gap_ms = (float(found[1]) - float(notified.split()[0].rstrip("s"))) * 1000
+            assert abs(gap_ms - float(found[3])) <= 1.5, f"{notified}\n{line}"
 
 
 def check_events(events: list[dict]) -> None:

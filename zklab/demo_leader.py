@@ -122,9 +122,11 @@ class Timeline:
         self.lost: OSError | None = None  # why stdout stopped taking our lines, if it did
         self._print_lock = threading.Lock()
 
-    def say(self, who: str, what: str) -> None:
+    def say(self, who: str, what: str, at: float | None = None) -> None:
+        """One line, stamped with when it happened (`at`, default now): a figure such as a hand-off is then
+        the gap between the stamps of its two lines, not between two prints."""
         if not self.muted:
-            self.out(f"{time.monotonic() - self.started:8.3f}s  {who:<10} {what}")
+            self.out(f"{(time.monotonic() if at is None else at) - self.started:8.3f}s  {who:<10} {what}")
 
     def out(self, text: str) -> None:
         """print(), but a stdout that refuses (a reader that left, a full disk) asks for a clean stop instead."""
@@ -285,22 +287,23 @@ class Worker:
     # -- what the election tells us: noted on its thread (or kazoo's), narrated on ours
 
     def _heard(self, election: object, event: str, detail: str) -> None:
+        now = time.monotonic()
         if event == "woken":
-            self.woken_at = time.monotonic()
+            self.woken_at = now
         elif event == "revoked":
             self.why = detail
-        self.news.put((event, detail, time.monotonic()))
+        self.news.put((event, detail, now))
 
     def _narrate(self) -> None:
         while not self.news.empty():
-            event, detail, _ = self.news.get()
+            event, detail, at = self.news.get()
             if self.crashed or self.resigned:
                 continue  # a dead process prints nothing
             if event == "joined":
                 self._joined()
             elif event == "woken":
                 self.timeline.count("notified")
-                self.timeline.say(self.name, "notified: the candidate just before me left (only I am woken)")
+                self.timeline.say(self.name, "notified: the candidate just before me left (only I am woken)", at)
             elif event == "error":
                 self.demo.fail(f"error: {self.name}: {detail}", denied="NoAuth" in detail)
 
@@ -343,7 +346,7 @@ class Worker:
         handoff = (at - woken) * 1000 if woken is not None else None
         self.timeline.count("elections", handoff)
         note = f", hand-off {handoff:.1f} ms" if handoff is not None else ""
-        self.timeline.say(self.name, f"ELECTED leader, epoch {self.epoch}{note}")
+        self.timeline.say(self.name, f"ELECTED leader, epoch {self.epoch}{note}", at)
 
     def stop_acting(self) -> None:
         """From now on this worker does nothing as leader: its term ends here, as measured."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import time
 from collections.abc import Callable
 
@@ -29,6 +30,7 @@ from zklab.check_lab import (
     Findings,
     Lab,
     LeaderSampler,
+    WireTap,
     wait_for,
 )
 from zklab.faults import settle
@@ -424,6 +426,8 @@ def partition(lab: Lab, found: Findings, fault: str = "blackhole") -> None:
              "candidate. Look at LeaderElection._on_connection_change (LOST).")
     found.hold("rejoin", "after its session expired, the old leader rejoined last in line")
     late_write(lab, found, chroot, old, new, token)  # last: fenced_write (step 6) comes after the steps above
+    if found.verdicts["partition"].ok:
+        held_renewal(lab, found)
 
 
 def ledger_of(admin: KazooClient, token: object, value: str) -> None:
@@ -475,6 +479,101 @@ def refused_by_recipe(lab: Lab, found: Findings, admin: KazooClient, old: object
     else:
         found.fail("stale-write", "the deposed leader's fenced_set was accepted",
                    "Only the leader may write: fenced_set must refuse unless is_leader holds.")
+
+
+# ---------------------------------------------------------------- a renewal answered late, then silence
+
+# The held leader's session: ZooKeeper may expire it this long after it last heard from the leader.
+RENEWAL_SESSION = 2.0
+# How long the renewal's answer is held: more than the third of a session between a lease (2/3 of one) and the
+# expiry, so a lease counted from the answer outlives the session; less than the 3/4 of a lease a renewal waits.
+HOLD = 0.425 * RENEWAL_SESSION
+READS = {3, 4, 8, 12}   # exists, getData, getChildren(2): the read a renewal asks ZooKeeper
+PING_XID = -2           # a heartbeat's xid, in the request and in its answer
+ADVICE_LEASE = ("ZooKeeper may have heard from the leader last when the question reached it, and expires the "
+                "session a session timeout after that: a lease counted from the answer outlives it by as long as "
+                "the answer took. Count the lease from the moment you asked. Look at LeaderElection._renew_lease.")
+
+
+class HeldAnswer(WireTap):
+    """A relay that, once armed, lets one read through to ZooKeeper, holds its answer `hold` s, and then
+    passes nothing more from the client: ZooKeeper hears no more of the session (its close never reaches
+    the client). It answers the client's heartbeats itself, so the client sees no trouble: SUSPENDED comes
+    late, and only the lease stops the leader."""
+
+    def __init__(self, target: str, hold: float):
+        super().__init__(target)
+        self.hold, self.cut, self.heard_at, self._held_xid = hold, False, 0.0, None
+        self._arm = False
+
+    def arm(self) -> None:
+        self.held.clear()
+        self._arm = True
+
+    def heal(self) -> None:
+        """Hang up on the client: it reconnects through us to ZooKeeper, which tells it the session is gone."""
+        self.cut, self._arm = False, False
+        for sock in self._sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def _requests(self, src: socket.socket, dst: socket.socket, data_xids: set[int]) -> None:
+        for index, frame in self._frames(src):
+            xid, op = ((int.from_bytes(frame[i:i + 4], "big", signed=True) for i in (4, 8))
+                       if index > 0 and len(frame) >= 12 else (None, None))
+            if self.cut:
+                if xid == PING_XID:  # the heartbeat's answer: xid, zxid 0, no error
+                    with self._send_lock:
+                        self._send(src, (16).to_bytes(4, "big") + frame[4:8] + bytes(12))
+                continue
+            if self._arm and op in READS and xid is not None and xid >= 0:
+                self._arm, self._held_xid, self.heard_at, self.cut = False, xid, time.monotonic(), True
+            if not self._send(dst, frame):
+                break
+        self._hang_up(src, dst)
+
+    def _replies(self, src: socket.socket, dst: socket.socket, data_xids: set[int]) -> None:
+        for index, frame in self._frames(src):
+            if index > 0 and len(frame) >= 8 and int.from_bytes(frame[4:8], "big", signed=True) == self._held_xid:
+                self._held_xid = None
+                self.held.set()
+                time.sleep(max(0.0, self.heard_at + self.hold - time.monotonic()))
+            with self._send_lock:
+                if not self._send(dst, frame):
+                    break
+        if not self.cut:  # cut off, the client never hears that ZooKeeper closed the connection
+            self._hang_up(src, dst)
+
+
+def held_renewal(lab: Lab, found: Findings) -> None:
+    """A renewal answered HOLD s late, then silence: the leader must stop before ZooKeeper may expire it."""
+    chroot, sampler = lab.namespace(), lab.sampler()
+    tap = HeldAnswer(lab.zk_address, HOLD)
+    lab.on_close(tap.close)
+    leader = candidate(lab, chroot, "held", sampler, timeout=RENEWAL_SESSION, via=tap.address)
+    wait_for(lambda: leader.is_leader, REACT, "partition", "a lone candidate did not lead",
+             "A lone candidate must lead.")
+    session = leader.client._session_timeout / 1000.0  # as ZooKeeper granted it
+    tap.arm()
+    wait_for(tap.held.is_set, REACT, "partition", f"the leader asked ZooKeeper nothing for {REACT:.0f} s",
+             "A leader renews its lease by asking ZooKeeper: look at LeaderElection._renew_lease.")
+    try:
+        wait_for(lambda: (sampler.stopped("held") or 0) > tap.heard_at, session + REACT, "partition", "", "")
+    except Broken:
+        found.fail("partition", f"a leader whose renewal was answered {HOLD:.2f} s late, and that ZooKeeper heard "
+                   f"no more from, still led {session + REACT:.1f} s later", ADVICE_LEASE)
+        return
+    finally:
+        tap.heal()
+    acted = sampler.stopped("held") - tap.heard_at
+    figure = (f"a renewal answered {HOLD:.2f} s late, then silence: the leader stopped {acted:.2f} s after "
+              f"ZooKeeper last heard from it")
+    if acted < session:
+        found.verdicts["partition"].figure += f"; {figure}, {session - acted:.2f} s before it could expire the session"
+        return
+    found.fail("partition", f"{figure}, {acted - session:.2f} s past the moment ZooKeeper could expire its session "
+               f"({session:.1f} s)", ADVICE_LEASE)
+    lab.samplers.insert(0, lab.samplers.pop(lab.samplers.index(sampler)))  # the lanes shown are this leader's
 
 
 # ---------------------------------------------------------------- a predecessor that leaves between two reads

@@ -258,6 +258,9 @@ class WireTap:
         self._release = threading.Event()
         self.lose_create = False                  # drop the reply to the next create, and the connection
         self.create_lost = threading.Event()      # set once that reply was dropped
+        # Called on the relay's thread once ZooKeeper made the node and before its reply is dropped: the client
+        # is still waiting, so what this changes in ZooKeeper is there before the client can look again.
+        self.on_create_lost: Callable[[], object] | None = None
         self._create_xid: int | None = None
         self.watches = 0                          # reads that asked for a watch (exists, getData, getChildren)
         self._hold_event = False                  # hold back the next watch notification (hold_next_event)
@@ -364,6 +367,8 @@ class WireTap:
             elif xid is not None and xid == self._create_xid:
                 # ZooKeeper made the node; its answer is lost with the connection, as in a network failure.
                 self.lose_create, self._create_xid = False, None
+                if self.on_create_lost is not None:
+                    self.on_create_lost()
                 self.create_lost.set()
                 break
             if xid == WATCH_EVENT_XID and self._stash(dst, frame):

@@ -257,19 +257,43 @@ def judge_herd(found: Findings, counts: list[dict[str, int]]) -> None:
 # ---------------------------------------------------------------- a lost reply to create
 
 ADVICE_ORPHAN = "LeaderElection._find_own_node, called from LeaderElection._join."
+ADVICE_TWIN = ("A node is yours only if your current session owns it: the GUID in its name says who made it, not "
+               "whose session keeps it alive. A twin (a process forked after it chose its GUID) makes nodes with "
+               "yours, and ZooKeeper deletes them when the twin's session ends, however you lead. Adopt a match "
+               "only if its ephemeralOwner is your session id, and lead only from a node your session owns: "
+               "LeaderElection._find_own_node, and the owner check in LeaderElection._check_position.")
+# The twin's node: a sequence ZooKeeper's counter never reaches in a check, so it sorts behind any real node and a
+# candidate that adopts it leads from it at once (nobody is before it), where one that does not leads from its own.
+TWIN_SEQ = "9999999999"
 
 
-def lost_create(lab: Lab, found: Findings) -> None:
-    chroot, tap = lab.namespace(), lab.tap()
-    admin = lab.client(chroot)
-    admin.ensure_path(PATH)
-    # A 4 s session outlives the lost connection: the candidate keeps its session, and so its first node.
-    election = lab.script.LeaderElection(lab.client(chroot, 4.0, tap.address), PATH, "lonely")
+def lose_create(lab: Lab, chroot: str, name: str, tap: WireTap) -> object:
+    """A candidate whose reply to create is lost with its connection; it keeps its session (4 s outlives the
+    reconnect through the tap), and so the node that create made. Waits until it leads."""
+    election = lab.script.LeaderElection(lab.client(chroot, 4.0, tap.address), PATH, name)
     lab.on_close(election.resign)
     tap.lose_create = True        # the create reaches ZooKeeper; its reply is lost with the connection
     election.start()
-    wait_for(tap.create_lost.is_set, REACT, "lost-create", "the candidate did not create its node",
+    wait_for(tap.create_lost.is_set, REACT, "lost-create", f"{name} did not create its node",
              "start() must create an election node.")
+    return election
+
+
+def plant_twin(admin: KazooClient, planted: list[str]) -> None:
+    """On the tap's thread, while the candidate waits for the reply it will never get: delete the node it made
+    and create its twin's, with the same GUID, ephemeral in the admin's session (another live session)."""
+    try:
+        (made,) = admin.get_children(PATH)
+        admin.delete(f"{PATH}/{made}")
+        twin = made.rstrip("0123456789") + TWIN_SEQ   # the GUID and name are public: the node's name shows them
+        admin.create(f"{PATH}/{twin}", b"twin", ephemeral=True)
+        planted.append(twin)
+    except Exception as exc:  # noqa: BLE001 - said by the scenario, on our thread
+        planted.append(f"! {type(exc).__name__} {exc}")
+
+
+def leads_after_lost_create(election: object, admin: KazooClient) -> None:
+    """The candidate must lead within REACT; if not, say how many nodes it left in line."""
     try:
         wait_for(lambda: election.is_leader, REACT, "lost-create", "", "")
     except Broken:
@@ -279,15 +303,47 @@ def lost_create(lab: Lab, found: Findings) -> None:
                      "A blind retry of create makes a second node while the first lives on in the same "
                      "session: the candidate waits behind its own orphan. Look for your GUID in the "
                      f"children before creating again: {ADVICE_ORPHAN}") from None
+
+
+def judge_twin(election: object, admin: KazooClient, twin: str) -> str:
+    """The candidate leads from a node its own session owns, not from the twin's; returns the figure."""
+    session = election.client.client_id[0]
+    owners = {c: getattr(admin.exists(f"{PATH}/{c}"), "ephemeralOwner", None) for c in admin.get_children(PATH)}
+    leads_from = (election.node_path or "").rsplit("/", 1)[-1]
+    if owners.get(leads_from) != session:
+        whose = "the twin's, another session's" if leads_from == twin else f"session {owners.get(leads_from) or 0:#x}"
+        raise Broken("lost-create", f"after a lost reply to create, its node deleted and a twin's made with its GUID: "
+                     f"it leads from {leads_from or 'no node'} ({whose}), while its own session {session:#x} owns "
+                     f"{sum(o == session for o in owners.values())} node(s) in line", ADVICE_TWIN)
+    return (f"a twin's node with its GUID, another session's, not adopted: it leads from its own "
+            f"(sequence {leads_from[len(leads_from.rstrip('0123456789')):] or '?'}), not the twin's ({TWIN_SEQ})")
+
+
+def lost_create(lab: Lab, found: Findings) -> None:
+    chroot, twin_root = lab.namespace(), lab.namespace()
+    admin, twin_admin = lab.client(chroot), lab.client(twin_root)
+    admin.ensure_path(PATH)
+    twin_admin.ensure_path(PATH)
+    planted: list[str] = []
+    twin_tap = lab.tap()
+    twin_tap.on_create_lost = lambda: plant_twin(twin_admin, planted)
+    election = lose_create(lab, chroot, "lonely", lab.tap())
+    forked = lose_create(lab, twin_root, "forked", twin_tap)
+    if not planted or planted[0].startswith("! "):
+        raise Broken("lost-create", f"the checker could not plant the twin's node: {planted[0][2:] if planted else ''}",
+                     "start() must create one election node, with the GUID as the first field of its name.")
+    leads_after_lost_create(election, admin)
     nodes = len(admin.get_children(PATH))
     if nodes != 1:
         raise Broken("lost-create", f"after a lost reply to create: {nodes} nodes for one candidate",
                      f"An orphan node holds up everyone behind it until the session ends. Look for your GUID "
                      f"before creating again: {ADVICE_ORPHAN}")
+    leads_after_lost_create(forked, twin_admin)
+    twin = judge_twin(forked, twin_admin, planted[0])
     election.resign()
     wait_for(lambda: not admin.get_children(PATH), REACT, "lost-create",
              "resign() left a node behind", "resign() must delete the candidate's node.")
-    found.hold("lost-create", "1 node after a lost reply to create, found by its GUID; it leads")
+    found.hold("lost-create", f"1 node after a lost reply to create, found by its GUID; it leads; {twin}")
 
 
 # ---------------------------------------------------------------- a leader whose connection drops
@@ -807,7 +863,8 @@ DELETED_NODE = Check({"deleted-node": "a candidate whose node is deleted from ou
 PARTITION = Check({"partition": "a partitioned leader stops before the next one starts",
                    "rejoin": "an expired leader rejoins at the back of the queue",
                    "stale-write": "a deposed leader's late write is rejected by ZooKeeper"}, partition, bound=12)
-LOST_CREATE = Check({"lost-create": "a lost reply to create leaves no orphan node"}, lost_create, bound=8)
+LOST_CREATE = Check({"lost-create": "a lost reply to create leaves no orphan node, and adopts no other session's "
+                                     "node"}, lost_create, bound=8)
 ISOLATED_FOLLOWER = Check({"isolated-follower": "a leader behind a follower cut off from its peers stops before "
                                                 "the next starts"}, isolated_follower, bound=12,
                           needs_ensemble=True)

@@ -9,48 +9,26 @@ import re
 import shutil
 import subprocess
 import sys
-import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from zklab.check import SAME_ADVICE, guarantees
 from zklab.check_lab import ROOT, SCRIPTS
+from zklab.exercise import find_function, replace_function
 
 MARKS = {"\u2714": True, "ok": True, "\u2718": False, "XX": False}
 SAME = re.compile(re.escape(SAME_ADVICE).replace(r"\{\}", "(.*)"))
 
 
-def find_function(tree: ast.Module, qualname: str) -> ast.FunctionDef | ast.AsyncFunctionDef:
-    """The def of `qualname` ('name' or 'Class.name') in a parsed module."""
-    body, node = tree.body, None
-    for part in qualname.split("."):
-        node = next((n for n in body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
-                     and n.name == part), None)
-        if node is None:
-            raise LookupError(f"no {qualname} in the script")
-        body = node.body
-    return node
-
-
-def replace_function(text: str, qualname: str, source: str) -> str:
-    """`text` with the function `qualname` (decorators included) replaced by `source`, indented to fit."""
-    node = find_function(ast.parse(text), qualname)
-    lines = text.splitlines(keepends=True)
-    first = min([node.lineno, *(d.lineno for d in node.decorator_list)]) - 1
-    indent = " " * node.col_offset
-    new = textwrap.indent(textwrap.dedent(source).strip("\n") + "\n", indent)
-    return "".join(lines[:first]) + new + "".join(lines[node.end_lineno:])
-
-
 def function_source(text: str, qualname: str) -> str:
-    node = find_function(ast.parse(text), qualname)
+    node = find_function(text, qualname)
     return ast.get_source_segment(text, node, padded=False) or ""
 
 
 def transform_function(text: str, qualname: str, change: Callable[[ast.FunctionDef], None]) -> str:
     """Apply `change` to the parsed def of `qualname` and put its unparsed source back in place."""
-    node = find_function(ast.parse(text), qualname)
+    node = find_function(text, qualname)
     change(node)
     ast.fix_missing_locations(node)
     return replace_function(text, qualname, ast.unparse(node))

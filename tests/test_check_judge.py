@@ -34,7 +34,7 @@ def first_line_after_imports(text: str, line: str) -> str:
 
 def prepend_to(text: str, qualname: str, line: str) -> str:
     """`text` with `line` as the first statement of the function `qualname` (after its docstring)."""
-    node = find_function(ast.parse(text), qualname)
+    node = find_function(text, qualname)
     first = node.body[1] if ast.get_docstring(node) and len(node.body) > 1 else node.body[0]
     lines = text.splitlines(keepends=True)
     indent = " " * first.col_offset

@@ -33,7 +33,7 @@ import pytest
 from tests.test_exercises import MARKS, PARALLEL, STEPS, copy_scripts, verdict
 from zklab.check import guarantees
 from zklab.check_lab import ROOT, SCRIPTS
-from zklab.exercise import Exercise, body_span, empty_function, find_function, split_lines
+from zklab.exercise import Exercise, empty_function, replace_function
 
 ANSWERS = ROOT / "tests" / "answers"
 # The issue's bound for `check` on a wholly emptied challenge, ZooKeeper's start included.
@@ -72,17 +72,6 @@ def read_answers() -> list[Answer]:
 
 
 ALL_ANSWERS = read_answers()
-
-
-def substitute(text: str, qualname: str, source: str) -> str:
-    """The script with function `qualname` (decorators, def and body) replaced by `source`, indented to fit."""
-    node = find_function(text, qualname)
-    lines = split_lines(text)
-    start = min([node.lineno] + [d.lineno for d in node.decorator_list]) - 1
-    end = body_span(lines, node)[1]
-    indent = " " * node.col_offset
-    new = [(indent + line).rstrip() for line in source.rstrip("\n").split("\n")]
-    return "\n".join(lines[:start] + new + lines[end + 1:])
 
 
 def blocks(output: str, challenge: str) -> dict[str, str]:
@@ -138,7 +127,7 @@ def run_variant(variant: Variant, workdir: Path) -> tuple[str, int, float]:
     for step in variant.emptied:
         text = empty_function(text, step)[0]
     for function, source in variant.edits:
-        text = substitute(text, function, source)
+        text = replace_function(text, function, source)
     path.write_text(text)
     started = time.monotonic()
     only = ["--only", ",".join(variant.only)] if variant.only else []
@@ -164,7 +153,7 @@ def test_every_step_has_a_right_and_a_wrong_answer() -> None:
     for answer in ALL_ANSWERS:
         assert any(s.challenge == answer.challenge and s.function == answer.function for s in STEPS), answer.name
         text = (ROOT / SCRIPTS[answer.challenge]).read_text()
-        compile(substitute(text, answer.function, answer.source), answer.name, "exec")
+        compile(replace_function(text, answer.function, answer.source), answer.name, "exec")
 
 
 @pytest.mark.timeout(900)

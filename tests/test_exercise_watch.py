@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_exercise_proofs import ALL_ANSWERS, substitute
+from tests.test_exercise_proofs import ALL_ANSWERS
 from tests.test_exercises import STEPS, copy_scripts
 from zklab.check import guarantees
 from zklab.check_lab import ROOT, SCRIPTS
-from zklab.exercise import empty_function
+from zklab.exercise import empty_function, replace_function
 
 # A save must start a new check within this (the bound).
 RECHECK_WITHIN = 2.0
@@ -87,7 +87,7 @@ def test_watch_judges_a_wrong_body_then_a_right_one(tmp_path: Path) -> None:
             assert time.monotonic() - saved <= RECHECK_WITHIN + 0.5  # the line's own trip through the pipe
 
         reference = (ROOT / SCRIPTS["hashing"]).read_text()
-        save(substitute(reference, "place_points", answer("place_points", "wrong")))
+        save(replace_function(reference, "place_points", answer("place_points", "wrong")))
         line, _ = watch.until(lambda line: order in line, CHECK_WITHIN)
         assert line.startswith(("\u2718", "XX")), line
         watch.until(progress, CHECK_WITHIN)
@@ -96,7 +96,7 @@ def test_watch_judges_a_wrong_body_then_a_right_one(tmp_path: Path) -> None:
         line, _ = watch.until(lambda line: SCRIPTS["hashing"] in line and " line " in line, 10)
         assert "Traceback" not in "\n".join(watch.seen)
 
-        save(substitute(reference, "place_points", answer("place_points", "right")))
+        save(replace_function(reference, "place_points", answer("place_points", "right")))
         line, before = watch.until(lambda line: order in line, CHECK_WITHIN)
         assert line.startswith(("\u2714", "ok")), line
         _, rest = watch.until(progress, CHECK_WITHIN)

@@ -293,6 +293,17 @@ def function_body(text: str, exercise: Exercise) -> str:
     return "\n".join(lines[first:last + 1])
 
 
+def replace_function(text: str, qualname: str, source: str) -> str:
+    """`text` with the function `qualname` (decorators, def, body and its comments) replaced by `source`,
+    dedented, then indented to fit: how the tests put a right or wrong answer in a copy of a script."""
+    node = find_function(text, qualname)
+    lines = split_lines(text)
+    start = min([node.lineno] + [d.lineno for d in node.decorator_list]) - 1
+    indent = " " * node.col_offset
+    new = [(indent + line).rstrip() for line in textwrap.dedent(source).strip("\n").split("\n")]
+    return "\n".join(lines[:start] + new + lines[body_span(lines, node)[1] + 1:])
+
+
 def function_source(text: str, exercise: Exercise) -> str:
     node = find_function(text, exercise.function, exercise.script)
     start = min([node.lineno] + [d.lineno for d in node.decorator_list]) - 1

@@ -66,8 +66,9 @@ def test_members_registered_by_hand_are_ignored_unless_valid(make_client: MakeCl
 
 
 def test_members_with_foreign_data_or_not_ephemeral_stay_off_the_ring(hashing_lab: Lab) -> None:
-    """Members written by hand with weights 1e9, 1e-9, "2", junk bytes, or valid but persistent, stay off both
-    routers' rings and are reported in ignored; the valid ephemeral one joins within 1 s."""
+    """Members written by hand with weights 1e9, 1e-9, "2", junk bytes, JSON nested 100,000 deep, a 10 kB
+    record, or valid but persistent, stay off both routers' rings and are reported in ignored; the valid
+    ephemeral one joins within 1 s, and so does one that joins after them all."""
     holds(check_hashing.FOREIGN, hashing_lab)
 
 

@@ -269,7 +269,7 @@ TWIN_SEQ = "9999999999"
 
 def lose_create(lab: Lab, chroot: str, name: str, tap: WireTap) -> object:
     """A candidate whose reply to create is lost with its connection; it keeps its session (4 s outlives the
-    reconnect through the tap), and so the node that create made. Waits until it leads."""
+    reconnect through the tap), and so the node that create made. Returns once the reply was dropped."""
     election = lab.script.LeaderElection(lab.client(chroot, 4.0, tap.address), PATH, name)
     lab.on_close(election.resign)
     tap.lose_create = True        # the create reaches ZooKeeper; its reply is lost with the connection

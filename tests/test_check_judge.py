@@ -178,3 +178,23 @@ def test_sigterm_ends_the_check_and_removes_its_work_folder() -> None:
         proc.kill()
     assert proc.returncode != 0
     wait_until(lambda: not Path(work).exists() and zookeeper_of(work) is None, 10, "the clean-up")
+
+
+def test_a_script_that_forks_fails_and_leaves_no_process(tmp_path: Path) -> None:
+    """election_order forks once, and the copy sleeps: the check fails, says the script left a process running
+    (a fork copies the ZooKeeper session), and kills it; nothing of the script's outlives the check."""
+    fork = ('import os, time; os.fork() == 0 and time.sleep(3600) if not getattr(os, "forked_once", False) '
+            'and not setattr(os, "forked_once", True) else None')
+    scripts = leader_copy(tmp_path, lambda text: prepend_to(text, "election_order", fork))
+    outcome = run_checker("leader", scripts, "--only", "one-leader", timeout=60)
+    assert outcome.code == 1 and "the script left 1 process(es) running" in outcome.output, outcome.output
+    assert "Traceback" not in outcome.output
+
+    def forks_alive() -> list[str]:  # the fork is a copy of the checker's child: its command line names `scripts`
+        alive = []
+        for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else []:
+            with contextlib.suppress(OSError):
+                if entry.name.isdigit() and str(scripts).encode() in (entry / "cmdline").read_bytes():
+                    alive.append(entry.name)
+        return alive
+    wait_until(lambda: not forks_alive(), 5, "the script's fork to be gone")

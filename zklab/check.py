@@ -163,6 +163,7 @@ class Child:
         os.close(report_w)
         os.close(control_r)
         self._report, self._buffer = report_r, b""
+        self._killed, self.left_behind = False, []
 
     def send_zk(self, address: str | None) -> None:
         with contextlib.suppress(OSError):
@@ -180,10 +181,17 @@ class Child:
         *whole, self._buffer = self._buffer.split(b"\n")
         return iter([message for line in whole if (message := decode(line)) is not None])
 
-    def end(self) -> int | None:
-        """Kill it if it still runs (its process group: anything it started too); its exit code."""
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
+    def end(self, grace: float = 0.0) -> int | None:
+        """Its exit code, once it ended: by itself within `grace`, or killed with its process group (anything
+        it started too). If it ended by itself, what is still in its group was left by the script (a fork):
+        `left_behind`, killed too."""
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(grace)
+        if self.process.poll() is not None and not self._killed and not self.left_behind:
+            self.left_behind = group_members(self.process.pid)
+        if self.process.poll() is None or self.left_behind:
+            self._killed = True
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.process.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(5)
@@ -191,6 +199,17 @@ class Child:
             with contextlib.suppress(OSError):
                 os.close(fd)
         return self.process.returncode
+
+
+def group_members(pgid: int) -> list[int]:
+    """The live processes (not zombies) in process group `pgid`, read from /proc (none where there is none)."""
+    found, proc = [], Path("/proc")
+    for entry in proc.iterdir() if proc.is_dir() else []:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            state, _, group = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:3]
+            if entry.name.isdigit() and int(group) == pgid and state != "Z":
+                found.append(int(entry.name))
+    return found
 
 
 def decode(line: bytes) -> dict | None:
@@ -286,7 +305,7 @@ def check_challenge(challenge: str, directory: Path, zookeeper: Background, work
     try:
         follow(child, run, zookeeper)
     finally:
-        code = child.end()
+        code = child.end(grace=3.0)  # having said all, the child exits at once: what stays is the script's
     if not run.loaded and not run.load_said:
         _, bad = marks()
         say(f"{bad} the script imports: its process {exit_words(code)} while loading it")
@@ -294,9 +313,16 @@ def check_challenge(challenge: str, directory: Path, zookeeper: Background, work
         return False
     held = sum(v.ok for v in run.verdicts.values())
     say(f"{held} of {len(run.words)} guarantees hold ({time.monotonic() - started:.1f} s)")
+    if child.left_behind:
+        say(f"{marks()[1]} the script left {len(child.left_behind)} process(es) running after the check (pids "
+            f"{' '.join(map(str, child.left_behind[:5]))}{' ...' if len(child.left_behind) > 5 else ''}); the "
+            "checker killed them")
+        say(textwrap.fill("A fork copies the process with its ZooKeeper session: two processes then act on one "
+                          "session, and the copy outlives everything. Code under test must not fork or leave "
+                          "programs running.", WIDTH, initial_indent="    ", subsequent_indent="    "))
     if not only and not run.zk_died:
         progress(challenge, run, directory)
-    return held == len(run.words)
+    return held == len(run.words) and not child.left_behind
 
 
 def hand_address(zookeeper: Background, child: Child) -> None:

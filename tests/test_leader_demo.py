@@ -373,3 +373,23 @@ def test_killing_zookeepers_leader_loses_no_demo_session(ensemble: ZooKeeperClus
     assert "LOST" not in out and "rejoined" not in out, out
     assert not [e for e in read_events(events) if "LOST" in e.get("why", "")]
     assert after == nodes, f"the candidates' nodes changed: {nodes} became {after}\n{out}"
+
+
+def test_a_node_deleted_from_outside_is_not_called_a_lost_session(make_client: MakeClient, zk_hosts: str) -> None:
+    """An admin deletes every candidate's node while their sessions live: the workers rejoin, and the demo says
+    their node was gone, not that their session was LOST (it said so, which no session had been)."""
+    hosts = namespace(make_client, zk_hosts, "deleted")
+    admin = make_client(hosts)
+    proc = start("--zk", hosts, "--workers", "2", "--interval", "600", "--no-timeline")
+    seen: list[str] = []
+    try:
+        seen += read_until(proc, "ELECTED leader")
+        wait_for_candidates(admin, CANDIDATES, 2)
+        for node in candidates(admin):
+            admin.delete(f"{CANDIDATES}/{node}")
+        seen += read_until(proc, "rejoined")
+    finally:
+        code, rest, err = interrupt(proc)
+    out = "".join(seen) + rest
+    assert code == 0 and "Traceback" not in err, err
+    assert "its node was gone, its session alive; rejoined" in out and "LOST" not in out, out

@@ -249,7 +249,7 @@ class Worker:
         self.client = new_client(relay + demo.chroot, demo.session_timeout)
         self.election = self.script.LeaderElection(self.client, CANDIDATES, self.name, on_change=self._heard)
         self.news: queue.SimpleQueue[tuple[str, str, float]] = queue.SimpleQueue()
-        self.sessions = 0
+        self.sessions, self.session_id = 0, None  # joins, and the session of the last one
         self.crashed = self.resigned = False
         self.crashed_session: tuple[int, bytes] | None = None
         # What the summary and the picture are drawn from: measured times, nothing else.
@@ -315,8 +315,10 @@ class Worker:
         place = names.index(self.name) + 1 if self.name in names else "?"
         self.timeline.others.update(name for name in names if not name.endswith(f"-{RUN_ID}"))
         self.sessions += 1
+        session, self.session_id = self.session_id, (self.client.client_id or (None,))[0]
         self.joined_at = self.joined_at or time.monotonic()
-        again = "session was LOST; rejoined as a new candidate" if self.sessions > 1 else "joined the election"
+        again = ("joined the election" if self.sessions == 1 else "session was LOST; rejoined as a new candidate"
+                 if session != self.session_id else "its node was gone, its session alive; rejoined as a new candidate")
         self.timeline.say(self.name, f"{again}, #{place} in line")
 
     def _sample(self) -> bool:

@@ -75,16 +75,20 @@ def test_unwritable_events_file_is_a_bad_argument(tmp_path: Path) -> None:
 
 
 def test_hostile_member_is_reported_once(zk_hosts: str, tmp_path: Path, make_client: MakeClient) -> None:
-    """A member znode with weight 1e9: the demo says once that it ignored it, and why; both routers log it."""
+    """A member znode with weight 1e9: the demo says once that it ignored it, and why (not again on stderr,
+    once per router); both routers log it. A name holding U+202E (right-to-left override) is shown escaped."""
     log = tmp_path / "events.jsonl"
     make_client().create(f"{MEMBERS}/m9", b'{"weight": 1e9}', makepath=True)  # persistent: outlives a session
+    make_client().create(f"{MEMBERS}/m\u202e8", b"junk")
     proc = start_demo("--zk", zk_hosts, "--members", "2", *QUIET, "--events", str(log))
-    read_until(proc, "members (2)")
-    read_until(proc, "routers agree")
-    code, out, err = interrupt(proc)
+    seen = read_until(proc, "members (2)") + read_until(proc, "routers agree")
+    code, rest, err = interrupt(proc)
+    out = "".join(seen) + rest
     assert code == 0, err
-    ignored = [e for e in events(log) if e["event"] == "ignored"]
-    assert sorted(e["router"] for e in ignored) == [0, 1] and ignored[0]["member"] == "m9"
+    assert out.count("ignored m9:") == 1 and "is not on the ring" not in err, out + err
+    assert "ignored m\\u202e8:" in out and "\u202e" not in out, out
+    ignored = [e for e in events(log) if e["event"] == "ignored" and e["member"] == "m9"]
+    assert sorted(e["router"] for e in ignored) == [0, 1]
     assert ignored[0]["why"] == "weight 1e9 is outside 0.01..100"
     assert ring_of(log, 0) == ring_of(log, 1) and "m9" not in ring_of(log, 0)
 

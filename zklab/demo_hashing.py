@@ -94,6 +94,26 @@ SESSION_HELP = ("seconds (default 4). ZooKeeper grants 2 to 20 ticks: 0.5-60 s o
 
 # ---------------------------------------------------------------- what the learner sees
 
+def visible(line: str) -> str:
+    """`line` with what a terminal would not show as itself escaped: a member's name is anyone's, and one
+    holding U+202E (right-to-left override) or a newline would garble the line it is printed in."""
+    return line if line.isprintable() else "".join(c if c.isprintable() else ascii(c)[1:-1] for c in line)
+
+
+class ScriptLog(logging.Handler):
+    """The script's warnings, said once in the demo's output: a member kept off the ring is already said by
+    on_ignored (not once per router on stderr as well); anything else, such as a failed rebuild, is a line."""
+
+    def __init__(self, out: Output) -> None:
+        super().__init__(logging.WARNING)
+        self.out = out
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(Exception):  # a log line must never take the demo down
+            if "is not on the ring" not in (message := record.getMessage()):
+                self.out.say(message)
+
+
 class Output:
     """The console (one line per event, time on each) and the --events log; neither raises into the demo."""
 
@@ -105,10 +125,10 @@ class Output:
         self.lost: OSError | None = None  # why stdout stopped taking our lines, if it did
 
     def say(self, text: str) -> None:
-        self.write(f"{time.monotonic() - self.started:8.3f}s  {text}")
+        self.write(f"{time.monotonic() - self.started:8.3f}s  {visible(text)}")
 
     def lines(self, lines: list[str]) -> None:
-        self.write("\n".join(" " * 11 + line for line in lines))
+        self.write("\n".join(" " * 11 + visible(line) for line in lines))
 
     def write(self, text: str) -> None:
         """print(), but a stdout that refuses (`| head` gone, /dev/full) asks for a clean stop instead."""
@@ -652,6 +672,9 @@ def main(argv: list[str] | None = None) -> int:
         print(script, file=sys.stderr)
         return 1
     demo = Demo(args, shutdown, open_events(args.events), script)
+    script_log = logging.getLogger(script.__name__)  # the script logs as `logging.getLogger(__name__)`
+    script_log.addHandler(ScriptLog(demo.out))
+    script_log.propagate = False
     demo.out.event("start", session_timeout=args.session_timeout)
     demo.out.write(f"consistent hashing over {args.zk}{ROOT}/members: {args.vnodes} vnodes, "
                    f"{args.keys:,} keys; Ctrl-C stops")

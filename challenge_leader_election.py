@@ -475,6 +475,8 @@ class Demo:
     def close(self) -> None:
         """Every delete is asked for before we wait for any, then the links heal: a crashed worker's session has
         expired by then, or closes now. A closed session takes its node with it, so that is what we count."""
+        if not self.workers:  # none: ZooKeeper never let us in, and the error line says all
+            return self.done.set()
         self.say("demo", f"{self.shutdown.why or 'stop'}; shutting down: every worker resigns and closes its session")
         for worker in self.workers:
             worker.leave()

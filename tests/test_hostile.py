@@ -200,6 +200,10 @@ def cases(p: dict[str, str]) -> dict[str, Case]:
                                  full_stdout=True),
         "exercise-dev-full": Case(["exercise", "list"], 1, "", full_stdout=True),
         "check-dev-full": Case(["check", "hashing"], 1, "stdout", full_stdout=True),
+        "leader-help-dev-full": Case(["leader", "--help"], 1, "stdout", full_stdout=True),
+        "check-help-dev-full": Case(["check", "--help"], 1, "stdout", full_stdout=True),
+        "zk-help-dev-full": Case(["zk", "--help"], 1, "stdout", full_stdout=True),
+        "leader-help-closed-stdout": Case(["leader", "--help"], 0, closed_stdout=True),
         # stdout closed by its reader (`| head`): stop quietly, clean up, exit 0
         "help-closed-stdout": Case(["help"], 0, closed_stdout=True),
         "exercise-closed-stdout": Case(["exercise", "list"], 0, closed_stdout=True),

@@ -72,6 +72,15 @@ COMMANDS = {
 HELP = "\n".join(["usage: ./run.sh [-v] COMMAND [options]   (./run.sh COMMAND --help for its options)", "",
                   *(f"  {name:<10}{what}" for name, what in COMMANDS.items()), "",
                   "-v shows a traceback when something fails; without it, failures are one line."])
+def _print_or_fail(self: argparse.ArgumentParser, message: str, file: object = None) -> None:
+    """argparse's _print_message without its silence: a --help that stdout refuses (a full disk) fails in one
+    line like any other output of ours (`output_lost`), where argparse printed nothing and exited 0."""
+    if message:
+        (file or sys.stderr).write(message)
+
+
+# Every command's parser runs in this process (`dispatch`, `validate`): one place holds them all to the rule.
+argparse.ArgumentParser._print_message = _print_or_fail
 DEFAULT_PORT = 2181  # the compose file's port, and where a server the learner started usually is
 RECONNECT_RETRY = RECONNECT  # the lab's one reconnect policy (zklab.plumbing), under its old name here
 CONNECT_TIMEOUT = 5.0        # smoke: a ZooKeeper that has not answered by then is not there

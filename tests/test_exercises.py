@@ -406,8 +406,8 @@ def test_progress_follows_what_is_written_not_only_what_the_check_hit() -> None:
                     f"{steps[6].function} (exercise {steps[6].number})"), line
     last = steps[6].guarantees[0]
     line = progress_line("leader", steps, {k: k != last for k in keys}, {})
-    assert line == (f"leader: steps 1-6 of 7 hold; step 7 ({steps[6].function}) is written and failing: {last}: "
-                    "the advice above says where to look"), line
+    assert line == (f"leader: steps 1-6 of 7 hold; step 7's guarantees fail ({last}): the advice above names the "
+                    "function to look at"), line
     brk = next(e for e in load_all() if e.challenge == "leader" and e.kind == "break")
     line = progress_line("leader", steps, nothing_holds, {}, {brk.name}, frozenset(), brk)
     assert line.startswith(f"leader: break-exercise {brk.number} is applied ({brk.title})"), line

@@ -459,7 +459,8 @@ def progress_line(challenge: str, steps: list[Exercise], verdicts: dict[str, boo
     if nxt.name in stubs or status == "unwritten":
         return f"{head}; next: step {nxt.step}, {nxt.function} (exercise {nxt.number})"
     if status == "fails":
-        return f"{head}; step {nxt.step} ({nxt.function}) is {detail}: the advice above says where to look"
+        failing = detail.split(": ", 1)[-1]  # the failure may lie in another function: the advice names it
+        return f"{head}; step {nxt.step}'s guarantees fail ({failing}): the advice above names the function to look at"
     return f"{head}; {waiting(steps[held:], stubs, unwritten) or f'step {nxt.step} is {detail}'}"
 
 

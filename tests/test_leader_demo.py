@@ -393,3 +393,14 @@ def test_a_node_deleted_from_outside_is_not_called_a_lost_session(make_client: M
     out = "".join(seen) + rest
     assert code == 0 and "Traceback" not in err, err
     assert "its node was gone, its session alive; rejoined" in out and "LOST" not in out, out
+
+
+def test_a_persistent_node_in_the_queue_is_said_at_the_start(make_client: MakeClient, zk_hosts: str) -> None:
+    """A candidate-looking node made by hand as persistent belongs to no session: nobody behind it will ever
+    lead. The demo says so in one warning line at the start, and runs on."""
+    hosts = namespace(make_client, zk_hosts, "stuck")
+    make_client(hosts).create(f"{CANDIDATES}/g__w0__0000000000", b"w0", makepath=True)
+    code, out, err = finish(start("--zk", hosts, "--workers", "1", "--duration", "1", "--no-timeline"), 30)
+    assert code == 0 and "Traceback" not in err, err
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "g__w0__0000000000" in warnings[0] and "never leave" in warnings[0], err

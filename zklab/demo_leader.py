@@ -636,11 +636,27 @@ def check_zookeeper(zk: str, stop: threading.Event) -> str | None:
         if chroot and client.exists_async(chroot).get(timeout=CONNECT_TIMEOUT) is None:
             return (f"error: chroot {chroot} does not exist on ZooKeeper at {hosts}; "
                     f"create it (zkCli.sh create '{chroot}', one level at a time) or drop {chroot} from --zk")
-        return access_problem(client, chroot + CANDIDATES)
+        problem = access_problem(client, chroot + CANDIDATES)
+        if problem is None and (stuck := persistent_children(client, chroot + CANDIDATES)):
+            print(f"warning: {len(stuck)} node(s) in the queue belong to no session and never leave it "
+                  f"({', '.join(stuck[:3])}{' ...' if len(stuck) > 3 else ''}): no candidate behind them will lead "
+                  f"until they are deleted (zkCli.sh delete {chroot + CANDIDATES}/NAME)", file=sys.stderr, flush=True)
+        return problem
     except (KazooException, *DISCONNECTED) as exc:
         return f"error: ZooKeeper at {zk} stopped answering ({type(exc).__name__})"
     finally:
         stop_client(client, 1.0)
+
+
+def persistent_children(client: KazooClient, path: str, most: int = 1000) -> list[str]:
+    """The children of `path` no session owns (made by hand as persistent): in an election queue they block
+    everyone behind them forever. At most `most` are looked at: a huge queue costs one bounded look."""
+    deadline = time.monotonic() + CONNECT_TIMEOUT  # one bound for every answer, not one each
+    names = client.get_children_async(path).get(timeout=CONNECT_TIMEOUT)[:most]
+    asked = [(name, client.exists_async(f"{path}/{name}")) for name in names]
+    return sorted(name if name.isprintable() else ascii(name) for name, answer in asked
+                  if (stat := answer.get(timeout=max(0.0, deadline - time.monotonic()))) is not None
+                  and not stat.ephemeralOwner)
 
 
 def access_problem(client: KazooClient, path: str) -> str | None:

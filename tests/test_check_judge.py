@@ -198,3 +198,14 @@ def test_a_script_that_forks_fails_and_leaves_no_process(tmp_path: Path) -> None
                     alive.append(entry.name)
         return alive
     wait_until(lambda: not forks_alive(), 5, "the script's fork to be gone")
+
+
+def test_a_script_that_deletes_the_election_path_is_told_what_vanished(tmp_path: Path) -> None:
+    """_check_position deletes the whole election path: the check's own reads then fail with NoNodeError, and
+    the line says a znode it had made was deleted, not only the exception's name."""
+    scripts = leader_copy(tmp_path, lambda text: prepend_to(text, "LeaderElection._check_position",
+                                                            "self.client.delete(self.path, recursive=True)"))
+    outcome = run_checker("leader", scripts, "--only", "one-leader", timeout=60)
+    assert outcome.code == 1 and "Traceback" not in outcome.output, outcome.output
+    figure = outcome.verdicts["one-leader"][1]
+    assert "NoNodeError" in figure and "was gone: something deleted it" in figure, outcome.output

@@ -26,6 +26,7 @@ from types import FunctionType, ModuleType
 from typing import TypeVar
 
 from kazoo.client import KazooClient
+from kazoo.exceptions import NoNodeError
 
 from zklab.faults import wait_until
 from zklab.lanes import MARKS, Lane, draw_timeline, utf8_output
@@ -96,7 +97,9 @@ def crash_figure(exc: BaseException, script: ModuleType) -> str:
     if found is not None:
         return found.words()
     text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"the check stopped with {type(exc).__name__}" + (f": {text}" if text else "")
+    gone = " (a znode the check had made was gone: something deleted it, the script perhaps)" \
+        if isinstance(exc, NoNodeError) else ""
+    return f"the check stopped with {type(exc).__name__}" + (f": {text}" if text else "") + gone
 
 
 # ---------------------------------------------------------------- the script's own errors, on any thread

@@ -39,7 +39,7 @@ from zklab.zk import output_lost
 CHECKS: dict[str, list[Check]] = {"leader": check_leader.CHECKS, "hashing": check_hashing.CHECKS}
 # The most each challenge's scenarios may take together, even when the script hangs: past it, what is
 # left is reported as not run. Kept under the documented 25 s with room to load and close.
-BUDGET = {"leader": 20.0, "hashing": 12.0}
+BUDGET = {"leader": 22.0, "hashing": 12.0}
 # Beyond a scenario's own bound: its clean-up, then the process's chance to report.
 GRACE = CLOSE_TIMEOUT + 2.0
 # Loading the script: the process's own watchdog reports at 10 s; this is the hard stop behind it.

@@ -871,8 +871,10 @@ PARTITION = Check({"partition": "a partitioned leader stops before the next one 
                    "stale-write": "a deposed leader's late write is rejected by ZooKeeper"}, partition, bound=12)
 LOST_CREATE = Check({"lost-create": "a lost reply to create leaves no orphan node, and adopts no other session's "
                                      "node"}, lost_create, bound=8)
+# Its waits add up to 13 s at their longest (q leads, the next leader, the follower gives up), plus setting up
+# two elections: 12 s was overrun on a loaded machine by a script whose _sync does nothing.
 ISOLATED_FOLLOWER = Check({"isolated-follower": "a leader behind a follower cut off from its peers stops before "
-                                                "the next starts"}, isolated_follower, bound=12,
+                                                "the next starts"}, isolated_follower, bound=16,
                           needs_ensemble=True)
 SUSPENDED = Check({"suspended": "a leader that loses its connection stops at once, and leads again if its session "
                                "survives"}, suspended, bound=10)

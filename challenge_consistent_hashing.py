@@ -406,8 +406,8 @@ class Demo:
 # ---------------------------------------------------------------- command line
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Consistent hashing over ZooKeeper membership: a compact demo.")
-    parser.allow_abbrev = False  # `--z` must not pass for `--zk`, nor any other prefix
+    parser = argparse.ArgumentParser(allow_abbrev=False,
+                                     description="Consistent hashing over ZooKeeper membership: a compact demo.")
     parser.add_argument("--zk", type=zk_arg, default=os.environ.get("ZK_HOSTS", "127.0.0.1:2181"),
                         help=f"ZooKeeper, {ZK_FORM} (default: $ZK_HOSTS or 127.0.0.1:2181)")
     parser.add_argument("--members", type=number_arg(int, 1, 100), default=4, help="members at start (default 4)")

@@ -382,8 +382,7 @@ def progress(challenge: str, run: Run, directory: Path) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="./run.sh check", description="Check the challenge scripts' guarantees "
-                                     "against a ZooKeeper of the checker's own.")
-    parser.allow_abbrev = False  # `--z` must not pass for `--zk`, nor any other prefix
+                                     "against a ZooKeeper of the checker's own.", allow_abbrev=False)
     parser.add_argument("challenge", nargs="?", choices=sorted(SCRIPTS), help="one challenge (default: both)")
     parser.add_argument("-v", "--verbose", action="store_true", help="show the script's output and logs")
     parser.add_argument("--scripts", type=Path, default=ROOT, metavar="DIR",

@@ -605,8 +605,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     """The demo's options; bad ones are one line on stderr and SystemExit(2). Opens and connects nothing."""
     parser = argparse.ArgumentParser(prog="./run.sh hashing", description="Consistent hashing over ZooKeeper "
                                      "membership, under chaos: the rich demo of challenge_consistent_hashing.py, "
-                                     "as you edited it.")
-    parser.allow_abbrev = False  # `--z` must not pass for `--zk`, nor any other prefix
+                                     "as you edited it.", allow_abbrev=False)
     parser.add_argument("--zk", type=zk_arg, default=os.environ.get("ZK_HOSTS", "127.0.0.1:2181"),
                         help=f"ZooKeeper connection string, {ZK_FORM} (default: $ZK_HOSTS or 127.0.0.1:2181)")
     parser.add_argument("--members", type=number_arg(int, 1, 100), default=4,

@@ -692,8 +692,8 @@ def events_path(path: str) -> str:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """The demo's options; bad ones are one line on stderr and SystemExit(2). Opens and connects nothing."""
     parser = argparse.ArgumentParser(prog="./run.sh leader", description="Leader election with ZooKeeper, "
-                                     "under chaos: the rich demo of challenge_leader_election.py, as you edited it.")
-    parser.allow_abbrev = False  # `--z` must not pass for `--zk`, nor any other prefix
+                                     "under chaos: the rich demo of challenge_leader_election.py, as you edited it.",
+                                     allow_abbrev=False)
     parser.add_argument("--zk", type=zk_arg, default=os.environ.get("ZK_HOSTS", "127.0.0.1:2181"),
                         help=f"ZooKeeper connection string, {ZK_FORM}; an IPv6 address goes in brackets, "
                              "[::1]:2181 (default: $ZK_HOSTS or 127.0.0.1:2181)")

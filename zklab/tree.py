@@ -322,8 +322,7 @@ def _znode_path(text: str) -> str:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="run.sh tree", description="The znodes under PATH, redrawn on every "
-                                     "change: kind, owner session, sequence number, age, data.")
-    parser.allow_abbrev = False  # `--z` must not pass for `--zk`, nor any other prefix
+                                     "change: kind, owner session, sequence number, age, data.", allow_abbrev=False)
     parser.add_argument("path", nargs="?", default="/lab", type=_znode_path, help="subtree to show (default /lab)")
     parser.add_argument("--zk", type=zk_arg, default=None, help=f"{ZK_FORM} (default: ZK_HOSTS, the lab's "
                         "shared server, or 127.0.0.1:2181)")

@@ -239,6 +239,19 @@ WATCHED_READS = {3, 4, 8, 12}  # exists, getData, getChildren(2): each request e
 WATCH_EVENT_XID = -1  # a reply header with this xid carries a watch notification, not an answer
 
 
+def request_header(index: int, frame: bytes) -> tuple[int | None, int | None]:
+    """(xid, opcode) of a client's request frame; (None, None) for the first frame (the connect request,
+    which has neither) or one too short to hold them."""
+    if index == 0 or len(frame) < 12:
+        return None, None
+    return int.from_bytes(frame[4:8], "big", signed=True), int.from_bytes(frame[8:12], "big", signed=True)
+
+
+def reply_xid(index: int, frame: bytes) -> int | None:
+    """The xid a reply frame echoes (WATCH_EVENT_XID for a notification); None for the connect reply."""
+    return int.from_bytes(frame[4:8], "big", signed=True) if index > 0 and len(frame) >= 8 else None
+
+
 class WireTap:
     """A loopback relay between one client and ZooKeeper that reads the frames passing through.
 
@@ -333,8 +346,8 @@ class WireTap:
     def _requests(self, src: socket.socket, dst: socket.socket, data_xids: set[int]) -> None:
         for index, frame in self._frames(src):
             self.last_frame = time.monotonic()
-            if index > 0 and len(frame) >= 12:
-                xid, op = (int.from_bytes(frame[i:i + 4], "big", signed=True) for i in (4, 8))
+            xid, op = request_header(index, frame)
+            if xid is not None:
                 if op == GET_DATA:
                     data_xids.add(xid)
                 if op in CREATES and self.lose_create and self._create_xid is None:
@@ -359,7 +372,7 @@ class WireTap:
     def _replies(self, src: socket.socket, dst: socket.socket, data_xids: set[int]) -> None:
         for index, frame in self._frames(src):
             self.last_frame = time.monotonic()
-            xid = int.from_bytes(frame[4:8], "big", signed=True) if index > 0 and len(frame) >= 8 else None
+            xid = reply_xid(index, frame)
             if xid == WATCH_EVENT_XID and len(frame) >= 32:
                 kind = int.from_bytes(frame[20:24], "big", signed=True)
                 size = int.from_bytes(frame[28:32], "big", signed=True)

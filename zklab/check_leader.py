@@ -25,12 +25,15 @@ from kazoo.client import KazooClient, KazooState
 
 from zklab.check_lab import (
     SESSION_TIMEOUT,
+    WATCHED_READS,
     Broken,
     Check,
     Findings,
     Lab,
     LeaderSampler,
     WireTap,
+    reply_xid,
+    request_header,
     wait_for,
 )
 from zklab.faults import settle
@@ -544,7 +547,6 @@ RENEWAL_SESSION = 2.0
 # How long the renewal's answer is held: more than the third of a session between a lease (2/3 of one) and the
 # expiry, so a lease counted from the answer outlives the session; less than the 3/4 of a lease a renewal waits.
 HOLD = 0.425 * RENEWAL_SESSION
-READS = {3, 4, 8, 12}   # exists, getData, getChildren(2): the read a renewal asks ZooKeeper
 PING_XID = -2           # a heartbeat's xid, in the request and in its answer
 ADVICE_LEASE = ("ZooKeeper may have heard from the leader last when the question reached it, and expires the "
                 "session a session timeout after that: a lease counted from the answer outlives it by as long as "
@@ -575,14 +577,13 @@ class HeldAnswer(WireTap):
 
     def _requests(self, src: socket.socket, dst: socket.socket, data_xids: set[int]) -> None:
         for index, frame in self._frames(src):
-            xid, op = ((int.from_bytes(frame[i:i + 4], "big", signed=True) for i in (4, 8))
-                       if index > 0 and len(frame) >= 12 else (None, None))
+            xid, op = request_header(index, frame)
             if self.cut:
                 if xid == PING_XID:  # the heartbeat's answer: xid, zxid 0, no error
                     with self._send_lock:
                         self._send(src, (16).to_bytes(4, "big") + frame[4:8] + bytes(12))
                 continue
-            if self._arm and op in READS and xid is not None and xid >= 0:
+            if self._arm and op in WATCHED_READS and xid is not None and xid >= 0:  # the read a renewal asks
                 self._arm, self._held_xid, self.heard_at, self.cut = False, xid, time.monotonic(), True
             if not self._send(dst, frame):
                 break
@@ -590,7 +591,7 @@ class HeldAnswer(WireTap):
 
     def _replies(self, src: socket.socket, dst: socket.socket, data_xids: set[int]) -> None:
         for index, frame in self._frames(src):
-            if index > 0 and len(frame) >= 8 and int.from_bytes(frame[4:8], "big", signed=True) == self._held_xid:
+            if self._held_xid is not None and reply_xid(index, frame) == self._held_xid:
                 self._held_xid = None
                 self.held.set()
                 time.sleep(max(0.0, self.heard_at + self.hold - time.monotonic()))

@@ -494,7 +494,8 @@ def whose(challenge: str, steps: list[Exercise], yours: set[str] | None) -> str:
 def record_check(challenge: str, verdicts: dict[str, bool], unwritten: dict[str, str],
                  scripts: Path | None = None) -> str | None:
     """Keep a check's verdicts for `exercise list` and `solution`; the progress line for check to print last."""
-    steps = [e for e in load_all() if e.challenge == challenge and e.kind == "write"]
+    mine = [e for e in load_all() if e.challenge == challenge]
+    steps = [e for e in mine if e.kind == "write"]
     if not steps:
         return None
     yours, text = None, _text_or_none((scripts or ROOT) / SCRIPTS[challenge])
@@ -503,7 +504,7 @@ def record_check(challenge: str, verdicts: dict[str, bool], unwritten: dict[str,
     try:
         state = load_state(scripts)
         yours = set(state["applied"])
-        breaking = next((e for e in load_all() if e.challenge == challenge and e.kind == "break" and e.name in yours
+        breaking = next((e for e in mine if e.kind == "break" and e.name in yours
                          and text is not None and parts_in_place(text, e)), None)
         state["progress"][challenge] = {"verdicts": dict(verdicts), "unwritten": dict(unwritten),
                                         "at": time.strftime("%Y-%m-%d %H:%M:%S")}

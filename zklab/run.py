@@ -72,6 +72,13 @@ COMMANDS = {
 HELP = "\n".join(["usage: ./run.sh [-v] COMMAND [options]   (./run.sh COMMAND --help for its options)", "",
                   *(f"  {name:<10}{what}" for name, what in COMMANDS.items()), "",
                   "-v shows a traceback when something fails; without it, failures are one line."])
+DEFAULT_PORT = 2181  # the compose file's port, and where a server the learner started usually is
+RECONNECT_RETRY = RECONNECT  # the lab's one reconnect policy (zklab.plumbing), under its old name here
+CONNECT_TIMEOUT = 5.0        # smoke: a ZooKeeper that has not answered by then is not there
+CLOSE_TIMEOUT = 3.0          # closing a session never waits longer than this on a ZooKeeper that is gone
+PLACEHOLDER_ZK = "127.0.0.1:2181"  # what the demos' parse_args gets for --zk while we only validate
+
+
 def _print_or_fail(self: argparse.ArgumentParser, message: str, file: object = None) -> None:
     """argparse's _print_message without its silence: a --help that stdout refuses (a full disk) fails in one
     line like any other output of ours (`output_lost`), where argparse printed nothing and exited 0."""
@@ -81,11 +88,6 @@ def _print_or_fail(self: argparse.ArgumentParser, message: str, file: object = N
 
 # Every command's parser runs in this process (`dispatch`, `validate`): one place holds them all to the rule.
 argparse.ArgumentParser._print_message = _print_or_fail
-DEFAULT_PORT = 2181  # the compose file's port, and where a server the learner started usually is
-RECONNECT_RETRY = RECONNECT  # the lab's one reconnect policy (zklab.plumbing), under its old name here
-CONNECT_TIMEOUT = 5.0        # smoke: a ZooKeeper that has not answered by then is not there
-CLOSE_TIMEOUT = 3.0          # closing a session never waits longer than this on a ZooKeeper that is gone
-PLACEHOLDER_ZK = "127.0.0.1:2181"  # what the demos' parse_args gets for --zk while we only validate
 
 
 class UsageError(Exception):

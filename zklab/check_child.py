@@ -88,16 +88,11 @@ class Ensemble:
         threading.Thread(target=self._serve, args=(workdir,), name="ensemble", daemon=True).start()
 
     def _serve(self, workdir: Path) -> None:
-        # Twice at most, on fresh ports: a free port can be taken by another process between the moment we
-        # pick it and the moment the JVM binds it (seen on a busy machine: "Leaving listener thread").
-        for attempt in (1, 2):
-            try:
-                folder = workdir / f"attempt-{attempt}"
-                folder.mkdir(parents=True, exist_ok=True)
-                self.cluster = ZooKeeperCluster(servers=3, peer_proxies=True, workdir=str(folder)).start()
-                break
-            except Exception as exc:
-                self.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        try:
+            workdir.mkdir(parents=True, exist_ok=True)
+            self.cluster = ZooKeeperCluster(servers=3, peer_proxies=True, workdir=str(workdir)).start()
+        except Exception as exc:
+            self.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         self._ready.set()
         threading.Event().wait()
 

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from tests.check_proofs import copy_scripts, find_function, replace_function, run_checker
-from zklab.check import SHARED_ZK
-from zklab.check_lab import ROOT, SCRIPTS
+from zklab.check import BUDGET, SHARED_ZK, guarantees
+from zklab.check_child import CHECKS, Budget
+from zklab.check_lab import ROOT, SCRIPTS, Verdict
 from zklab.faults import wait_until
 
 LEADER = SCRIPTS["leader"]
@@ -121,6 +122,38 @@ def test_a_hang_names_the_call_that_did_not_return(tmp_path: Path) -> None:
     outcome = run_checker("leader", scripts, "--only", "one-leader", timeout=60)
     assert outcome.code == 1
     assert "LeaderElection.start() (" in outcome.verdicts["one-leader"][1], outcome.output
+
+
+def test_only_failing_scenarios_draw_on_the_budget() -> None:
+    """A scenario that holds draws nothing from the budget, however long it took (a correct script on a
+    loaded machine is never cut short: the reference once ran 22.9 s and lost its last guarantee to a budget
+    it had not failed); one that fails draws what it took, and the next bound is what is left."""
+    budget = Budget(22.0)
+    one_leader, in_order = (CHECKS["leader"][0], CHECKS["leader"][1])
+    budget.spend(30.0, [Verdict("one-leader", True, "held")])
+    assert budget.bound(one_leader) == one_leader.bound
+    budget.spend(8.0, [Verdict("one-leader", True, "held"), Verdict("in-order", False, "broken")])
+    budget.spend(10.0, [Verdict("in-order", False, "broken")])
+    assert budget.bound(in_order) == 4.0
+    budget.spend(4.0, [Verdict("in-order", False, "broken")])
+    assert budget.bound(in_order) == 0.0
+
+
+def test_a_script_that_hangs_everywhere_is_judged_within_the_budget(tmp_path: Path) -> None:
+    """point() that never returns hangs every hashing scenario: the first one fails at the budget (not at
+    its own, longer bound) and every later one says "not run" at once: the run ends within the 20 s that
+    docs/checker.md promises (the 12 s budget, ZooKeeper's start, loading and closing)."""
+    script = SCRIPTS["hashing"]
+    changed = prepend_to((ROOT / script).read_text(), "point", "threading.Event().wait()")
+    scripts = copy_scripts(tmp_path, {script: changed})
+    started = time.monotonic()
+    outcome = run_checker("hashing", scripts, timeout=60)
+    took = time.monotonic() - started
+    figures = [figure for _, figure, _ in outcome.verdicts.values()]
+    assert outcome.code == 1 and took < 20, f"{took:.1f} s\n{outcome.output}"
+    assert f"did not return within {BUDGET['hashing']:.0f} s" in figures[0], outcome.output
+    assert len(figures) == len(guarantees("hashing")) and all(
+        figure.startswith("not run: the failing checks above") for figure in figures[1:]), outcome.output
 
 
 def zookeeper_of(work: str) -> int | None:

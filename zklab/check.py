@@ -37,8 +37,9 @@ from zklab.launcher import _die_with_parent as die_with_parent
 from zklab.zk import output_lost
 
 CHECKS: dict[str, list[Check]] = {"leader": check_leader.CHECKS, "hashing": check_hashing.CHECKS}
-# The most each challenge's scenarios may take together, even when the script hangs: past it, what is
-# left is reported as not run. Kept under the documented 25 s with room to load and close.
+# The most a challenge's failing scenarios may take together (a scenario that holds draws nothing, so a
+# slow machine never cuts a correct script short): past it, what is left is reported as not run. Kept
+# under the documented 25 s for a script that hangs, with room to load and close.
 BUDGET = {"leader": 22.0, "hashing": 12.0}
 # Beyond a scenario's own bound: its clean-up, then the process's chance to report.
 GRACE = CLOSE_TIMEOUT + 2.0

@@ -148,6 +148,22 @@ def load_figure(exc: BaseException, path: Path) -> str:
     return f"{type(exc).__name__}{where}" + (f": {text}" if text else "")
 
 
+class Budget:
+    """The seconds the failing scenarios may take together. A scenario that fails (it hung, crashed or
+    broke a guarantee) draws what it took; one that holds draws nothing, so a correct script on a slow
+    machine is never cut short, and a script that hangs everywhere is judged within the budget."""
+
+    def __init__(self, seconds: float):
+        self.left = seconds
+
+    def bound(self, check: Check) -> float:
+        return max(0.0, min(self.left, check.bound))
+
+    def spend(self, took: float, verdicts: list[Verdict]) -> None:
+        if not all(verdict.ok for verdict in verdicts):
+            self.left -= took
+
+
 def run(args: argparse.Namespace, report: Report) -> None:
     checks = [CHECKS[args.challenge][i] for i in args.checks]
     ensemble = Ensemble(args.workdir / "ensemble") if any(c.needs_ensemble for c in checks) else None
@@ -159,14 +175,16 @@ def run(args: argparse.Namespace, report: Report) -> None:
     addresses = Addresses(args.control)
     prepared = {i: check.prepare(script.__file__) for i, check in zip(args.checks, checks, strict=True)
                 if check.prepare is not None}
-    started = time.monotonic()
+    budget = Budget(args.budget)
     for index, check in zip(args.checks, checks, strict=True):
-        left = args.budget - (time.monotonic() - started)
-        report.send("begin", index=index, bound=max(0.0, min(left, check.bound)))
+        report.send("begin", index=index, bound=budget.bound(check))
         lab = Lab(script, addresses.zk if check.needs_zk else None, ensemble.get if ensemble else None, errors,
                   args.utf8)
         options = {"prepared": prepared[index]} if index in prepared else {}
-        for verdict in judge(check, lab, left, args.verbose, options):
+        started = time.monotonic()
+        verdicts = judge(check, lab, budget.bound(check), args.verbose, options)
+        budget.spend(time.monotonic() - started, verdicts)
+        for verdict in verdicts:
             report.send("verdict", **asdict(verdict))
 
 
@@ -180,12 +198,14 @@ def watch_errors(script: ModuleType, verbose: bool) -> ErrorWatch:
     return errors
 
 
-def judge(check: Check, lab: Lab, left: float, verbose: bool, options: dict) -> list[Verdict]:
-    """One scenario's verdicts within what is left of the budget; none left: each is 'not run'."""
-    if left <= 0:
-        return [Verdict(key, False, "not run: earlier checks used up the time") for key in check.guarantees]
+def judge(check: Check, lab: Lab, bound: float, verbose: bool, options: dict) -> list[Verdict]:
+    """One scenario's verdicts within `bound`; none left (failures used up the budget): each is 'not run'."""
+    if bound <= 0:
+        return [Verdict(key, False, "not run: the failing checks above used up the check's time",
+                        "Fix the failures above; this guarantee is judged once they leave it time.")
+                for key in check.guarantees]
     started = time.monotonic()
-    verdicts, error = run_check(check, lab, bound=left, **options)
+    verdicts, error = run_check(check, lab, bound=bound, **options)
     if verbose and error is not None:
         traceback.print_exception(type(error), error, error.__traceback__)
     if verbose:

@@ -17,12 +17,13 @@ from it, so that routers agree across processes, a change moves few keys, and th
 
 from __future__ import annotations
 
+import os
 import sys
 
-if __name__ == "__main__":  # Ctrl-C or SIGTERM while Python loads kazoo: nothing to clean up yet, exit quietly.
-    import _signal  # `signal`'s C core, already loaded: importing `signal` itself is slow enough to be hit
-    _signal.signal(_signal.SIGINT, lambda *_: sys.exit(0))
-    _signal.signal(_signal.SIGTERM, lambda *_: sys.exit(0))
+if __name__ == "__main__":  # Ctrl-C or SIGTERM while Python loads kazoo: nothing to clean up yet, exit quietly
+    import _signal  # `signal`'s C core, already loaded; os._exit, as an exception raised mid-import can turn
+    _signal.signal(_signal.SIGINT, lambda *_: os._exit(0))  # into another one, with a traceback
+    _signal.signal(_signal.SIGTERM, lambda *_: os._exit(0))
 
 import argparse
 import bisect
@@ -31,7 +32,6 @@ import ipaddress
 import json
 import logging
 import math
-import os
 import random
 import re
 import signal

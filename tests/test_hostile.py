@@ -381,6 +381,33 @@ def test_sigterm_to_check_leaves_no_folder_and_no_jvm(tmp_path: Path) -> None:
     wait_until(lambda: not any((tmp_path / "tmp").iterdir()), 10, "check's temporary folders to go")
 
 
+# The signal lands while `check` forks its script's process: raised inside an at-fork callback, its exception is
+# one Python swallows ("Exception ignored in ..."), and the check used to run on to the end, exit 0.
+SIGNAL_DURING_FORK = """
+import os, signal, sys, threading
+from zklab import check
+def land_once():
+    if threading.current_thread() is threading.main_thread() and not os.environ.get("LANDED"):
+        os.environ["LANDED"] = "1"
+        signal.raise_signal(signal.{name})  # its handler runs here, inside the at-fork callback
+os.register_at_fork(after_in_parent=land_once)
+sys.exit(check.main(["leader", "--only", "one-leader"]))
+"""
+
+
+@pytest.mark.parametrize("name, code", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_signal_that_lands_while_check_forks_still_stops_it(tmp_path: Path, name: str, code: int) -> None:
+    """SIGTERM or Ctrl-C delivered inside the fork of the script's process: check still stops, quietly,
+    with the signal's exit code, and its ZooKeeper and temporary folders go."""
+    tag = f"hostile-{uuid.uuid4().hex[:8]}"
+    out = subprocess.run([sys.executable, "-c", SIGNAL_DURING_FORK.replace("{name}", name)], cwd=ROOT,
+                         env=_env(tmp_path, tag, {}), capture_output=True, text=True, timeout=60)
+    assert out.returncode == code and "Exception ignored" not in out.stderr and "Traceback" not in out.stderr, out
+    assert "guarantees hold" not in out.stdout, out.stdout
+    wait_until(lambda: tagged_jvms(tag) == [], 10, "check's JVMs to exit")
+    wait_until(lambda: not any((tmp_path / "tmp").iterdir()), 10, "check's temporary folders to go")
+
+
 def test_two_ctrl_c_on_check_leave_no_folder_and_no_jvm(tmp_path: Path) -> None:
     """A learner presses Ctrl-C twice while `check` runs (the terminal signals the whole group): the second
     lands in the clean-up, which must still stop the checker's ZooKeeper and remove its temporary folder."""

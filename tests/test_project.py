@@ -225,6 +225,24 @@ def test_plumbing_block_is_the_same_everywhere(name: str) -> None:
                                          f"{len(reference)}")
 
 
+def _import_guard(path: Path) -> str:
+    """The source of the script's first top-level `if __name__ == "__main__":`, the one before its imports."""
+    text = path.read_text(encoding="utf-8")
+    tree = ast.parse(text)
+    first = next(node for node in tree.body if isinstance(node, ast.If))
+    assert ast.unparse(first.test) == "__name__ == '__main__'", f"{path.name}: the first `if` is not the guard"
+    assert any(isinstance(node, ast.Import) for node in tree.body[tree.body.index(first) + 1:]), path.name
+    return "".join(text.splitlines(keepends=True)[first.lineno - 1:first.end_lineno])
+
+
+def test_the_import_time_signal_guard_is_the_same_in_both_scripts() -> None:
+    """Ctrl-C while Python loads kazoo is handled one way: the same guard, os._exit in both (issue 13 found
+    os._exit in one script and sys.exit, whose exception can surface mid-import as a traceback, in the other)."""
+    leader, hashing = (_import_guard(ROOT / name) for name in SCRIPTS)
+    assert leader == hashing, f"the scripts' import-time guards differ:\n{leader}\n{hashing}"
+    assert "sys.exit" not in leader, leader
+
+
 def test_readme_is_the_learners_path_within_250_lines() -> None:
     """The README stays the learner's path; everything else lives in docs/."""
     count = len((ROOT / "README.md").read_text(encoding="utf-8").splitlines())

@@ -30,8 +30,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from zklab import check_hashing, check_leader
+from zklab import check_hashing, check_leader, interrupts
 from zklab.check_lab import CLOSE_TIMEOUT, ROOT, SCRIPTS, Check, Verdict
+from zklab.interrupts import Terminated
 from zklab.launcher import ZooKeeperCluster
 from zklab.launcher import _die_with_parent as die_with_parent
 from zklab.zk import output_lost
@@ -64,10 +65,6 @@ SHARED_ZK = "ZKLAB_CHECK_ZK"
 
 class ZooKeeperNotReady(Exception):
     pass
-
-
-class Terminated(Exception):
-    """SIGTERM: clean up (the script's process, ZooKeeper, the work folder) and leave."""
 
 
 class Background:
@@ -336,6 +333,7 @@ def hand_address(zookeeper: Background, child: Child) -> None:
 def follow(child: Child, run: Run, zookeeper: Background) -> None:
     """Read the child's verdicts until it is done, dies, stops answering, or our ZooKeeper dies."""
     while True:
+        interrupts.raise_noted()
         if zookeeper.error is not None:
             raise ZooKeeperNotReady(str(zookeeper.error))
         if zookeeper.died():
@@ -415,17 +413,13 @@ def watch(argv: list[str]) -> int:
     return watch_main([a for a in argv if a != "--watch"])
 
 
-def terminated(signum: int, frame: object) -> None:
-    raise Terminated()
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     if args.watch:
         return watch(argv)
     work = Path(tempfile.mkdtemp(prefix="zklab-check-"))
-    previous = signal.signal(signal.SIGTERM, terminated)
+    restore = interrupts.install()
     zookeeper = Background(work / "zookeeper")
     try:
         return 0 if all(check_all(args, zookeeper, work)) else 1
@@ -441,28 +435,28 @@ def main(argv: list[str] | None = None) -> int:
             raise
         return code
     finally:
-        while not clean_up(zookeeper, work, previous):
+        while not clean_up(zookeeper, work):
             pass  # a second Ctrl-C came before the clean-up could ignore it: start it again
+        restore()
 
 
-def clean_up(zookeeper: Background, work: Path, sigterm: object) -> bool:
+def clean_up(zookeeper: Background, work: Path) -> bool:
     """Stop our ZooKeeper, remove the work folder; a second Ctrl-C or SIGTERM must not cut this short (a JVM
     and a folder would stay), so both are ignored meanwhile. False if one came before that took hold."""
     try:
-        interrupt = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     except (KeyboardInterrupt, Terminated):
         return False
     zookeeper.stop()
     shutil.rmtree(work, ignore_errors=True)
-    signal.signal(signal.SIGTERM, sigterm)
-    signal.signal(signal.SIGINT, interrupt)
     return True
 
 
 def check_all(args: argparse.Namespace, zookeeper: Background, work: Path) -> list[bool]:
     results = []
     for i, challenge in enumerate(args.challenges):
+        interrupts.raise_noted()
         if i:
             say()
         results.append(check_challenge(challenge, args.scripts.resolve(), zookeeper, work, args.verbose, args.only))

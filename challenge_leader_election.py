@@ -525,6 +525,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=None, help="seed for the chaos")
     parser.add_argument("--session-timeout", type=number_arg(float, 0.5, 60), default=4.0, help="seconds (default 4). "
                         "ZooKeeper grants 2 to 20 ticks: 0.5-60 s on the lab's servers, 4-40 s on a stock server")
+    parser.error = lambda message: parser.exit(2, f"{parser.prog}: error: {message}; --help says more\n")  # no usage
     return parser.parse_args(argv)
 
 def main(argv: list[str] | None = None) -> int:

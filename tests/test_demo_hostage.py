@@ -65,7 +65,10 @@ def test_a_zookeeper_that_never_answered_before_the_duration_is_no_success() -> 
 @pytest.mark.parametrize("argument", [["--z", "127.0.0.1:1"], ["--duration", "\u0661\u0660"]])
 def test_an_abbreviated_option_or_a_non_ascii_digit_is_a_usage_error(command: list[str], argument: list[str]) -> None:
     """`--z` is not `--zk` (the runner would look for a ZooKeeper the demo then does not use), and an
-    Arabic-Indic `10` is not 10 (ports refuse it too): exit 2, before anything connects."""
+    Arabic-Indic `10` is not 10 (ports refuse it too): exit 2, before anything connects, in one line (no
+    usage block above it) that names the argument and points to --help."""
     result = subprocess.run([sys.executable, *command, *argument], cwd=ROOT, capture_output=True, text=True,
                             timeout=30)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result
+    said = result.stderr.strip().splitlines()
+    assert len(said) == 1 and argument[0] in said[0] and said[0].endswith("--help says more"), result.stderr

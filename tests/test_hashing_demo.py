@@ -336,7 +336,8 @@ def test_an_empty_events_path_is_a_usage_error() -> None:
     """--events "": one line, exit 2, no traceback."""
     result = run_demo("--events", "")
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1].endswith("argument --events: cannot append to '': name a file")
+    said = result.stderr.strip().splitlines()
+    assert len(said) == 1 and "argument --events: cannot append to '': name a file" in said[0], result.stderr
 
 
 def test_an_acl_that_denies_the_demo_is_one_line(zk_hosts: str, make_client: MakeClient) -> None:

@@ -139,7 +139,10 @@ def test_kill_pause_resume_restart_show_in_status(lab: tuple[Cli, dict[str, str]
     wait_until(lambda: "leader" in " ".join(_status(cli).values()), timeout=20, what="a new ZooKeeper leader")
     assert cli("pause", str(other)).returncode == 0
     assert "paused" in _status(cli)[other]
+    said = cli("status").stdout  # 1 of 3 runs: the one left may still call itself leader, and status says why not
+    assert "no majority runs (2 of 3 must)" in said, said
     assert cli("resume", str(other)).returncode == 0
+    assert "no majority" not in cli("status").stdout
     assert cli("restart", str(leader)).returncode == 0
     wait_until(lambda: all(m.split()[-1] in ("leader", "follower") for m in _status(cli).values()), timeout=20,
                what="all three members serving again")

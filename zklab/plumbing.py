@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import NoReturn
 
 from kazoo.client import KazooClient
 
@@ -124,6 +125,16 @@ def leave_now(code: int) -> None:
             stream.flush()
     os._exit(code)
 # ---------------------------------------------------------------- end of plumbing
+
+
+def one_line_error(parser: argparse.ArgumentParser, message: str) -> NoReturn:
+    """argparse's error without the usage block above it: a bad argument is one line, exit 2 (the scripts
+    say it the same way, with a lambda in their parse_args)."""
+    parser.exit(2, f"{parser.prog}: error: {message}; --help says more\n")
+
+
+# Every parser of the lab's tools (they all import this module) is held to the rule.
+argparse.ArgumentParser.error = one_line_error
 
 
 def load_script(path: Path, timeout: float) -> ModuleType | str:

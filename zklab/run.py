@@ -239,7 +239,7 @@ def _fail(line: str) -> int:
 
 
 def _smoke_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="run.sh smoke", description="Connect, write and read one ephemeral "
+    parser = argparse.ArgumentParser(prog="./run.sh smoke", description="Connect, write and read one ephemeral "
                                      "znode, and say which server answered.", allow_abbrev=False)
     parser.add_argument("--zk", type=zk_arg, help=f"{ZK_FORM} (default: where ./run.sh finds one)")
     parser.add_argument("--yes", action="store_true", help="install ZooKeeper without asking if none is found")

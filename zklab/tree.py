@@ -321,7 +321,7 @@ def _znode_path(text: str) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="run.sh tree", description="The znodes under PATH, redrawn on every "
+    parser = argparse.ArgumentParser(prog="./run.sh tree", description="The znodes under PATH, redrawn on every "
                                      "change: kind, owner session, sequence number, age, data.", allow_abbrev=False)
     parser.add_argument("path", nargs="?", default="/lab", type=_znode_path, help="subtree to show (default /lab)")
     parser.add_argument("--zk", type=zk_arg, default=None, help=f"{ZK_FORM} (default: ZK_HOSTS, the lab's "

@@ -388,6 +388,9 @@ def status_lines() -> list[str]:
     for server in state["servers"]:
         lines.append(f"{server['sid']:<8}{server['port']:<8}{_describe(server)}")
     lines.append(f"ZK_HOSTS={hosts_of(state)}   (every ./run.sh leader|hashing|tree uses these)")
+    if len(state["servers"]) > 1 and not has_majority(state):
+        lines.append(f"no majority runs ({len(state['servers']) // 2 + 1} of {len(state['servers'])} must): no "
+                     "server serves clients; one that lost its peers says leader or follower until it notices")
     if state.get("adopted"):
         lines.append(f"(found by their command lines: {_state_file()} was lost; `./run.sh zk stop` stops them)")
     return lines
@@ -405,7 +408,7 @@ def _describe(server: dict) -> str:
 # ---------------------------------------------------------------- command line
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="run.sh zk", description="A ZooKeeper every terminal shares, "
+    parser = argparse.ArgumentParser(prog="./run.sh zk", description="A ZooKeeper every terminal shares, "
                                      "and faults by hand on its members.")
     commands = parser.add_subparsers(dest="command", required=True)
     begin = commands.add_parser("start", help="start servers in the background on 2181 (or 2181-2183)")

@@ -156,6 +156,20 @@ def test_a_script_that_hangs_everywhere_is_judged_within_the_budget(tmp_path: Pa
         figure.startswith("not run: the failing checks above") for figure in figures[1:]), outcome.output
 
 
+def test_a_step_that_spins_is_named_where_it_spins(tmp_path: Path) -> None:
+    """election_order that never returns (a loop with no way out) fails with the scenario's own words ("no
+    candidate led") and, beside them, the function where the candidates' threads spin: the learner is sent
+    to election_order, not left to guess why nobody led."""
+    spin = ("def election_order(children: list[str]) -> list[Candidate]:\n"
+            "    while True:\n"
+            "        children = sorted(children)\n")
+    scripts = leader_copy(tmp_path, lambda text: replace_function(text, "election_order", spin))
+    outcome = run_checker("leader", scripts, "--only", "one-leader", timeout=60)
+    held, figure, advice = outcome.verdicts["one-leader"]
+    assert not held and "kept busy in election_order() (" in figure, outcome.output
+    assert "loop that never ends in election_order()" in advice, outcome.output
+
+
 def zookeeper_of(work: str) -> int | None:
     """The pid of the JVM serving the checker's own ZooKeeper (its data lives under the checker's work folder)."""
     found = subprocess.run(["pgrep", "-f", f"{work}/zookeeper/"], capture_output=True, text=True).stdout.split()

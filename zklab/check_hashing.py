@@ -285,7 +285,8 @@ def routers(lab: Lab, found: Findings) -> None:
     converge(pair, {"stable", "crasher"}, 3 * CONVERGE, "routers", "two members registered")
     if pair[0].ring.weights != {"stable": 1, "crasher": 2}:
         found.fail("routers", f"the router read weights {pair[0].ring.weights}, registered 1 and 2",
-                   "register_node stores the weight in the member's znode; the router must read it.")
+                   misread(lab) or "register_node stores the weight in the member's znode; the router must read "
+                   "it: look at RingWatcher._read_members.")
         return
     leaver = lab.client(chroot)
     register(leaver, ROOT, "leaver")
@@ -296,6 +297,17 @@ def routers(lab: Lab, found: Findings) -> None:
                                                                  "a crash (its session ended)"))
     found.hold("routers", f"2 routers agreed {joined * 1000:.0f} ms after a join, {left * 1000:.0f} ms after a "
                f"leave, {crashed * 1000:.0f} ms after a crash; weights read from ZooKeeper")
+
+
+def misread(lab: Lab) -> str:
+    """Advice blaming parse_weight if it misreads a member's data as register_node writes it; '' if it reads it
+    right (then the router's reading is to blame)."""
+    data = b'{"weight": 3}'
+    got, error = attempt(lambda: lab.script.parse_weight(data))
+    if not error and got == 3:
+        return ""
+    return (f"parse_weight({data!r}) gave {error or repr(got)}, not 3: it turns a member's data into its weight, "
+            "and the router keeps what it returns. Look at parse_weight.")
 
 
 def crash(lab: Lab, member: KazooClient, proxy: PartitionProxy, chroot: str, converged: Callable[[], object]) -> float:
@@ -562,9 +574,9 @@ def weight_change(lab: Lab, found: Findings) -> None:
     except Broken:
         found.fail("weight-change", f"b set its weight from 1 to 3 in place; {CONVERGE:.0f} s later the router "
                    f"still holds {watcher.ring.weights}",
-                   "A children watch fires when members join or leave, not when a member's data changes. Read "
-                   "each member's data with a data watch (get(path, watch=...)) and rebuild when it fires: look "
-                   "at RingWatcher._read_members.")
+                   misread(lab) or "A children watch fires when members join or leave, not when a member's data "
+                   "changes. Read each member's data with a data watch (get(path, watch=...)) and rebuild when it "
+                   "fires: look at RingWatcher._read_members.")
         return
     took = time.monotonic() - started
     share = sum(o == "b" for o in owners(watcher.ring, KEYS[:20_000])) / 20_000

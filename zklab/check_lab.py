@@ -44,6 +44,11 @@ CLOSE_TIMEOUT = 3.0
 EVIDENCE_WIDTH = 96
 # The longest a tap holds a request back: a forgotten hold must not cost the session (2 s).
 HOLD_AT_MOST = 1.0
+# After a failure, how long we watch the script's threads for one that spins, and the share of that window
+# a thread must spend on the CPU to count as spinning (a waiting thread spends none; a loaded machine may
+# give a spinning one barely half).
+BUSY_WINDOW = 0.2
+BUSY_SHARE = 0.25
 
 T = TypeVar("T")
 _loaded = itertools.count()
@@ -670,7 +675,8 @@ def run_check(check: Check, lab: Lab, bound: float | None = None,
     lab.close()
     error = outcome[0] if outcome else None
     verdicts = [found.verdicts.get(key) or unreached(key, hung, where, bound, error, lab) for key in check.guarantees]
-    blame(verdicts, lab.errors.since(errors_before), evidence)
+    busy = busy_in(lab.script) if not all(v.ok for v in verdicts) else ""  # a hang in our own wait too
+    blame(verdicts, lab.errors.since(errors_before), evidence, busy)
     return verdicts, error
 
 
@@ -697,8 +703,9 @@ def unreached(key: str, hung: bool, where: str, bound: float, error: BaseExcepti
     return Verdict(key, False, "not measured: an earlier step of the scenario failed", "Fix the failure above first.")
 
 
-def blame(verdicts: list[Verdict], error: ScriptError | None, evidence: list[str]) -> None:
-    """Failed verdicts say what the script raised meanwhile, on any thread; the first one shows the lanes."""
+def blame(verdicts: list[Verdict], error: ScriptError | None, evidence: list[str], busy: str = "") -> None:
+    """Failed verdicts say what the script raised meanwhile, on any thread, or where a thread of it spins;
+    the first one shows the lanes."""
     failed = [v for v in verdicts if not v.ok]
     for verdict in failed:
         if error is not None and error.kind == "NotImplementedError":
@@ -707,8 +714,38 @@ def blame(verdicts: list[Verdict], error: ScriptError | None, evidence: list[str
         elif error is not None and error.words() not in verdict.figure:
             verdict.figure = f"{error.words()}; {verdict.figure}"
             verdict.advice += f" Start with the exception {error.where} raised."
+        elif busy and busy not in verdict.figure:
+            verdict.figure = f"{verdict.figure}; meanwhile a thread of the script kept busy in {busy}"
+            verdict.advice = (f"A thread that spins never gets back to the election or the ring: look for a loop "
+                              f"that never ends in {busy.split(' (')[0]}. {verdict.advice}").rstrip()
     if failed and evidence and not failed[0].unwritten:
         failed[0].evidence = evidence
+
+
+def busy_in(script: ModuleType) -> str:
+    """'election_order() (challenge_leader_election.py line 81)': where a thread of the script spins (it used
+    CPU for at least BUSY_SHARE of a short window, inside the script's code); '' if none does."""
+    def cpu() -> dict[int, float]:
+        spent = {}
+        for ident in sys._current_frames():
+            with contextlib.suppress(OSError, ValueError, OverflowError):
+                spent[ident] = time.clock_gettime(time.pthread_getcpuclockid(ident))
+        return spent
+
+    before = cpu()
+    time.sleep(BUSY_WINDOW)
+    frames, used = sys._current_frames(), []
+    for ident, spent in cpu().items():
+        frame = frames.get(ident)
+        while frame is not None and frame.f_code.co_filename != script.__file__:
+            frame = frame.f_back
+        if frame is not None:
+            used.append((spent - before.get(ident, spent), frame))
+    if sum(spent for spent, _ in used) < BUSY_SHARE * BUSY_WINDOW:  # threads spinning together share the GIL
+        return ""
+    _, frame = max(used, key=lambda pair: pair[0])
+    name = getattr(frame.f_code, "co_qualname", frame.f_code.co_name)
+    return f"{name}() ({Path(frame.f_code.co_filename).name} line {frame.f_lineno})"
 
 
 def stuck_in(thread: threading.Thread, script: ModuleType) -> str:

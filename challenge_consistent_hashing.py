@@ -426,8 +426,9 @@ def main(argv: list[str] | None = None) -> int:
     demo = Demo(args, Shutdown().install())
     hosts, chroot = args.zk.partition("/")[0], parse_zk(args.zk)[1]
     try:
-        if not start_client(demo.client, CONNECT_TIMEOUT, demo.shutdown.requested):
-            demo.shutdown.request(f"error: no ZooKeeper answers at {hosts}; start one: `docker compose up -d`")
+        if not start_client(demo.client, demo.left(), demo.shutdown.requested):  # --duration bounds it too
+            demo.shutdown.request(f"error: cannot reach ZooKeeper at {hosts}; start one: `./run.sh zk start` or "
+                                  "`docker compose up -d`")
         elif chroot and demo.client.exists_async("/").get(timeout=CONNECT_TIMEOUT) is None:
             demo.shutdown.request(f"error: chroot {chroot} does not exist on ZooKeeper at {hosts}; create it")
         else:

@@ -500,8 +500,7 @@ def preflight(zk: str, stop: threading.Event) -> str:
     client, chroot = new_client(zk, CONNECT_TIMEOUT), parse_zk(zk)[1]
     try:
         if not start_client(client, CONNECT_TIMEOUT, stop):
-            return (f"error: cannot reach ZooKeeper at {zk}; start one with `./run.sh leader`, "
-                    "`docker compose up -d` or `python -m zklab.launcher`")
+            return f"error: cannot reach ZooKeeper at {zk}; start one: `./run.sh zk start` or `docker compose up -d`"
         if client.exists("/") is None:  # a missing chroot: kazoo would make it on the way, and hide a typo
             return f"error: chroot {chroot} does not exist on ZooKeeper at {zk}; create it or drop it from --zk"
         client.ensure_path(CANDIDATES)

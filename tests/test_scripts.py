@@ -44,13 +44,14 @@ def test_unreachable_zookeeper_is_one_line_and_fast(script: str) -> None:
     assert result.returncode == 1
     assert time.monotonic() - started < CONNECT_TIMEOUT + 4  # plus the interpreter's start-up
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and hosts in lines[0] and "docker compose up -d" in lines[0]
+    assert len(lines) == 1 and hosts in lines[0] and "`./run.sh zk start` or `docker compose up -d`" in lines[0]
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_a_duration_shorter_than_the_connect_is_still_one_line(script: str) -> None:
     """Something that is no ZooKeeper answers (a web server), and --duration ends before the connect gives up:
-    one line on stderr, nothing on stdout (the leader script also said 'time is up; shutting down')."""
+    one line on stderr, nothing on stdout (the leader script also said 'time is up; shutting down'), and
+    --duration holds (the hashing script waited out its 5 s connect timeout)."""
     server = socket.create_server(("127.0.0.1", 0))
 
     def answer_like_a_web_server() -> None:
@@ -60,10 +61,12 @@ def test_a_duration_shorter_than_the_connect_is_still_one_line(script: str) -> N
                 with conn:
                     conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
     threading.Thread(target=answer_like_a_web_server, daemon=True).start()
+    started = time.monotonic()
     try:
         result = run_script(script, "--zk", f"127.0.0.1:{server.getsockname()[1]}", "--duration", "1")
     finally:
         server.close()
+    assert time.monotonic() - started < 1 + 3, result  # plus the interpreter's start-up and the close
     assert result.returncode == 1 and result.stdout == "", result.stdout
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr, result.stderr
 

@@ -560,8 +560,7 @@ def check_zookeeper(zk: str, stop: threading.Event) -> str | None:
     try:
         if not start_client(client, CONNECT_TIMEOUT, stop):
             return None if stop.is_set() else (
-                f"error: cannot reach ZooKeeper at {hosts}; start one with `./run.sh zk start`, "
-                "`docker compose up -d` or `python -m zklab.launcher`")
+                f"error: cannot reach ZooKeeper at {hosts}; start one: `./run.sh zk start` or `docker compose up -d`")
         if chroot and client.exists_async(chroot).get(timeout=CONNECT_TIMEOUT) is None:
             return (f"error: chroot {chroot} does not exist on ZooKeeper at {hosts}; "
                     f"create it (zkCli.sh create '{chroot}', one level at a time) or drop {chroot} from --zk")

@@ -536,8 +536,8 @@ class Demo:
         try:
             self.problem = check_zookeeper(self.zk, self.stopping)
             if self.problem == "" and self.shutdown.why == "time is up":  # --duration ended before any answer
-                self.problem = (f"error: no ZooKeeper answered at {self.zk} before --duration ran out; start one "
-                                "with `./run.sh leader`, `docker compose up -d` or `python -m zklab.launcher`")
+                self.problem = (f"error: no ZooKeeper answered at {self.zk} before --duration ran out; start one: "
+                                "`./run.sh zk start` or `docker compose up -d`")
             if self.problem or self.stopping.is_set():
                 return self.shutdown.request("no ZooKeeper")
             self.events.write("start", session_timeout=self.session_timeout)
@@ -631,8 +631,7 @@ def check_zookeeper(zk: str, stop: threading.Event) -> str | None:
     try:
         if not start_client(client, CONNECT_TIMEOUT, stop):
             return "" if stop.is_set() else (  # "": stopped before ZooKeeper answered
-                f"error: cannot reach ZooKeeper at {zk}; start one with `./run.sh leader`, "
-                "`docker compose up -d` or `python -m zklab.launcher`")
+                f"error: cannot reach ZooKeeper at {zk}; start one: `./run.sh zk start` or `docker compose up -d`")
         if chroot and client.exists_async(chroot).get(timeout=CONNECT_TIMEOUT) is None:
             return (f"error: chroot {chroot} does not exist on ZooKeeper at {hosts}; "
                     f"create it (zkCli.sh create '{chroot}', one level at a time) or drop {chroot} from --zk")

@@ -33,7 +33,7 @@ from pathlib import Path
 from zklab import check_hashing, check_leader, interrupts
 from zklab.check_lab import CLOSE_TIMEOUT, ROOT, SCRIPTS, Check, Verdict
 from zklab.interrupts import Terminated
-from zklab.launcher import ZooKeeperCluster
+from zklab.launcher import ZooKeeperCluster, live_pids, process_stat
 from zklab.launcher import _die_with_parent as die_with_parent
 from zklab.zk import output_lost
 
@@ -201,13 +201,7 @@ class Child:
 
 def group_members(pgid: int) -> list[int]:
     """The live processes (not zombies) in process group `pgid`, read from /proc (none where there is none)."""
-    found, proc = [], Path("/proc")
-    for entry in proc.iterdir() if proc.is_dir() else []:
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            state, _, group = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:3]
-            if entry.name.isdigit() and int(group) == pgid and state != "Z":
-                found.append(int(entry.name))
-    return found
+    return [pid for pid in live_pids() if (stat := process_stat(pid)) is not None and stat[1] == pgid]
 
 
 def decode(line: bytes) -> dict | None:

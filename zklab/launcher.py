@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import ctypes
 import glob
 import os
@@ -433,21 +434,33 @@ class ZooKeeperCluster:
 SUITE_TAG = "ZKLAB_SUITE_TAG"
 
 
+def process_stat(pid: int | str) -> tuple[str, int] | None:
+    """(state letter, process group) of process `pid` from /proc/PID/stat ("Z": a zombie, "T": stopped);
+    None if it is gone, unreadable, or this system has no /proc."""
+    try:
+        state, _, group = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[:3]
+        return state, int(group)
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def live_pids() -> list[int]:
+    """Every process that is not a zombie, from /proc (none where there is no /proc)."""
+    proc = Path("/proc")
+    pids = [int(entry.name) for entry in (proc.iterdir() if proc.is_dir() else []) if entry.name.isdigit()]
+    return [pid for pid in pids if (stat := process_stat(pid)) is not None and stat[0] != "Z"]
+
+
 def tagged_jvms(tag: str) -> list[int]:
     """Live ZooKeeper JVMs (not zombies) whose environment holds SUITE_TAG=tag, or tag/PART: a parallel
     test run gives each worker a tag of its own under the run's, so the run's check sees them all."""
     marker, found = f"{SUITE_TAG}={tag}".encode(), []
-    proc = Path("/proc")
-    for entry in proc.iterdir() if proc.is_dir() else []:
-        try:
-            if not entry.name.isdigit() or MAIN_CLASS.encode() not in (entry / "cmdline").read_bytes():
-                continue
-            tags = (entry / "environ").read_bytes().split(b"\0")
-            if any(t == marker or t.startswith(marker + b"/") for t in tags) and \
-                    (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
-                found.append(int(entry.name))
-        except (OSError, IndexError):
-            continue  # gone while we looked, or not ours to read
+    for pid in live_pids():
+        with contextlib.suppress(OSError):  # gone while we looked, or not ours to read
+            if MAIN_CLASS.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                tags = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+                if any(t == marker or t.startswith(marker + b"/") for t in tags):
+                    found.append(pid)
     return found
 
 

@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from zklab import install
-from zklab.launcher import ZooKeeperCluster, ZooKeeperMissing, server_mode, spawn
+from zklab.launcher import ZooKeeperCluster, ZooKeeperMissing, process_stat, server_mode, spawn
 from zklab.plumbing import number_arg
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -184,12 +184,8 @@ def process_state(server: dict) -> str:
     _reap(pid)
     if server["config"] not in _cmdline(pid):
         return "gone"
-    stat = Path(f"/proc/{pid}/stat")
-    if stat.exists():
-        try:
-            code = stat.read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            return "gone"
+    if Path("/proc/self").exists():
+        code = (process_stat(pid) or ("",))[0]
     else:
         code = subprocess.run(["ps", "-p", str(pid), "-o", "stat="], capture_output=True, text=True,
                               timeout=5).stdout.strip()[:1]

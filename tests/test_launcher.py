@@ -138,6 +138,28 @@ def test_command_line_prints_hosts_and_ctrl_c_stops_everything() -> None:
             proc.kill()
 
 
+def test_a_server_killed_from_outside_is_said_and_the_last_one_ends_the_launcher() -> None:
+    """kill -9 of a server the foreground launcher started is said in one line (it went on claiming to serve);
+    with none left, it stops and exits 1."""
+    proc = subprocess.Popen([sys.executable, "-m", "zklab.launcher", "--servers", "3"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        while not proc.stdout.readline().startswith("serving"):
+            assert proc.poll() is None, proc.stderr.read()
+        children = _java_children(proc.pid)
+        os.kill(children[0], signal.SIGKILL)
+        said = proc.stdout.readline().strip()
+        assert said.endswith("(killed by signal 9): 2 of 3 left, a majority still serves"), said
+        for pid in children[1:]:
+            os.kill(pid, signal.SIGKILL)
+        assert proc.wait(timeout=20) == 1
+        assert "no majority serves" in proc.stdout.read() and "no server left" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_killed_launcher_takes_its_jvms_along() -> None:
     """Even kill -9 of the launcher leaves no JVM behind (Linux parent-death signal)."""
     proc = subprocess.Popen([sys.executable, "-m", "zklab.launcher"], cwd=ROOT,

@@ -35,6 +35,8 @@ from zklab.proxy import PartitionProxy
 # between 2 and 20 ticks unless told otherwise, and we widen the upper bound below.
 TICK_MS = 250
 MAX_SESSION_TIMEOUT_MS = 60_000
+# How often the foreground launcher looks at its servers: a kill -9 from another terminal is said this soon.
+WATCH_EVERY = 0.5
 
 # Small, fast-starting JVMs: three of them must fit beside the tests on a 2-core machine.
 JVM_FLAGS = ["-Xms32m", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
@@ -497,12 +499,29 @@ def main(argv: list[str] | None = None) -> int:
             print(f"server {server.sid}: {server.address:<18} {server.mode()}")
         print(f"ZK_HOSTS={cluster.hosts}", flush=True)
         print("serving until Ctrl-C", flush=True)
-        signal.pause() if hasattr(signal, "pause") else time.sleep(10**9)
+        return watch_servers(cluster)
     except KeyboardInterrupt:
-        pass
+        return 0
     finally:
         cluster.stop()
-    return 0
+
+
+def watch_servers(cluster: ZooKeeperCluster) -> int:
+    """Say each server that ends (kill -9 from another terminal, a crash) the moment we see it, and whether a
+    majority still serves; once none is left there is nothing to serve: exit 1."""
+    alive = {server.sid for server in cluster.servers}
+    while alive:
+        time.sleep(WATCH_EVERY)
+        for server in cluster.servers:
+            if server.sid in alive and not server.running:
+                alive.discard(server.sid)
+                code = server.process.returncode if server.process else None
+                how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+                left = "a majority still serves" if len(alive) > len(cluster.servers) // 2 else "no majority serves"
+                print(f"server {server.sid} ended ({how}): {len(alive)} of {len(cluster.servers)} left, {left}",
+                      flush=True)
+    print("no server left: stopping", file=sys.stderr, flush=True)
+    return 1
 
 
 if __name__ == "__main__":

@@ -44,11 +44,11 @@ CLOSE_TIMEOUT = 3.0
 EVIDENCE_WIDTH = 96
 # The longest a tap holds a request back: a forgotten hold must not cost the session (2 s).
 HOLD_AT_MOST = 1.0
-# After a failure, how long we watch the script's threads for one that spins, and the share of that window
-# a thread must spend on the CPU to count as spinning (a waiting thread spends none; a loaded machine may
-# give a spinning one barely half).
+# After a failure, how long we watch the script's threads for ones that spin, and the share of that window
+# they must spend on the CPU together to count as spinning (waiting threads spend none; a 2-core machine
+# shared by four busy processes gives a spinning one barely half).
 BUSY_WINDOW = 0.2
-BUSY_SHARE = 0.25
+BUSY_SHARE = 0.15
 
 T = TypeVar("T")
 _loaded = itertools.count()

@@ -47,7 +47,7 @@ from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.recipe.watchers import ChildrenWatch
 
 SEED = 0x5EED  # fixed: every process, on every machine, puts every key and member at the same place
-DEFAULT_VNODES = 160  # points per unit of weight, ketama's choice: 10 members' shares within ~10% of the mean
+DEFAULT_VNODES = 160  # points per unit of weight, ketama's choice: a member's share within ~8% of the mean
 MIN_WEIGHT, MAX_WEIGHT = 0.01, 100  # below, a member's one or two points make its share noise; above, a typo
 # A point costs a router ~120 bytes. Uncapped, one znode saying {"weight": 1e9} asked for 1.6e11 points.
 MAX_POINTS = 1_000_000

@@ -27,17 +27,17 @@ def test_same_members_same_owners_in_every_process(ring_lab: Lab) -> None:
 
 
 def test_load_is_balanced_at_ten_members(ring_lab: Lab) -> None:
-    """max/mean load <= 1.15 at N=10 with the default vnodes."""
+    """max/mean load <= 1.3 at N=10 with the default vnodes."""
     holds(check_hashing.BALANCE, ring_lab)
 
 
 def test_join_moves_keys_only_to_the_new_member_and_about_one_nth(ring_lab: Lab) -> None:
-    """At N=10: a join moves keys only to the joiner, within 0.75-1.25x of the ideal 1/11."""
+    """At N=10: a join moves keys only to the joiner, within 0.7-1.3x of the ideal 1/11."""
     holds(check_hashing.JOIN, ring_lab)
 
 
 def test_leave_moves_keys_only_from_the_leaving_member(ring_lab: Lab) -> None:
-    """At N=10: a leave moves only the leaver's keys, within 0.75-1.25x of the ideal 1/10."""
+    """At N=10: a leave moves only the leaver's keys, within 0.7-1.3x of the ideal 1/10."""
     holds(check_hashing.LEAVE, ring_lab)
 
 

@@ -29,10 +29,15 @@ from zklab.proxy import PartitionProxy
 KEYS = [f"key:{i}" for i in range(100_000)]
 TEN = [f"node-{i}" for i in range(10)]
 ROOT = "/ring"
+# With 160 points, a member's share strays from the mean by about 1/sqrt(160) = 8% (one standard deviation),
+# wherever the points happen to fall: measured over 60 seeds, the busiest of 10 held 1.05 to 1.25x its
+# share, and labels other than name#i ("name-i", "name_i") land anywhere in that range. So the bounds sit
+# about 4 of those 8% out: every correct ring passes (these miss it about once in a thousand), and one
+# point, or 10, per member still fails (1 point: 2 to 3x; 10 points: 1.31x at best).
 # A join or leave may move between these multiples of the ideal share (the changed member's share).
-MOVE_LOW, MOVE_HIGH = 0.75, 1.25
-# The busiest of 10 members may hold this multiple of its fair share (160 points each gives about 1.07).
-MAX_BALANCE = 1.15
+MOVE_LOW, MOVE_HIGH = 0.7, 1.3
+# The busiest of 10 members may hold this multiple of its fair share.
+MAX_BALANCE = 1.3
 # Routers must agree this soon after a change reaches ZooKeeper.
 CONVERGE = 1.0
 # In the callback check, ZooKeeper's answers to getData are held back this long.
@@ -397,6 +402,9 @@ FOREIGN_MEMBERS = [
     ("text", b'{"weight": "2"}', True),
     ("junk", b"\xff\xfe\x00junk", True),
     ("nested", b"[" * 100_000, True),
+    ("deep", b"[" * 1000, True),          # under MAX_DATA_BYTES, yet deeper than json's recursion allows
+    ("listed", b'["weight"]', True),      # "weight" in it, yet no dict: doc["weight"] raises TypeError
+    ("quoted", b'"weight"', True),
     ("oversized", b'{"weight": 1, "pad": "' + b"x" * OVERSIZED + b'"}', True),
     ("persistent", b'{"weight": 1}', False),
     ("valid", b'{"weight": 2}', True),
@@ -494,9 +502,41 @@ def late_join(lab: Lab, found: Findings, chroot: str, pair: list[object], joined
                    "members among the children: look at RingWatcher._read_members.")
         found.verdicts["foreign"].evidence = failed_parse[:3]
         return
-    found.hold("foreign", f"{refused} members with foreign, oversized, out-of-range or persistent data stayed off "
-               f"both routers' rings, each reported in ignored; the valid one joined {joined * 1000:.0f} ms after "
-               f"the writes began, and one joining after them {(time.monotonic() - started) * 1000:.0f} ms later")
+    late = time.monotonic() - started
+    if full_ring(lab, found):
+        found.hold("foreign", f"{refused} members with foreign, oversized, out-of-range or persistent data stayed "
+                   f"off both routers' rings, each reported in ignored; the valid one joined {joined * 1000:.0f} ms "
+                   f"after the writes began, and one joining after them {late * 1000:.0f} ms later; on a full ring, "
+                   "a third member waited in ignored until one left")
+
+
+ADVICE_FULL = ("MAX_POINTS caps the ring so that no set of members can exhaust a router's memory: a member that "
+               "does not fit is kept off and reported in RingWatcher.ignored, and the ring of those that fit is "
+               "built all the same. A rebuild that raises instead leaves the router on its old ring for good. Look "
+               "at RingWatcher._rebuild: build the ring of self._fit(weights, refused).")
+
+
+def full_ring(lab: Lab, found: Findings) -> bool:
+    """MAX_POINTS cut to two members' points: a third must wait in `ignored` while the routers route on, and
+    get on once one leaves. False (and the verdict failed) if not."""
+    script, saved = lab.script, lab.script.MAX_POINTS
+    script.MAX_POINTS = 2 * script.DEFAULT_VNODES
+    lab.on_close(lambda: setattr(script, "MAX_POINTS", saved))
+    chroot = lab.namespace()
+    pair, members = [router(lab, chroot) for _ in range(2)], lab.client(chroot)
+    for name in ("a", "b", "c"):
+        script.register_node(members, ROOT, name)
+    try:
+        wait_for(lambda: all(set(r.ring.nodes) == {"a", "b"} and "c" in r.ignored for r in pair), 3 * CONVERGE,
+                 "foreign", "", "")
+        members.delete(f"{script.members_path(ROOT)}/b")
+        wait_for(lambda: all(set(r.ring.nodes) == {"a", "c"} for r in pair), CONVERGE, "foreign", "", "")
+    except Broken:
+        found.fail("foreign", f"with room for 2 members ({script.MAX_POINTS} points), a, b and c registered, then "
+                   f"b left: the routers hold {[sorted(r.ring.nodes) for r in pair]}, ignoring "
+                   f"{[sorted(r.ignored) for r in pair]}", ADVICE_FULL)
+        return False
+    return True
 
 
 # ---------------------------------------------------------------- an empty ring, and the wrap
@@ -606,8 +646,8 @@ ROUTERS = Check({"routers": "routers follow joins, leaves and crashes within a s
 SWAP = Check({"swap": "a router swaps in a whole new ring; the ring a reader holds never changes"}, swap,
              bound=15)
 CALLBACK = Check({"callback": "a watch callback never waits on ZooKeeper"}, callback, bound=15)
-FOREIGN = Check({"foreign": "a member with foreign data, or not ephemeral, stays off the ring"}, foreign,
-                bound=10)
+FOREIGN = Check({"foreign": "a member with foreign data, not ephemeral, or with no room left stays off the ring"},
+                foreign, bound=10)
 WEIGHT_CHANGE = Check({"weight-change": "a member that changes its weight in place gets its new share"},
                       weight_change, bound=8)
 CHECKS = [AGREE, POINTS, ORDER, JOIN, LEAVE, BALANCE, WEIGHTS, EMPTY_RING, WRAP, ROUTERS, SWAP, CALLBACK,

@@ -124,9 +124,14 @@ def drain(elections: list[object]) -> None:
 
 # ---------------------------------------------------------------- one leader, the first in line
 
+# A child of the election path that no candidate made (a lock, a note left by hand): no name, no GUID.
+STRAY = "stray-0000000001"
+
+
 def one_leader(lab: Lab, found: Findings) -> None:
     chroot, sampler = lab.namespace(), lab.sampler()
     names = [f"c{i}" for i in range(5)]
+    lab.client(chroot).create(f"{PATH}/{STRAY}", b"not a candidate", makepath=True)  # the queue must skip it
     elections = join_in_turn(lab, chroot, names, sampler, "one-leader")
     leader = sole_leader(elections, "one-leader")
     if leader is not elections[0]:
@@ -143,8 +148,8 @@ def one_leader(lab: Lab, found: Findings) -> None:
                 "Only the leader may write: fenced_set must refuse unless is_leader holds.")
     most, figure = overlap_figure(sampler, elections)
     found.judge("one-leader", most == 1,
-                f"1 of 5 candidates leads, the first in line; all see one queue; a follower's write is refused; "
-                f"{figure}", ADVICE_TWO_LEADERS)
+                f"1 of 5 candidates leads, the first in line; all see one queue (and skip a child no candidate "
+                f"made); a follower's write is refused; {figure}", ADVICE_TWO_LEADERS)
 
 
 # ---------------------------------------------------------------- leadership passes down the queue
@@ -666,9 +671,54 @@ def handover_race(lab: Lab, found: Findings) -> None:
     except Broken:
         raise Broken("handover-race", f"c0 left {how}; c1 did not lead within {REACT:.0f} s: it waits for a "
                      "watch that will never fire", ADVICE_RACE) from None
+    took = time.monotonic() - released
     most, figure = overlap_figure(sampler, [first, second])
-    found.judge("handover-race", most == 1, f"c0 left {how}; c1 led {(time.monotonic() - released) * 1000:.0f} "
-                f"ms later; {figure}", ADVICE_TWO_LEADERS)
+    if found.judge("handover-race", most == 1, f"c0 left {how}; c1 led {took * 1000:.0f} ms later; {figure}",
+                   ADVICE_TWO_LEADERS):
+        middle_race(lab, found, chroot, second, sampler, f"c0 left {how}; c1 led {took * 1000:.0f} ms later")
+
+
+ADVICE_MIDDLE_RACE = ("A predecessor that is gone when you look at it does not make you first: someone may still be "
+                      "ahead of it. Read the children again and lead only if your node is first; else watch the "
+                      "node now just before yours. Look at LeaderElection._check_position.")
+
+
+def middle_race(lab: Lab, found: Findings, chroot: str, leader: object, sampler: LeaderSampler, before: str) -> None:
+    """`leader` leads, c2 waits behind it, and c3's look at c2 is held on the wire while c2 leaves: c3 must read
+    the queue again and wait behind the leader (c2 gone does not make c3 first), then lead once the leader goes."""
+    admin, tap = lab.client(chroot), lab.tap()
+    middle = candidate(lab, chroot, "c2", sampler)
+    wait_for(lambda: len(admin.get_children(PATH)) == 2, REACT, "handover-race", "c2 did not join the election",
+             "start() must join the election.")
+    tap.hold_after_children()
+    last = candidate(lab, chroot, "c3", sampler, via=tap.address)
+    wait_for(lambda: tap.held.is_set() or (time.monotonic() - tap.last_frame > QUIET
+                                           and len(admin.get_children(PATH)) == 3), REACT, "handover-race",
+             "c3 did not join the election", "start() must join the election.")
+    how = "between c3's two reads" if tap.held.is_set() else "while c3 waited"
+    middle.resign()
+    try:
+        wait_for(lambda: len(admin.get_children(PATH)) == 2, REACT, "handover-race",
+                 f"c2 resigned, but its node was still there {REACT:.0f} s later", "resign() must delete its node.")
+    finally:
+        tap.release()
+    end, led = time.monotonic() + TEMPTATION, False   # c3, told its predecessor is gone, may take it for its election
+    while time.monotonic() < end:   # the whole window: the lanes then show how long two led
+        led = led or last.is_leader
+        time.sleep(0.005)
+    if led:
+        raise Broken("handover-race", f"{before}; then c2, in the middle, left {how}, and c3 led "
+                     f"while {leader.name} still led", ADVICE_MIDDLE_RACE)
+    leader.resign()
+    try:
+        wait_for(lambda: last.is_leader, REACT, "handover-race", "", "")
+    except Broken:
+        raise Broken("handover-race", f"{before}; then c2 left {how} and c3 stayed in line, but did "
+                     f"not lead within {REACT:.0f} s of {leader.name} leaving: it watched nothing",
+                     ADVICE_MIDDLE_RACE) from None
+    most, figure = overlap_figure(sampler, [leader, middle, last])
+    found.judge("handover-race", most == 1, f"{before}; c2 left the middle {how}: c3 stayed behind "
+                f"{leader.name}, and led when it left; {figure}", ADVICE_TWO_LEADERS)
 
 
 # ---------------------------------------------------------------- a node deleted from outside

@@ -210,6 +210,12 @@ def wide_points(lab: Lab, found: Findings) -> None:
         found.fail("points", f"point() gave a {kind}, not an integer",
                    "Points must compare as integers: as strings, \"10\" sorts before \"9\". Look at point().")
         return
+    if (outside := next((p for p in points if not 0 <= p < 2**128), None)) is not None:
+        found.fail("points", f"point() gave {outside}, outside the ring's positions 0 to 2**128 - 1",
+                   "A point is a position on the ring, from 0 to 2**128 - 1: HashRing.owner_at takes a position "
+                   "past the last point back to the first, and TOP (2**128 - 1) is the last one. mmh3.hash128 is "
+                   "unsigned unless told signed=True. Look at point().")
+        return
     distinct, widest = len(set(points)), max(points)
     found.judge("points", distinct == len(labels) and widest >= 2**64,
                 f"100,000 member points land on {distinct:,} distinct positions ({widest.bit_length()}-bit)",
@@ -416,6 +422,9 @@ ADVICE_FOREIGN = ("One member with weight 1e9 takes 1.6e11 points: a router runs
                   "member never leaves, so keys would go to it long after it died. A router keeps such a member "
                   "off its ring and reports it in RingWatcher.ignored: look at parse_weight (and check_weight), "
                   "and at how RingWatcher._read_members reads members (the znode's stat.ephemeralOwner).")
+ADVICE_UNREPORTED = ("The routers kept the foreign members off their rings but never said so: a member nobody hears "
+                     "of is a member nobody fixes. RingWatcher._rebuild must hand the refused members to "
+                     "self._note_ignored, which keeps them in RingWatcher.ignored and warns once about each.")
 ADVICE_UNPARSED = ("parse_weight must answer ValueError for any data that is not ours, whatever it holds: any other "
                    "exception fails the router's whole rebuild, again on every retry, so no member joins after it. "
                    "Bound the data's size before json.loads (deep nesting raises RecursionError). Look at "
@@ -480,9 +489,12 @@ def foreign(lab: Lab, found: Findings) -> None:
         rings = [sorted(r.ring.weights.items()) for r in pair]
         unreported = sorted(n for n in bad if any(n not in r.ignored for r in pair))
         failed_parse = unparsed(lab)
-        found.fail("foreign", f"within {CONVERGE:.1f} s the routers held {rings}, want [('valid', 2)]"
-                   + (f"; {', '.join(unreported)} not reported in RingWatcher.ignored" if unreported else ""),
-                   ADVICE_UNPARSED if failed_parse else ADVICE_FOREIGN)
+        kept_off = all(held == [("valid", 2)] for held in rings)   # off the ring, but never said
+        figure = ("both routers kept the foreign members off their rings" if kept_off else
+                  f"within {CONVERGE:.1f} s the routers held {rings}, want [('valid', 2)]")
+        found.fail("foreign", figure + (f"; {', '.join(unreported)} not reported in RingWatcher.ignored"
+                                        if unreported else ""),
+                   ADVICE_UNPARSED if failed_parse else ADVICE_UNREPORTED if kept_off else ADVICE_FOREIGN)
         found.verdicts["foreign"].evidence = failed_parse[:3]
     else:
         late_join(lab, found, chroot, pair, joined, len(bad))

@@ -536,8 +536,15 @@ def refused_by_recipe(lab: Lab, found: Findings, admin: KazooClient, old: object
     try:
         old.fenced_set(LEDGER, "through the recipe")
     except lab.script.NotLeaderError:
-        new.fenced_set(LEDGER, "from the new leader")
-        found.judge("stale-write", b"from the new leader" in admin.get(LEDGER)[0],
+        version = new.fenced_set(LEDGER, "from the new leader")
+        data, stat = admin.get(LEDGER)
+        if b"from the new leader" in data and version != stat.version:
+            return found.fail("stale-write", f"the new leader's write went in, but fenced_write returned version "
+                              f"{version!r}, where ZooKeeper holds the ledger at version {stat.version}",
+                              "fenced_write returns the ledger's new version, as ZooKeeper's answer to the "
+                              "transaction gives it (the set_data result's stat), not the version read before. "
+                              "Look at fenced_write.")
+        found.judge("stale-write", b"from the new leader" in data,
                     f"stale write rejected by ZooKeeper (epoch {token.epoch}, after epoch {new.epoch} "
                     "was elected)", "The ledger lost the new leader's write.")
     else:

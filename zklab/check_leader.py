@@ -492,6 +492,8 @@ def partition(lab: Lab, found: Findings, fault: str = "blackhole") -> None:
     late_write(lab, found, chroot, old, new, token)  # last: fenced_write (step 6) comes after the steps above
     if found.verdicts["partition"].ok:
         held_renewal(lab, found)
+    if found.verdicts["partition"].ok:
+        held_claim(lab, found)
 
 
 def ledger_of(admin: KazooClient, token: object, value: str) -> None:
@@ -643,6 +645,49 @@ def held_renewal(lab: Lab, found: Findings) -> None:
     found.fail("partition", f"{figure}, {acted - session:.2f} s past the moment ZooKeeper could expire its session "
                f"({session:.1f} s)", ADVICE_LEASE)
     lab.samplers.insert(0, lab.samplers.pop(lab.samplers.index(sampler)))  # the lanes shown are this leader's
+
+
+ADVICE_CLAIM = ("The read that makes you leader is a question too: ZooKeeper may have heard from you last when it "
+                "reached it, and a lease counted from its answer outlives the session by as long as the answer "
+                "took. Take the time before you sync and read the children, and claim with it. Look at "
+                "LeaderElection._check_position.")
+
+
+def held_claim(lab: Lab, found: Findings) -> None:
+    """The read that makes a candidate leader is answered HOLD s late, then silence: it must stop before
+    ZooKeeper may expire it, counted from when it asked, not from the answer."""
+    chroot, sampler = lab.namespace(), lab.sampler()
+    first = candidate(lab, chroot, "first", sampler, timeout=RENEWAL_SESSION)
+    wait_for(lambda: first.is_leader, REACT, "partition", "a lone candidate did not lead",
+             "A lone candidate must lead.")
+    tap = HeldAnswer(lab.zk_address, HOLD)
+    lab.on_close(tap.close)
+    heir = candidate(lab, chroot, "heir", sampler, timeout=RENEWAL_SESSION, via=tap.address)
+    admin = lab.client(chroot)
+    wait_for(lambda: len(admin.get_children(PATH)) == 2 and time.monotonic() - tap.last_frame > QUIET, REACT,
+             "partition", "a second candidate did not join", "start() must join the election.")
+    session = heir.client._session_timeout / 1000.0
+    tap.arm()   # the heir's next read is the one that makes it leader
+    first.resign()
+    try:
+        wait_for(lambda: heir.is_leader, REACT + HOLD, "partition", "", "")
+        wait_for(lambda: (sampler.stopped("heir") or 0) > tap.heard_at, session + REACT, "partition", "", "")
+    except Broken:
+        what = (f"was still leading {session + REACT:.1f} s later" if sampler.started("heir") else
+                f"did not lead within {REACT + HOLD:.1f} s")
+        found.fail("partition", f"a candidate whose claiming read was answered {HOLD:.2f} s late {what}",
+                   ADVICE_CLAIM)
+        return
+    finally:
+        tap.heal()
+    acted = sampler.stopped("heir") - tap.heard_at
+    figure = f"a claiming read answered {HOLD:.2f} s late: the heir stopped {acted:.2f} s after it asked"
+    if acted < session:
+        found.verdicts["partition"].figure += f"; {figure}, {session - acted:.2f} s before the session could expire"
+        return
+    found.fail("partition", f"{figure}, {acted - session:.2f} s past the moment ZooKeeper could expire its session "
+               f"({session:.1f} s)", ADVICE_CLAIM)
+    lab.samplers.insert(0, lab.samplers.pop(lab.samplers.index(sampler)))  # the lanes shown are the heir's
 
 
 # ---------------------------------------------------------------- a predecessor that leaves between two reads

@@ -86,7 +86,7 @@ def election_order(children: list[str]) -> list[Candidate]:
 @dataclass(frozen=True)
 class FencingToken:
     node_path: str  # the leader's election node: the write is valid only while it exists
-    epoch: int      # its sequence number, which only grows from one leader to the next
+    epoch: int      # its sequence number: grows from leader to leader, but restarts if the path is remade
     leader: str
 
 def fenced_write(client: KazooClient, token: FencingToken, ledger: str, value: str | bytes,
@@ -339,8 +339,8 @@ class LeaderElection:
                     self._check_position()
             except DISCONNECTED:
                 pass  # the connection listener wakes us when there is something to do
-            except NoNodeError:
-                self._wake.set()  # the election path vanished under us: create it again
+            except NoNodeError:  # the election path was deleted, and our node with it: stop, and join again
+                self._forget_node("the election path is gone")
             except Exception as exc:  # a dead thread would keep our node in line and block everyone behind
                 self._set_leader(False, "unexpected error")
                 self.on_change(self, "error", f"{type(exc).__name__} {exc}".strip())

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -204,3 +205,28 @@ def test_a_process_that_ends_by_os_exit_leaves_no_folder(tmp_path: Path) -> None
     assert out.returncode == 3, out.stderr
     assert Path(out.stdout.strip()).parent == tmp_path
     wait_until(lambda: not any(tmp_path.iterdir()), 15, "the janitor to remove the server's folder")
+
+
+def test_a_server_started_while_sigterm_is_ignored_still_stops_on_sigterm() -> None:
+    """check ignores SIGTERM while it cleans up; a JVM started then inherited the ignore, and every stop of it
+    waited 10 s for SIGKILL (`check > /dev/full` took 11 s). A server starts with SIGTERM at its default."""
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        cluster = ZooKeeperCluster(servers=1).start()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    try:
+        status = Path(f"/proc/{cluster.servers[0].process.pid}/status").read_text()
+        ignored = int(next(line for line in status.splitlines() if line.startswith("SigIgn:")).split()[1], 16)
+        assert not ignored & (1 << (signal.SIGTERM - 1)), status
+    finally:
+        cluster.stop()
+
+
+def test_a_paused_server_stops_at_once() -> None:
+    """A server paused with SIGSTOP cannot act on SIGTERM: stop wakes it first (it waited 10 s for SIGKILL)."""
+    cluster = ZooKeeperCluster(servers=1).start()
+    os.kill(cluster.servers[0].process.pid, signal.SIGSTOP)
+    started = time.monotonic()
+    cluster.stop()
+    assert time.monotonic() - started < 5, f"stopping a paused server took {time.monotonic() - started:.1f} s"

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 
 from kazoo.client import KazooClient, KazooState
+from kazoo.exceptions import NoNodeError, NotEmptyError
 
 from zklab.check_lab import (
     SESSION_TIMEOUT,
@@ -49,6 +50,8 @@ REACT = 2.0
 TEMPTATION = 0.5
 # A pause on the wire this long means every candidate has handled what it heard (pings are rarer).
 QUIET = 0.1
+# What a loaded machine may add to a renewal's period before a leader that must stop has stopped.
+SLIP = 0.3
 
 ADVICE_TWO_LEADERS = ("Two leaders at once is what an election exists to prevent: both would act and write. "
                       "Look at how the queue is ordered and read: election_order, LeaderElection._check_position.")
@@ -811,13 +814,38 @@ def deleted_node(lab: Lab, found: Findings) -> None:
     late = (stopped - deleted_at) if stopped is not None else float("inf")
     twice = sorted(n for n, nodes in nodes_of(admin, lab.script).items() if len(nodes) > 1)
     ok = late <= lease + 0.05 and not twice and not c0.is_leader
-    found.judge("deleted-node", ok,
-                f"c1 and c0 (the leader) joined again with new nodes; c0 stopped acting {late:.2f} s after its node "
-                f"was deleted (lease {lease:.2f} s); one node per candidate" if ok else
-                f"{', '.join(twice)} held two nodes at once" if twice else
-                f"the deleted leader acted on {late:.2f} s after its node was deleted (its lease: {lease:.2f} s)",
-                "A leader whose node is gone must stop by its next renewal: LeaderElection._renew_lease asks "
-                "whether the node still exists, and LeaderElection._check_position joins again.")
+    if found.judge("deleted-node", ok,
+                   f"c1 and c0 (the leader) joined again with new nodes; c0 stopped acting {late:.2f} s after its "
+                   f"node was deleted (lease {lease:.2f} s); one node per candidate" if ok else
+                   f"{', '.join(twice)} held two nodes at once" if twice else
+                   f"the deleted leader acted on {late:.2f} s after its node was deleted (its lease: {lease:.2f} s)",
+                   ADVICE_GONE):
+        deleted_path(lab, found, admin, sampler, elections)
+
+
+ADVICE_GONE = ("A leader whose node is gone must stop by its next renewal: LeaderElection._renew_lease asks "
+               "whether the node still exists, and LeaderElection._check_position joins again.")
+
+
+def deleted_path(lab: Lab, found: Findings, admin: KazooClient, sampler: LeaderSampler, elections: list) -> None:
+    """The whole election path deleted (rm -r by hand): the leader, its node gone with it, must stop by its next
+    renewal, not run out its lease reading a path that is no more; then the candidates make it again, and lead."""
+    leader = sole_leader(elections, "deleted-node")
+    renewal = lab.script.LEASE_FRACTION * lab.script.RENEW_FRACTION * SESSION_TIMEOUT
+    deleted_at = time.monotonic()
+    for _ in range(5):   # candidates may make their nodes again while we delete: until it is gone once
+        with contextlib.suppress(NotEmptyError, NoNodeError):
+            admin.delete(PATH, recursive=True)
+            break
+    with contextlib.suppress(Broken):
+        wait_for(lambda: not leader.is_leader, renewal + SLIP, "deleted-node", "", "")
+    late = (sampler.stopped(leader.name) or time.monotonic()) - deleted_at
+    if late > renewal + SLIP:
+        return found.fail("deleted-node", f"the election path was deleted: {leader.name}, leading, acted on "
+                          f"for {late:.2f} s and more (a renewal comes every {renewal:.2f} s)", ADVICE_GONE)
+    sole_leader(elections, "deleted-node")
+    found.verdicts["deleted-node"].figure += (f"; the whole election path deleted: {leader.name} stopped "
+                                              f"{late:.2f} s later, and the candidates made it again")
 
 
 def wait_rejoined(admin: KazooClient, script: object, old: dict[str, list[str]], next_leader: object) -> None:

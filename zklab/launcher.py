@@ -175,16 +175,29 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def _default_signals() -> None:
+    """In the child, before exec: SIGTERM and SIGINT as the JVM expects them. A signal our process ignores at
+    that moment (check ignores both while it cleans up) would stay ignored across exec, and stopping the
+    server would wait out its timeout before SIGKILL."""
+    if sys.platform.startswith("linux"):
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            ctypes.CDLL(None).signal(int(signum), ctypes.c_void_p(0))   # SIG_DFL
+
+
 def spawn(cmd: list[str], log_path: Path, detached: bool) -> subprocess.Popen:
     """Start a server JVM, its output appended to `log_path`.
 
     Either way it gets a session of its own, which keeps the terminal's Ctrl-C and hang-up away from
-    it. A `detached` server outlives us (`./run.sh zk start`); any other dies with the thread that
-    started it.
+    it, and default signals. A `detached` server outlives us (`./run.sh zk start`); any other dies with
+    the thread that started it.
     """
+    def child() -> None:
+        _default_signals()
+        if not detached:
+            _die_with_parent()
     with open(log_path, "ab") as log:
         return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, preexec_fn=None if detached else _die_with_parent)
+                                start_new_session=True, preexec_fn=child)
 
 
 def _janitor(folder: Path) -> subprocess.Popen:
@@ -413,6 +426,8 @@ class ZooKeeperCluster:
         proc = server.process
         if proc is None or proc.poll() is not None:
             return
+        if sig != signal.SIGKILL:
+            proc.send_signal(signal.SIGCONT)  # a paused JVM (SIGSTOP) cannot act on SIGTERM until it runs again
         proc.send_signal(sig)
         try:
             proc.wait(timeout)

@@ -105,9 +105,16 @@ class Background:
             raise ZooKeeperNotReady(str(self.error or "ZooKeeper did not start within 60 s"))
         return self.cluster.servers[0].address
 
-    def died(self) -> bool:
-        """True once our server started and then its process ended (kill -9 included)."""
-        return self._ready.is_set() and self.cluster is not None and not self.cluster.servers[0].running
+    def died(self) -> str:
+        """'' while our server serves; once it started, what stopped it: 'died' (its process ended, kill -9
+        included) or 'was paused (SIGSTOP)': a frozen server answers nobody, and every scenario would fail."""
+        if not self._ready.is_set() or self.cluster is None:
+            return ""
+        server = self.cluster.servers[0]
+        if not server.running:
+            return "died"
+        stat = process_stat(server.process.pid)
+        return "was paused (SIGSTOP)" if stat is not None and stat[0] == "T" else ""
 
     def stop(self) -> None:
         self._done.set()
@@ -244,8 +251,8 @@ class Run:
             self.check = CHECKS[self.challenge][message["index"]]
             self.deadline = time.monotonic() + float(message.get("bound", 0)) + GRACE
         elif event == "verdict" and (verdict := verdict_of(message)) is not None:
-            if not verdict.ok and zookeeper.died():
-                verdict, self.zk_died = zookeeper_died(verdict.key), True
+            if not verdict.ok and (why := zookeeper.died()):
+                verdict, self.zk_died = zookeeper_died(verdict.key, why), True
             if verdict.key in self.words and verdict.key not in self.verdicts:
                 self.verdicts[verdict.key] = verdict
                 report(verdict, self.words[verdict.key], self.said)
@@ -281,9 +288,9 @@ def verdict_of(message: dict) -> Verdict | None:
         return None
 
 
-def zookeeper_died(key: str) -> Verdict:
-    return Verdict(key, False, "not judged: the checker's own ZooKeeper died during the run",
-                   "This says nothing about your script: ZooKeeper's process ended under the check. "
+def zookeeper_died(key: str, why: str) -> Verdict:
+    return Verdict(key, False, f"not judged: the checker's own ZooKeeper {why} during the run",
+                   "This says nothing about your script: the check's ZooKeeper stopped serving under it. "
                    "Run the check again.")
 
 
@@ -330,9 +337,9 @@ def follow(child: Child, run: Run, zookeeper: Background) -> None:
         interrupts.raise_noted()
         if zookeeper.error is not None:
             raise ZooKeeperNotReady(str(zookeeper.error))
-        if zookeeper.died():
+        if why := zookeeper.died():
             child.end()
-            died, run.zk_died = zookeeper_died(""), True
+            died, run.zk_died = zookeeper_died("", why), True
             run.missing(died.figure, died.advice)
             return
         messages = child.lines(min(0.2, run.deadline - time.monotonic()))

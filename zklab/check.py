@@ -208,7 +208,7 @@ class Child:
 
 def group_members(pgid: int) -> list[int]:
     """The live processes (not zombies) in process group `pgid`, read from /proc (none where there is none)."""
-    return [pid for pid in live_pids() if (stat := process_stat(pid)) is not None and stat[1] == pgid]
+    return [pid for pid in live_pids() if (stat := process_stat(pid)) is not None and stat[2] == pgid]
 
 
 def decode(line: bytes) -> dict | None:
@@ -237,6 +237,7 @@ class Run:
         self.verdicts: dict[str, Verdict] = {}
         self.said: dict[str, str] = {}   # advice printed already -> the guarantee it was printed for
         self.loaded = False
+        self.left_behind: list[int] = []  # processes the script left, outside its group (setsid), as reported
         self.load_said = False   # the child said why it could not load the script
         self.zk_died = False     # then nothing failed for the script's sake: no progress is recorded
         self.check: Check | None = None
@@ -250,6 +251,8 @@ class Run:
         if event == "begin" and message.get("index") in range(len(CHECKS[self.challenge])):
             self.check = CHECKS[self.challenge][message["index"]]
             self.deadline = time.monotonic() + float(message.get("bound", 0)) + GRACE
+        elif event == "left" and isinstance(message.get("pids"), list):  # what the script left, killed there
+            self.left_behind = [pid for pid in message["pids"] if isinstance(pid, int)]
         elif event == "verdict" and (verdict := verdict_of(message)) is not None:
             if not verdict.ok and (why := zookeeper.died()):
                 verdict, self.zk_died = zookeeper_died(verdict.key, why), True
@@ -312,16 +315,17 @@ def check_challenge(challenge: str, directory: Path, zookeeper: Background, work
         return False
     held = sum(v.ok for v in run.verdicts.values())
     say(f"{held} of {len(run.words)} guarantees hold ({time.monotonic() - started:.1f} s)")
-    if child.left_behind:
-        say(f"{marks()[1]} the script left {len(child.left_behind)} process(es) running after the check (pids "
-            f"{' '.join(map(str, child.left_behind[:5]))}{' ...' if len(child.left_behind) > 5 else ''}); the "
+    left = sorted(set(child.left_behind + run.left_behind))
+    if left:
+        say(f"{marks()[1]} the script left {len(left)} process(es) running after the check (pids "
+            f"{' '.join(map(str, left[:5]))}{' ...' if len(left) > 5 else ''}); the "
             "checker killed them")
         say(textwrap.fill("A fork copies the process with its ZooKeeper session: two processes then act on one "
                           "session, and the copy outlives everything. Code under test must not fork or leave "
                           "programs running.", WIDTH, initial_indent="    ", subsequent_indent="    "))
     if not only and not run.zk_died:
         progress(challenge, run, directory)
-    return held == len(run.words) and not child.left_behind
+    return held == len(run.words) and not left
 
 
 def hand_address(zookeeper: Background, child: Child) -> None:

@@ -14,10 +14,13 @@ Rules of this process (zklab.check starts it and owns every deadline):
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import json
 import logging
 import os
 import select
+import signal
 import sys
 import threading
 import time
@@ -28,13 +31,15 @@ from types import ModuleType
 
 from zklab import check_hashing, check_leader
 from zklab.check_lab import SCRIPTS, Check, ErrorWatch, Lab, Verdict, load_script, run_check, script_error
-from zklab.launcher import ZooKeeperCluster
+from zklab.launcher import ZooKeeperCluster, live_pids, process_stat
 
 CHECKS: dict[str, list[Check]] = {"leader": check_leader.CHECKS, "hashing": check_hashing.CHECKS}
 # A script imports in well under a second; past this its top level is waiting for something.
 LOAD_BOUND = 10.0
 # How long a scenario may wait for the parent's ZooKeeper address (it starts in the background).
 ZK_WAIT = 60.0
+# The 3-server ensemble's folder under the work folder: its servers and janitor name it in their command lines.
+ENSEMBLE = "ensemble"
 
 
 class Report:
@@ -166,7 +171,7 @@ class Budget:
 
 def run(args: argparse.Namespace, report: Report) -> None:
     checks = [CHECKS[args.challenge][i] for i in args.checks]
-    ensemble = Ensemble(args.workdir / "ensemble") if any(c.needs_ensemble for c in checks) else None
+    ensemble = Ensemble(args.workdir / ENSEMBLE) if any(c.needs_ensemble for c in checks) else None
     script = load(args.challenge, args.scripts, report)
     if script is None:
         return
@@ -213,6 +218,30 @@ def judge(check: Check, lab: Lab, bound: float, verbose: bool, options: dict) ->
     return verdicts
 
 
+def adopt_orphans() -> None:
+    """Become the parent of every process the script starts and leaves, however it hides: a fork that calls
+    setsid() leaves our process group, and one that forks again and exits leaves us as its parent; Linux
+    hands such orphans to the nearest ancestor that asked for them."""
+    if sys.platform.startswith("linux"):
+        PR_SET_CHILD_SUBREAPER = 36
+        ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1)
+
+
+def strays(workdir: Path) -> list[int]:
+    """Our live children that the script started (not the ensemble's servers and janitor, whose command lines
+    name its folder), killed: what a script leaves running after the check copies its ZooKeeper session."""
+    ours, found = str(workdir / ENSEMBLE).encode(), []
+    for pid in live_pids():
+        if (stat := process_stat(pid)) is not None and stat[1] == os.getpid():
+            with contextlib.suppress(OSError):
+                if ours not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    found.append(pid)
+    for pid in found:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    return found
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m zklab.check_child", description="Run by zklab.check.")
     parser.add_argument("challenge", choices=sorted(SCRIPTS))
@@ -234,8 +263,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.verbose:
         logging.basicConfig(level=logging.WARNING)
     report = Report(args.report)
+    adopt_orphans()
     try:
         run(args, report)
+        if left := strays(args.workdir):
+            report.send("left", pids=left)
         report.send("done")
     finally:
         sys.stdout.flush()

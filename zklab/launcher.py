@@ -451,12 +451,12 @@ class ZooKeeperCluster:
 SUITE_TAG = "ZKLAB_SUITE_TAG"
 
 
-def process_stat(pid: int | str) -> tuple[str, int] | None:
-    """(state letter, process group) of process `pid` from /proc/PID/stat ("Z": a zombie, "T": stopped);
-    None if it is gone, unreadable, or this system has no /proc."""
+def process_stat(pid: int | str) -> tuple[str, int, int] | None:
+    """(state letter, parent, process group) of process `pid` from /proc/PID/stat ("Z": a zombie, "T":
+    stopped); None if it is gone, unreadable, or this system has no /proc."""
     try:
-        state, _, group = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[:3]
-        return state, int(group)
+        state, parent, group = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[:3]
+        return state, int(parent), int(group)
     except (OSError, IndexError, ValueError):
         return None
 

@@ -553,14 +553,17 @@ def stop_all(clients: list[KazooClient], timeout: float, hurry: threading.Event)
 
 # ---------------------------------------------------------------- ZooKeeper, before the demo starts
 
-def check_zookeeper(zk: str, stop: threading.Event) -> str | None:
-    """None if ZooKeeper answers within CONNECT_TIMEOUT, has our chroot and lets us in; else one line."""
+def check_zookeeper(zk: str, stop: threading.Event, duration: float | None = None) -> str | None:
+    """None if ZooKeeper answers within CONNECT_TIMEOUT (and --duration), has our chroot and lets us in; else
+    one line."""
     hosts, chroot = zk.partition("/")[0], parse_zk(zk)[1]
     client = new_client(hosts, CONNECT_TIMEOUT)
     try:
-        if not start_client(client, CONNECT_TIMEOUT, stop):
+        if not start_client(client, min(CONNECT_TIMEOUT, duration or CONNECT_TIMEOUT), stop):
+            why = "before --duration ran out" if duration and duration < CONNECT_TIMEOUT else ""
             return None if stop.is_set() else (
-                f"error: cannot reach ZooKeeper at {hosts}; start one: `./run.sh zk start` or `docker compose up -d`")
+                f"error: cannot reach ZooKeeper at {hosts}{' ' * bool(why)}{why}; start one: `./run.sh zk start` "
+                "or `docker compose up -d`")
         if chroot and client.exists_async(chroot).get(timeout=CONNECT_TIMEOUT) is None:
             return (f"error: chroot {chroot} does not exist on ZooKeeper at {hosts}; "
                     f"create it (zkCli.sh create '{chroot}', one level at a time) or drop {chroot} from --zk")
@@ -660,7 +663,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("kazoo").addHandler(logging.NullHandler())
     logging.getLogger("kazoo").propagate = False  # kazoo's reconnect chatter would drown the report
     shutdown = Shutdown().install()
-    if problem := check_zookeeper(args.zk, shutdown.requested):
+    if problem := check_zookeeper(args.zk, shutdown.requested, args.duration):
         print(problem, file=sys.stderr)
         return 1
     if shutdown.requested.is_set():

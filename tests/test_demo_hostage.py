@@ -60,7 +60,7 @@ def test_a_zookeeper_that_never_answered_before_the_duration_is_no_success(demo:
     within --duration (the hashing demo waited its 5 s connect timeout)."""
     result, took = run_demo(ROOT, demo, "--zk", unreachable_hosts(), "--duration", "1")
     assert result.returncode == 1 and said in result.stderr, result
-    assert "summary" not in result.stdout and took < 1 + MARGIN, f"{took:.1f} s"
+    assert "summary" not in result.stdout and took < 1 + 3, f"{took:.1f} s"  # 1.2 s measured; start-up under load
 
 
 @pytest.mark.parametrize("command", [["-m", "zklab.demo_leader"], ["-m", "zklab.demo_hashing"],

@@ -210,6 +210,7 @@ def cases(p: dict[str, str]) -> dict[str, Case]:
         "check-closed-stdout": Case(["check", "hashing"], 0, closed_stdout=True),
         "zk-status-closed-stdout": Case(["zk", "status"], 0, closed_stdout=True),
         "tree-closed-stdout": Case(["tree", "--once", "/"], 0, "", {"ZK_HOSTS": p["zk"]}, closed_stdout=True),
+        "smoke-closed-stdout": Case(["smoke"], 0, "", {"ZK_HOSTS": p["zk"]}, closed_stdout=True),
         "leader-closed-stdout": Case(["leader", "--duration", "2"], 0, "", {"ZK_HOSTS": p["zk"]}, closed_stdout=True),
         "hashing-closed-stdout": Case(["hashing", "--duration", "2"], 0, "", {"ZK_HOSTS": p["zk"]},
                                       closed_stdout=True),

@@ -230,3 +230,14 @@ def test_a_paused_server_stops_at_once() -> None:
     started = time.monotonic()
     cluster.stop()
     assert time.monotonic() - started < 5, f"stopping a paused server took {time.monotonic() - started:.1f} s"
+
+
+@pytest.mark.parametrize("argument", [["--servers", "\u0663"], ["--servers", "2"], ["--tick-ms", "0"],
+                                      ["--tick-ms", "-5"], ["--serv", "1"]])
+def test_a_bad_argument_is_one_line_and_starts_nothing(argument: list[str]) -> None:
+    """An Arabic-Indic 3 started three servers, --tick-ms 0 printed a Java stack trace, --serv was --servers,
+    and every error came under argparse's usage block: now one line, exit 2, before any JVM."""
+    result = subprocess.run([sys.executable, "-m", "zklab.launcher", *argument], cwd=ROOT, capture_output=True,
+                            text=True, timeout=30)
+    said = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(said) == 1 and said[0].endswith("--help says more"), result.stderr

@@ -498,10 +498,20 @@ def _stop_all() -> None:
 
 # ---------------------------------------------------------------- command line
 
+def tick_ms(text: str) -> int:
+    """--tick-ms: whole milliseconds in ASCII digits, 10 to 10,000 (ZooKeeper refuses 0, and a Java int overflows)."""
+    if not (text.isascii() and text.isdigit() and 10 <= int(text) <= 10_000):
+        raise argparse.ArgumentTypeError(f"must be whole milliseconds from 10 to 10000, not {text!r}")
+    return int(text)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Run real ZooKeeper servers on loopback until Ctrl-C.")
-    parser.add_argument("--servers", type=int, choices=[1, 3], default=1, help="1 = standalone, 3 = ensemble")
-    parser.add_argument("--tick-ms", type=int, default=TICK_MS, help="ZooKeeper tickTime (default %(default)s)")
+    parser = argparse.ArgumentParser(prog="python -m zklab.launcher", allow_abbrev=False,
+                                     description="Run real ZooKeeper servers on loopback until Ctrl-C.")
+    parser.error = lambda message: parser.exit(2, f"{parser.prog}: error: {message}; --help says more\n")
+    parser.add_argument("--servers", type=lambda text: {"1": 1, "3": 3}.get(text, text), choices=[1, 3], default=1,
+                        help="1 = standalone, 3 = ensemble")
+    parser.add_argument("--tick-ms", type=tick_ms, default=TICK_MS, help="ZooKeeper tickTime (default %(default)s)")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
@@ -509,6 +519,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ZooKeeperMissing, RuntimeError, TimeoutError) as exc:
         print(f"launcher: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # while the servers start: what started is stopped at exit (atexit)
+        return 130
     try:
         for server in cluster.servers:
             print(f"server {server.sid}: {server.address:<18} {server.mode()}")

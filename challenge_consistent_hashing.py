@@ -414,7 +414,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--keys", type=number_arg(int, 1, 1_000_000), default=10_000, help="keys to route (10,000)")
     parser.add_argument("--interval", type=number_arg(float, 0.1, 3600), default=2.0, help="seconds between changes")
     parser.add_argument("--duration", type=number_arg(float, 0, 1e6, above=True), help="seconds (default: Ctrl-C)")
-    parser.add_argument("--seed", type=int, default=None, help="seed for the choice of changes")
+    parser.add_argument("--seed", type=number_arg(int, 0, 999_999), default=None, help="seed for the choice of changes")
     parser.add_argument("--session-timeout", type=number_arg(float, 0.5, 60), default=4.0, help=SESSION_HELP)
     parser.error = lambda message: parser.exit(2, f"{parser.prog}: error: {message}; --help says more\n")  # no usage
     return parser.parse_args(argv)

@@ -521,7 +521,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=number_arg(int, 1, 100), default=5, help="candidates, 1-100 (default 5)")
     parser.add_argument("--interval", type=number_arg(float, 0.1, 3600), default=5.0, help="seconds between faults")
     parser.add_argument("--duration", type=number_arg(float, 0, 1e6, above=True), help="seconds (default: Ctrl-C)")
-    parser.add_argument("--seed", type=int, default=None, help="seed for the chaos")
+    parser.add_argument("--seed", type=number_arg(int, 0, 999_999), default=None, help="seed for the chaos")
     parser.add_argument("--session-timeout", type=number_arg(float, 0.5, 60), default=4.0, help="seconds (default 4). "
                         "ZooKeeper grants 2 to 20 ticks: 0.5-60 s on the lab's servers, 4-40 s on a stock server")
     parser.error = lambda message: parser.exit(2, f"{parser.prog}: error: {message}; --help says more\n")  # no usage

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import math
 import os
 import queue
 import random
@@ -54,12 +53,15 @@ from bench.soak_observer import (
     warned_once,
 )
 from zklab.launcher import ZooKeeperCluster, ZooKeeperMissing, _die_with_parent
+from zklab.plumbing import number_arg
 from zklab.proxy import PartitionProxy
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = {"leader": "challenge_leader_election.py", "hashing": "challenge_consistent_hashing.py"}
 # The rich demos run the scripts as edited: `./run.sh leader|hashing` runs the same modules.
 DEMOS = {"leader": "zklab.demo_leader", "hashing": "zklab.demo_hashing"}
+# Seeds are 0 to 999,999, as every --seed takes them (six digits a learner can copy from a log line).
+SEEDS = 1_000_000
 # Small demos: four of them share 2 cores with three JVMs and the soak itself.
 DEMO_OPTIONS = {
     "leader": ["--workers", "3", "--interval", "3"],
@@ -147,7 +149,7 @@ class Demos:
         duration = self.rng.uniform(*DURATION)
         argv = [sys.executable, "-m", DEMOS[kind], "--zk", self.hosts[proxied],
                 "--session-timeout", str(SESSION_TIMEOUT), "--events", str(events),
-                "--seed", str(self.rng.randrange(2**31)), "--duration", f"{duration:.1f}", *DEMO_OPTIONS[kind]]
+                "--seed", str(self.rng.randrange(SEEDS)), "--duration", f"{duration:.1f}", *DEMO_OPTIONS[kind]]
         env = {k: v for k, v in os.environ.items() if k != "ZK_HOSTS"}
         with open(stdout, "wb") as out, open(stderr, "wb") as err:
             # Its own session: the terminal's Ctrl-C reaches the soak, which stops the demos itself.
@@ -564,18 +566,15 @@ def summary(soak: Soak, verdicts: list[Verdict]) -> dict:
 
 # ---------------------------------------------------------------- command line
 
-def _minutes(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value) or not 0.5 <= value <= 1440:
-        raise argparse.ArgumentTypeError(f"must be a finite number from 0.5 to 1440, not {text}")
-    return value
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.soak",
+    parser = argparse.ArgumentParser(prog="python -m bench.soak", allow_abbrev=False,
                                      description="Both demos under a seeded nemesis, checked by an observer.")
-    parser.add_argument("--minutes", type=_minutes, default=10.0, help="how long (default 10; teardown adds ~20 s)")
-    parser.add_argument("--seed", type=int, default=None, help="seed for the nemesis (default: random, printed)")
+    parser.add_argument("--minutes", type=number_arg(float, 0.5, 1440), default=10.0,
+                        help="how long (default 10; teardown adds ~20 s)")
+    parser.add_argument("--seed", type=number_arg(int, 0, 999_999), default=None,
+                        help="seed for the nemesis (default: random, printed)")
     parser.add_argument("--write", action="store_true", help="record the table in bench/RESULTS.md")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="where the soak's log and the demos' events, stdout and stderr go "
@@ -585,7 +584,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    seed = args.seed if args.seed is not None else random.randrange(2**31)
+    seed = args.seed if args.seed is not None else random.randrange(SEEDS)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="zklab-soak-"))
     workdir.mkdir(parents=True, exist_ok=True)
     LOG.append(open(workdir / "soak.log", "a"))  # noqa: SIM115 - open for the whole run

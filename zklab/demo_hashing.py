@@ -621,7 +621,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--duration", type=number_arg(float, 0, 1e6, above=True), default=None,
                         help="seconds to run, from the start (default: until Ctrl-C); the shutdown then takes "
                              "at most the session timeout + 2 s")
-    parser.add_argument("--seed", type=int, default=None, help="seed for the chaos driver")
+    parser.add_argument("--seed", type=number_arg(int, 0, 999_999), default=None, help="seed for the chaos driver")
     parser.add_argument("--session-timeout", type=number_arg(float, 0.5, 60), default=4.0, help=SESSION_HELP)
     parser.add_argument("--no-strip", dest="strip", action="store_false", help="do not draw the ring's strip")
     parser.add_argument("--events", type=events_path, default=None, metavar="FILE",

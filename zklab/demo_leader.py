@@ -703,7 +703,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                              f"always strikes the leader, comes after {FIRST_FAULT_AFTER:g} s at most")
     parser.add_argument("--duration", type=number_arg(float, 0, 1e6, above=True), default=None,
                         help="seconds to run (default: until Ctrl-C)")
-    parser.add_argument("--seed", type=int, default=None, help="seed for the chaos driver")
+    parser.add_argument("--seed", type=number_arg(int, 0, 999_999), default=None, help="seed for the chaos driver")
     parser.add_argument("--session-timeout", type=number_arg(float, 0.5, 60), default=4.0, help=SESSION_HELP)
     parser.add_argument("--events", type=events_path, default=None, metavar="FILE",
                         help="append one JSON line per event (lead, unlead, write, rejected, ...) to FILE")

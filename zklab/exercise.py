@@ -778,22 +778,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--scripts", type=Path, default=ROOT, metavar="DIR", help=argparse.SUPPRESS)
     parser.add_argument("--exercises", type=Path, default=EXERCISES, metavar="DIR", help=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("list", help="every exercise in teaching order, with its status").set_defaults(run=cmd_list)
+    commands.add_parser("list", allow_abbrev=False,
+                        help="every exercise in teaching order, with its status").set_defaults(run=cmd_list)
     for name, run, words in (("show", cmd_show, "tell the task of exercise N"),
                              ("apply", cmd_apply, "empty step N, or make break N's edit"),
                              ("hint", cmd_hint, "the next hint for step N")):
-        sub = commands.add_parser(name, help=words)
+        sub = commands.add_parser(name, allow_abbrev=False, help=words)
         sub.add_argument("number", metavar="N")
         sub.set_defaults(run=run)
-    sub = commands.add_parser("write", help="empty every step of a challenge at once")
+    sub = commands.add_parser("write", allow_abbrev=False, help="empty every step of a challenge at once")
     sub.add_argument("challenge", choices=list(SCRIPTS))
     sub.set_defaults(run=cmd_write)
-    sub = commands.add_parser("solution", help="the reference for step N, once check passed it")
+    sub = commands.add_parser("solution", allow_abbrev=False, help="the reference for step N, once check passed it")
     sub.add_argument("number", metavar="N")
     sub.add_argument("--reveal", action="store_true", help="show it now (a spoiler)")
     sub.set_defaults(run=cmd_solution)
-    sub = commands.add_parser("reset", help="put back the reference of every exercise (or of leader, hashing, or "
-                              "exercise N alone), keeping your own edits")
+    sub = commands.add_parser("reset", allow_abbrev=False, help="put back the reference of every exercise (or of "
+                              "leader, hashing, or exercise N alone), keeping your own edits")
     sub.add_argument("which", nargs="?", metavar="N|leader|hashing", help="only this exercise, or this challenge's")
     sub.set_defaults(run=cmd_reset)
     return parser.parse_args(argv)

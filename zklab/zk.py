@@ -407,16 +407,18 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="./run.sh zk", description="A ZooKeeper every terminal shares, "
                                      "and faults by hand on its members.")
     commands = parser.add_subparsers(dest="command", required=True)
-    begin = commands.add_parser("start", help="start servers in the background on 2181 (or 2181-2183)")
-    begin.add_argument("--servers", type=int, choices=[1, 3], default=1, help="1 = standalone, 3 = ensemble")
+    begin = commands.add_parser("start", allow_abbrev=False,
+                                help="start servers in the background on 2181 (or 2181-2183)")
+    begin.add_argument("--servers", type=lambda text: {"1": 1, "3": 3}.get(text, text), choices=[1, 3], default=1,
+                       help="1 = standalone, 3 = ensemble")
     begin.add_argument("--yes", action="store_true", help="install ZooKeeper without asking if it is missing")
-    commands.add_parser("status", help="each server's port, pid and mode")
-    commands.add_parser("stop", help="stop the servers `zk start` started")
+    commands.add_parser("status", allow_abbrev=False, help="each server's port, pid and mode")
+    commands.add_parser("stop", allow_abbrev=False, help="stop the servers `zk start` started")
     for name, what in [("kill", "kill -9 server N: a crash, no goodbye"), ("pause", "SIGSTOP server N: a frozen "
                        "machine, its port still open"), ("resume", "SIGCONT server N"),
                        ("restart", "start server N again, same port and data")]:
-        commands.add_parser(name, help=what).add_argument("sid", type=number_arg(int, 1, 255), metavar="N",
-                                                          help="server number")
+        commands.add_parser(name, allow_abbrev=False, help=what).add_argument(
+            "sid", type=number_arg(int, 1, 255), metavar="N", help="server number")
     return parser
 
 

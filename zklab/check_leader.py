@@ -830,7 +830,10 @@ ADVICE_GONE = ("A leader whose node is gone must stop by its next renewal: Leade
 def deleted_path(lab: Lab, found: Findings, admin: KazooClient, sampler: LeaderSampler, elections: list) -> None:
     """The whole election path deleted (rm -r by hand): the leader, its node gone with it, must stop by its next
     renewal, not run out its lease reading a path that is no more; then the candidates make it again, and lead."""
-    leader = sole_leader(elections, "deleted-node")
+    try:
+        leader = sole_leader(elections, "deleted-node")
+    except Broken:
+        return  # not one leader to delete the path under (a break that claims on any watch): judged above
     renewal = lab.script.LEASE_FRACTION * lab.script.RENEW_FRACTION * SESSION_TIMEOUT
     deleted_at = time.monotonic()
     for _ in range(5):   # candidates may make their nodes again while we delete: until it is gone once
@@ -843,7 +846,11 @@ def deleted_path(lab: Lab, found: Findings, admin: KazooClient, sampler: LeaderS
     if late > renewal + SLIP:
         return found.fail("deleted-node", f"the election path was deleted: {leader.name}, leading, acted on "
                           f"for {late:.2f} s and more (a renewal comes every {renewal:.2f} s)", ADVICE_GONE)
-    sole_leader(elections, "deleted-node")
+    # Someone leads again on the path made anew; how many at once is judged by the scenarios above (a break that
+    # claims on every watch makes it a coin toss here).
+    wait_for(lambda: any(e.is_leader for e in elections), 2 * REACT, "deleted-node",
+             f"after the election path was deleted, no candidate led within {2 * REACT:.0f} s",
+             "Candidates whose node went with the path must join again: the create makes the path anew.")
     found.verdicts["deleted-node"].figure += (f"; the whole election path deleted: {leader.name} stopped "
                                               f"{late:.2f} s later, and the candidates made it again")
 

@@ -25,7 +25,7 @@ logging.getLogger("kazoo").setLevel(logging.ERROR)
 
 # The modules that run the checker again and again, or the chaos soak: under pytest-xdist they share one
 # worker and run first, one after another, so two of them never compete for the 2 cores at once.
-HEAVY = ("test_soak", "test_exercises", "test_exercise_proofs", "test_check_answers")
+HEAVY = ("test_soak", "test_exercises", "test_exercise_proofs", "test_check_answers", "test_check")
 
 
 @pytest.hookimpl(tryfirst=True)

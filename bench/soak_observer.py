@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sysconfig
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -311,14 +312,20 @@ def tracebacks(stderr: Path) -> list[list[str]]:
     return groups
 
 
+# The standard library's folder: a frame there, under runpy, is Python starting, not our code running.
+STDLIB = sysconfig.get_paths()["stdlib"]
+
+
 def in_interpreter_startup(group: list[str]) -> bool:
     """A traceback that Python printed while it started, before the script's first line: the swallowed
     one (see above), one inside the site module (which Python imports before any script), one whose
-    frames are all Python's own frozen start-up (runpy finding a `-m` module, before its first line ran),
-    or one whose only frame is the script at line 0 (not a statement of it had run)."""
+    frames are all Python's own start-up (runpy finding a `-m` module, frozen, and the standard library
+    modules it imports on the way, such as functools: none of ours had a line run), or one whose only
+    frame is the script at line 0 (not a statement of it had run)."""
     frames = [line.strip() for line in group if line.strip().startswith('File "')]
     in_site = any(frame.startswith('File "<frozen site>"') for frame in frames)
-    in_runpy = bool(frames) and all(frame.startswith('File "<frozen ') for frame in frames)
+    in_runpy = bool(frames) and frames[0].startswith('File "<frozen ') and all(
+        frame.startswith(('File "<frozen ', f'File "{STDLIB}/')) for frame in frames)
     at_line_0 = len(frames) == 1 and frames[0].endswith(", line 0, in <module>")
     return group[0] == SWALLOWED_AT_STARTUP or in_site or in_runpy or at_line_0
 

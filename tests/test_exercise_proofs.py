@@ -14,7 +14,7 @@
 Our answers live in tests/answers/<challenge>/<qualname>.<right|wrong>_<what>.py, one function each; a
 wrong answer's `# fails: key, key` line says which guarantees it must fail, and `# gap: why` marks a
 wrong answer the checker cannot catch yet (an expected failure that says why). Each variant is one
-checker run on a copy of the scripts, two at a time (2 cores), each with its own ZooKeeper and state.
+checker run on a copy of the scripts, three at a time (PARALLEL), each in a chroot of its own and with its own state.
 """
 
 from __future__ import annotations

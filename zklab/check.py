@@ -33,7 +33,7 @@ from pathlib import Path
 from zklab import check_hashing, check_leader, interrupts
 from zklab.check_lab import CLOSE_TIMEOUT, ROOT, SCRIPTS, Check, Verdict
 from zklab.interrupts import Terminated
-from zklab.launcher import ZooKeeperCluster, live_pids, process_stat
+from zklab.launcher import ZooKeeperCluster, live_processes, process_stat
 from zklab.launcher import _die_with_parent as die_with_parent
 from zklab.zk import output_lost
 
@@ -105,7 +105,7 @@ class Background:
             raise ZooKeeperNotReady(str(self.error or "ZooKeeper did not start within 60 s"))
         return self.cluster.servers[0].address
 
-    def died(self) -> str:
+    def stopped_serving(self) -> str:
         """'' while our server serves; once it started, what stopped it: 'died' (its process ended, kill -9
         included) or 'was paused (SIGSTOP)': a frozen server answers nobody, and every scenario would fail."""
         if not self._ready.is_set() or self.cluster is None:
@@ -208,7 +208,7 @@ class Child:
 
 def group_members(pgid: int) -> list[int]:
     """The live processes (not zombies) in process group `pgid`, read from /proc (none where there is none)."""
-    return [pid for pid in live_pids() if (stat := process_stat(pid)) is not None and stat[2] == pgid]
+    return [pid for pid, (_, _, group) in live_processes().items() if group == pgid]
 
 
 def decode(line: bytes) -> dict | None:
@@ -254,7 +254,7 @@ class Run:
         elif event == "left" and isinstance(message.get("pids"), list):  # what the script left, killed there
             self.left_behind = [pid for pid in message["pids"] if isinstance(pid, int)]
         elif event == "verdict" and (verdict := verdict_of(message)) is not None:
-            if not verdict.ok and (why := zookeeper.died()):
+            if not verdict.ok and (why := zookeeper.stopped_serving()):
                 verdict, self.zk_died = zookeeper_died(verdict.key, why), True
             if verdict.key in self.words and verdict.key not in self.verdicts:
                 self.verdicts[verdict.key] = verdict
@@ -341,7 +341,7 @@ def follow(child: Child, run: Run, zookeeper: Background) -> None:
         interrupts.raise_noted()
         if zookeeper.error is not None:
             raise ZooKeeperNotReady(str(zookeeper.error))
-        if why := zookeeper.died():
+        if why := zookeeper.stopped_serving():
             child.end()
             died, run.zk_died = zookeeper_died("", why), True
             run.missing(died.figure, died.advice)

@@ -31,7 +31,7 @@ from types import ModuleType
 
 from zklab import check_hashing, check_leader
 from zklab.check_lab import SCRIPTS, Check, ErrorWatch, Lab, Verdict, load_script, run_check, script_error
-from zklab.launcher import ZooKeeperCluster, live_pids, process_stat
+from zklab.launcher import ZooKeeperCluster, live_processes
 
 CHECKS: dict[str, list[Check]] = {"leader": check_leader.CHECKS, "hashing": check_hashing.CHECKS}
 # A script imports in well under a second; past this its top level is waiting for something.
@@ -231,8 +231,8 @@ def strays(workdir: Path) -> list[int]:
     """Our live children that the script started (not the ensemble's servers and janitor, whose command lines
     name its folder), killed: what a script leaves running after the check copies its ZooKeeper session."""
     ours, found = str(workdir / ENSEMBLE).encode(), []
-    for pid in live_pids():
-        if (stat := process_stat(pid)) is not None and stat[1] == os.getpid():
+    for pid, (_, parent, _) in live_processes().items():
+        if parent == os.getpid():
             with contextlib.suppress(OSError):
                 if ours not in Path(f"/proc/{pid}/cmdline").read_bytes():
                     found.append(pid)

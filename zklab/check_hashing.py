@@ -445,18 +445,18 @@ def watch_intruders(pair: list[object], bad: set[str], started: float) -> tuple[
     return None, intruders
 
 
+REFUSALS = ("ValueError", "JSONDecodeError", "UnicodeDecodeError")   # parse_weight's answer to foreign data
+
+
 def unparsed(lab: Lab) -> list[str]:
     """The foreign data on which parse_weight raised something other than ValueError, each said in one line."""
     said = []
     for name, data, _ in FOREIGN_MEMBERS:
         _, error = attempt(lambda d=data: lab.script.parse_weight(d))
-        if error and not error.startswith(("ValueError", "JSONDecodeError", "UnicodeDecodeError")):
+        if error and not error.startswith(REFUSALS):
             said.append(f"parse_weight of {name!r} data ({data[:12]!r}..., {len(data):,} bytes) raised "
                         f"{error[:80]}, not ValueError")
     return said
-
-
-REFUSALS = ("ValueError", "JSONDecodeError", "UnicodeDecodeError")   # parse_weight's answer to foreign data
 
 
 def forgive_refusals(lab: Lab, since: int) -> None:

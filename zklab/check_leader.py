@@ -668,14 +668,21 @@ def held_renewal(lab: Lab, found: Findings) -> None:
     finally:
         tap.heal()
     acted = sampler.stopped("held") - tap.heard_at
-    figure = (f"a renewal answered {HOLD:.2f} s late, then silence: the leader stopped {acted:.2f} s after "
-              f"ZooKeeper last heard from it")
+    judge_held(lab, found, sampler, acted, session, ADVICE_LEASE,
+               f"a renewal answered {HOLD:.2f} s late, then silence: the leader stopped {acted:.2f} s after "
+               "ZooKeeper last heard from it")
+
+
+def judge_held(lab: Lab, found: Findings, sampler: LeaderSampler, acted: float, session: float, advice: str,
+               figure: str) -> None:
+    """A leader whose answer was held, then silenced, must have stopped `acted` s after it asked, within the
+    `session` after which ZooKeeper may expire it; failing, the lanes shown are its."""
     if acted < session:
         found.verdicts["partition"].figure += f"; {figure}, {session - acted:.2f} s before it could expire the session"
         return
     found.fail("partition", f"{figure}, {acted - session:.2f} s past the moment ZooKeeper could expire its session "
-               f"({session:.1f} s)", ADVICE_LEASE)
-    lab.samplers.insert(0, lab.samplers.pop(lab.samplers.index(sampler)))  # the lanes shown are this leader's
+               f"({session:.1f} s)", advice)
+    lab.samplers.insert(0, lab.samplers.pop(lab.samplers.index(sampler)))
 
 
 ADVICE_CLAIM = ("The read that makes you leader is a question too: ZooKeeper may have heard from you last when it "
@@ -712,13 +719,8 @@ def held_claim(lab: Lab, found: Findings) -> None:
     finally:
         tap.heal()
     acted = sampler.stopped("heir") - tap.heard_at
-    figure = f"a claiming read answered {HOLD:.2f} s late: the heir stopped {acted:.2f} s after it asked"
-    if acted < session:
-        found.verdicts["partition"].figure += f"; {figure}, {session - acted:.2f} s before the session could expire"
-        return
-    found.fail("partition", f"{figure}, {acted - session:.2f} s past the moment ZooKeeper could expire its session "
-               f"({session:.1f} s)", ADVICE_CLAIM)
-    lab.samplers.insert(0, lab.samplers.pop(lab.samplers.index(sampler)))  # the lanes shown are the heir's
+    judge_held(lab, found, sampler, acted, session, ADVICE_CLAIM,
+               f"a claiming read answered {HOLD:.2f} s late: the heir stopped {acted:.2f} s after it asked")
 
 
 # ---------------------------------------------------------------- a predecessor that leaves between two reads
@@ -728,18 +730,25 @@ ADVICE_RACE = ("exists() on a node that is already gone returns None and sets a 
                "again at once. Look at LeaderElection._check_position.")
 
 
+def join_held(lab: Lab, chroot: str, sampler: LeaderSampler, tap: WireTap, admin: KazooClient, name: str,
+              queue: int) -> tuple[object, bool]:
+    """A candidate `name` that joins through `tap`, its look at its predecessor held right after it read the
+    children; or (one that never looks after reading them) settled in line, the queue `queue` long. The
+    candidate, and whether its look was held."""
+    tap.hold_after_children()
+    joined = candidate(lab, chroot, name, sampler, via=tap.address)
+    wait_for(lambda: tap.held.is_set() or (time.monotonic() - tap.last_frame > QUIET
+                                           and len(admin.get_children(PATH)) == queue), REACT, "handover-race",
+             f"{name} did not join the election", "start() must join the election.")
+    return joined, tap.held.is_set()
+
+
 def handover_race(lab: Lab, found: Findings) -> None:
     chroot, sampler, tap = lab.namespace(), lab.sampler(), lab.tap()
     admin = lab.client(chroot)
     first = join_in_turn(lab, chroot, ["c0"], sampler, "handover-race")[0]
     sole_leader([first], "handover-race")
-    tap.hold_after_children()    # c1's look at its predecessor, right after it read the children
-    second = candidate(lab, chroot, "c1", sampler, via=tap.address)
-    # Held, or (a candidate that never looks at its predecessor after reading the children) settled in line.
-    wait_for(lambda: tap.held.is_set() or (time.monotonic() - tap.last_frame > QUIET
-                                           and len(admin.get_children(PATH)) == 2), REACT, "handover-race",
-             "c1 did not join the election", "start() must join the election.")
-    held = tap.held.is_set()
+    second, held = join_held(lab, chroot, sampler, tap, admin, "c1", 2)
     first.resign()
     try:
         wait_for(lambda: len(admin.get_children(PATH)) == 1, REACT, "handover-race",
@@ -773,12 +782,8 @@ def middle_race(lab: Lab, found: Findings, chroot: str, leader: object, sampler:
     middle = candidate(lab, chroot, "c2", sampler)
     wait_for(lambda: len(admin.get_children(PATH)) == 2, REACT, "handover-race", "c2 did not join the election",
              "start() must join the election.")
-    tap.hold_after_children()
-    last = candidate(lab, chroot, "c3", sampler, via=tap.address)
-    wait_for(lambda: tap.held.is_set() or (time.monotonic() - tap.last_frame > QUIET
-                                           and len(admin.get_children(PATH)) == 3), REACT, "handover-race",
-             "c3 did not join the election", "start() must join the election.")
-    how = "between c3's two reads" if tap.held.is_set() else "while c3 waited"
+    last, held = join_held(lab, chroot, sampler, tap, admin, "c3", 3)
+    how = "between c3's two reads" if held else "while c3 waited"
     middle.resign()
     try:
         wait_for(lambda: len(admin.get_children(PATH)) == 2, REACT, "handover-race",

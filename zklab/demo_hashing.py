@@ -560,9 +560,9 @@ def check_zookeeper(zk: str, stop: threading.Event, duration: float | None = Non
     client = new_client(hosts, CONNECT_TIMEOUT)
     try:
         if not start_client(client, min(CONNECT_TIMEOUT, duration or CONNECT_TIMEOUT), stop):
-            why = "before --duration ran out" if duration and duration < CONNECT_TIMEOUT else ""
+            when = " before --duration ran out" if duration and duration < CONNECT_TIMEOUT else ""
             return None if stop.is_set() else (
-                f"error: cannot reach ZooKeeper at {hosts}{' ' * bool(why)}{why}; start one: `./run.sh zk start` "
+                f"error: cannot reach ZooKeeper at {hosts}{when}; start one: `./run.sh zk start` "
                 "or `docker compose up -d`")
         if chroot and client.exists_async(chroot).get(timeout=CONNECT_TIMEOUT) is None:
             return (f"error: chroot {chroot} does not exist on ZooKeeper at {hosts}; "

@@ -461,18 +461,21 @@ def process_stat(pid: int | str) -> tuple[str, int, int] | None:
         return None
 
 
-def live_pids() -> list[int]:
-    """Every process that is not a zombie, from /proc (none where there is no /proc)."""
-    proc = Path("/proc")
-    pids = [int(entry.name) for entry in (proc.iterdir() if proc.is_dir() else []) if entry.name.isdigit()]
-    return [pid for pid in pids if (stat := process_stat(pid)) is not None and stat[0] != "Z"]
+def live_processes() -> dict[int, tuple[str, int, int]]:
+    """Every process that is not a zombie, with its process_stat, from one pass over /proc (none where there
+    is no /proc)."""
+    proc, found = Path("/proc"), {}
+    for entry in proc.iterdir() if proc.is_dir() else []:
+        if entry.name.isdigit() and (stat := process_stat(entry.name)) is not None and stat[0] != "Z":
+            found[int(entry.name)] = stat
+    return found
 
 
 def tagged_jvms(tag: str) -> list[int]:
     """Live ZooKeeper JVMs (not zombies) whose environment holds SUITE_TAG=tag, or tag/PART: a parallel
     test run gives each worker a tag of its own under the run's, so the run's check sees them all."""
     marker, found = f"{SUITE_TAG}={tag}".encode(), []
-    for pid in live_pids():
+    for pid in live_processes():
         with contextlib.suppress(OSError):  # gone while we looked, or not ours to read
             if MAIN_CLASS.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
                 tags = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")

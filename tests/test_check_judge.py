@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import pytest
 from tests.check_proofs import copy_scripts, find_function, replace_function, run_checker
 from zklab.check import BUDGET, SHARED_ZK, guarantees
 from zklab.check_child import CHECKS, Budget
-from zklab.check_lab import ROOT, SCRIPTS, Verdict
+from zklab.check_lab import ROOT, SCRIPTS, LeaderSampler, Verdict
 from zklab.faults import wait_until
 
 LEADER = SCRIPTS["leader"]
@@ -137,6 +138,40 @@ def test_only_failing_scenarios_draw_on_the_budget() -> None:
     assert budget.bound(in_order) == 4.0
     budget.spend(4.0, [Verdict("in-order", False, "broken")])
     assert budget.bound(in_order) == 0.0
+
+
+class Candidate:
+    """What the sampler reads of a candidate: a name and is_leader, whose read can be held mid-sample."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.leading = name, False
+        self.held, self.reading, self.go = False, threading.Event(), threading.Event()
+
+    @property
+    def is_leader(self) -> bool:
+        if self.held:
+            self.reading.set()
+            self.go.wait(10)
+        return self.leading
+
+
+def test_a_judgement_waits_for_a_sample_taken_after_what_the_judge_saw() -> None:
+    """CI once failed the reference's one-leader: the judge saw c0 lead through is_leader, but the sampler
+    thread, starved under load, had not counted c0 yet ("most leaders acting at once: 0"). settle() waits for
+    a sample begun after its call; staged here by holding a sample in the middle, after it read c0."""
+    c0, c1 = Candidate("c0"), Candidate("c1")
+    c1.held = True
+    sampler = LeaderSampler()
+    sampler.candidates += [c0, c1]
+    try:
+        assert c1.reading.wait(5), "the sampler never read c1"
+        c0.leading = True                     # what the judge sees now; the sample under way read c0 before
+        threading.Timer(0.1, c1.go.set).start()
+        sampler.settle(bound=5)
+        assert sampler.most == 1
+    finally:
+        c1.go.set()
+        sampler.stop()
 
 
 def test_a_script_that_hangs_everywhere_is_judged_within_the_budget(tmp_path: Path) -> None:

@@ -550,12 +550,21 @@ class LeaderSampler:
         self.lanes: dict[str, Lane] = {}
         self._stop = threading.Event()
         self._interval = interval
+        self._rounds = 0                     # samples taken and counted so far
+        self._counted = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="leader-sampler", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(1.0)
+
+    def settle(self, bound: float = 1.0) -> None:
+        """Wait until a sample begun after this call is counted, so that a judgement made now reads figures no
+        older than what the caller just saw (a starved sampler thread may lag the is_leader the judge looked at)."""
+        with self._counted:
+            target = self._rounds + 2  # the round under way may have begun before this call
+            self._counted.wait_for(lambda: self._rounds >= target or not self._thread.is_alive(), bound)
 
     def _run(self) -> None:
         last = time.monotonic()
@@ -574,6 +583,9 @@ class LeaderSampler:
             last = now
             if len(acting) > self.most:
                 self.most, self.overlap = len(acting), acting
+            with self._counted:
+                self._rounds += 1
+                self._counted.notify_all()
 
     def _gap(self, led: bool, now: float) -> None:
         if led:

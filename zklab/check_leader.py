@@ -114,6 +114,7 @@ def sole_leader(elections: list[object], key: str, bound: float = REACT) -> obje
 
 def overlap_figure(sampler: LeaderSampler, elections: list[object]) -> tuple[int, str]:
     """The most leaders acting at once, as sampled from every candidate's is_leader (never its own log)."""
+    sampler.settle()
     if sampler.error is not None:
         raise sampler.error
     most = sampler.most
@@ -875,6 +876,7 @@ def deleted_path(lab: Lab, found: Findings, admin: KazooClient, sampler: LeaderS
             break
     with contextlib.suppress(Broken):
         wait_for(lambda: not leader.is_leader, renewal + SLIP, "deleted-node", "", "")
+    sampler.settle()
     late = (sampler.stopped(leader.name) or time.monotonic()) - deleted_at
     if late > renewal + SLIP:
         return found.fail("deleted-node", f"the election path was deleted: {leader.name}, leading, acted on "

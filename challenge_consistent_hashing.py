@@ -40,8 +40,11 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 
-import mmh3
-from kazoo.client import KazooClient
+try:  # a copy run where kazoo or mmh3 is missing: say what to install, in one line, not a traceback
+    import mmh3
+    from kazoo.client import KazooClient
+except ModuleNotFoundError as missing:
+    sys.exit(f"error: {missing.name} is not installed; pip install kazoo mmh3 (in the lab: bash start_venv.sh)")
 from kazoo.exceptions import KazooException, NoNodeError
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.recipe.watchers import ChildrenWatch

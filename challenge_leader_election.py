@@ -41,7 +41,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kazoo.client import KazooClient, KazooState
+try:  # a copy run where kazoo is missing: say what to install, in one line, not a traceback
+    from kazoo.client import KazooClient, KazooState
+except ModuleNotFoundError as missing:
+    sys.exit(f"error: {missing.name} is not installed; pip install kazoo mmh3 (in the lab: bash start_venv.sh)")
 from kazoo.exceptions import ConnectionClosedError, ConnectionLoss, NoNodeError, RolledBackError, SessionExpiredError
 from kazoo.handlers.threading import KazooTimeoutError, SequentialThreadingHandler
 from kazoo.protocol.states import EventType, WatchedEvent

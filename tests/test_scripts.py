@@ -24,6 +24,18 @@ def test_imports_only_its_dependencies_and_the_standard_library(script: str, all
     assert third_party_imports(script) == allowed
 
 
+@pytest.mark.parametrize("script, first", [("challenge_leader_election.py", "kazoo"),
+                                           ("challenge_consistent_hashing.py", "mmh3")])
+def test_a_missing_dependency_is_one_line_saying_what_to_install(script: str, first: str) -> None:
+    """A copy run by a Python without kazoo or mmh3 (here: -S, so no site-packages) says what to install in one
+    line and exits 1, where Python would print a ModuleNotFoundError traceback."""
+    result = subprocess.run([sys.executable, "-S", script, "--help"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=30)
+    assert (result.returncode, result.stdout) == (1, ""), result.stderr
+    assert result.stderr == f"error: {first} is not installed; pip install kazoo mmh3 (in the lab: bash " \
+                            "start_venv.sh)\n"
+
+
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_import_has_no_side_effects(script: str) -> None:
     """Importing the module prints nothing and connects to nothing."""

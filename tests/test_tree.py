@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 class Tree:
     """`python -m zklab.tree` as a child with stdout a pipe; its lines are collected as they come."""
 
-    def __init__(self, *args: str):
-        self.proc = subprocess.Popen([sys.executable, "-m", "zklab.tree", *args], cwd=ROOT, stdout=subprocess.PIPE,
+    def __init__(self, *args: str, module: str = "zklab.tree"):
+        self.proc = subprocess.Popen([sys.executable, "-m", module, *args], cwd=ROOT, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, env={**os.environ, "ZK_HOSTS": ""})
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -41,9 +41,9 @@ class Tree:
         return wait_until(lambda: next((line for line in list(self.lines) if predicate(line)), None),
                           timeout=timeout, what=what)
 
-    def stop(self) -> tuple[int, str]:
+    def stop(self, signum: int = signal.SIGINT) -> tuple[int, str]:
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
+            self.proc.send_signal(signum)
         code = self.proc.wait(timeout=10)
         self._reader.join(5)
         return code, self.proc.stderr.read()
@@ -54,8 +54,8 @@ def tree(zk_hosts: str) -> Iterator[Callable[..., Tree]]:
     """Start tree views on this test's namespace; each is stopped after the test."""
     started: list[Tree] = []
 
-    def start(*args: str) -> Tree:
-        view = Tree("--zk", zk_hosts, *args)
+    def start(*args: str, module: str = "zklab.tree") -> Tree:
+        view = Tree(*(["tree"] if module == "zklab.run" else []), "--zk", zk_hosts, *args, module=module)
         started.append(view)
         return view
 
@@ -107,6 +107,26 @@ def test_watches_redraw_with_marks_and_ctrl_c_exits_cleanly(tree: Callable[..., 
     view.wait_for(lambda line: line.startswith("-") and "m1" in line, "m1 marked gone")
     code, err = view.stop()
     assert code == 0 and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("module", ["zklab.tree", "zklab.run"])
+def test_sigterm_ends_the_view_as_ctrl_c_does(tree: Callable[..., Tree], make_client: Callable[..., KazooClient],
+                                              module: str) -> None:
+    """SIGTERM (`kill`, a supervisor) to a watching view, alone or through the runner: exit 0, no traceback,
+    and its session closed on the way out (ZooKeeper holds no session for it afterwards)."""
+    client = make_client()
+    client.ensure_path("/lab")
+    view = tree(module=module)
+    view.wait_for(lambda line: " /lab" in line or line.rstrip().endswith("/lab"), "the first drawing")
+    before = sessions(client)
+    code, err = view.stop(signal.SIGTERM)
+    assert code == 0 and err == "", err
+    wait_until(lambda: sessions(client) == before - 1, timeout=5, what="the view's session closed")
+
+
+def sessions(client: KazooClient) -> int:
+    """How many sessions the server `client` talks to holds (its `cons` four-letter word, one line each)."""
+    return sum(1 for line in client.command(b"cons").splitlines() if "sid=" in line)
 
 
 def test_a_reader_that_leaves_ends_the_view_though_nothing_changes(zk_hosts: str,

@@ -1,8 +1,9 @@
-"""Ctrl-C and SIGTERM for the lab's tools that start processes (check, and its watch mode).
+"""Ctrl-C and SIGTERM for the lab's tools: the one way they turn a signal into an exception.
 
 Rules:
 - each signal raises an exception in the main thread (KeyboardInterrupt, Terminated), so that `finally`
-  blocks stop what the tool started: the script's process, ZooKeeper, the work folder;
+  blocks stop what the tool started: the script's process, ZooKeeper, the work folder. A tool that treats
+  both alike (the runner's commands, tree) asks for KeyboardInterrupt on SIGTERM too;
 - Python can swallow that exception: raised inside an at-fork callback (the signal landed while
   `subprocess` forked), it is only printed as "Exception ignored", and the tool would run on as if the
   signal never came. So the handler also notes it, the unraisable hook stays quiet about it, and the
@@ -19,6 +20,8 @@ from types import FrameType
 
 # The signals noted since install(), as the exceptions they raised.
 _noted: list[BaseException] = []
+# What each signal raises, as install() was asked.
+_raises: dict[int, type[BaseException]] = {}
 
 
 class Terminated(Exception):
@@ -26,7 +29,7 @@ class Terminated(Exception):
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
-    _noted.append(KeyboardInterrupt() if signum == signal.SIGINT else Terminated())
+    _noted.append(_raises.get(signum, Terminated)())
     raise _noted[-1]
 
 
@@ -35,9 +38,11 @@ def _quiet_about_ours(unraisable: sys.UnraisableHookArgs) -> None:
         sys.__unraisablehook__(unraisable)
 
 
-def install() -> Callable[[], None]:
-    """Handle both signals as the rules say; returns what puts the previous handlers back."""
+def install(sigterm: type[BaseException] = Terminated) -> Callable[[], None]:
+    """Handle both signals as the rules say (SIGTERM raises `sigterm`); returns what puts the previous
+    handlers back."""
     _noted.clear()
+    _raises.update({signal.SIGINT: KeyboardInterrupt, signal.SIGTERM: sigterm})
     previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     for signum, handler in previous.items():
         if handler is not signal.SIG_IGN:

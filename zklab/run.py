@@ -47,7 +47,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
-from zklab import install, zk
+from zklab import install, interrupts, zk
 from zklab.launcher import ZooKeeperCluster, ZooKeeperMissing, server_mode
 from zklab.plumbing import RECONNECT, ZK_FORM, parse_zk, zk_arg
 
@@ -315,11 +315,6 @@ def _nothing() -> None:
     pass
 
 
-def _stop_on_sigterm(*_: object) -> None:
-    # SIGTERM as Ctrl-C: finally blocks and atexit run, so servers and /tmp/zklab-* folders go too.
-    raise KeyboardInterrupt
-
-
 def dispatch(name: str, argv: list[str]) -> int:
     """Hand a command that needs no ZooKeeper from us to its module's main()."""
     module_name = MODULES[name]
@@ -332,14 +327,13 @@ def dispatch(name: str, argv: list[str]) -> int:
             return 1
         raise
     _interruptible()
-    previous = signal.getsignal(signal.SIGTERM)
-    if previous == signal.SIG_DFL:  # a module that handles SIGTERM itself sets its own handler over this
-        signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    # SIGTERM as Ctrl-C: finally blocks and atexit run, so servers and /tmp/zklab-* folders go too. A module
+    # that handles SIGTERM its own way (check) installs its own handlers over these.
+    restore = interrupts.install(sigterm=KeyboardInterrupt)
     try:
         return module.main(argv)
     finally:
-        if previous is not None:  # None: a handler set outside Python, which we cannot put back
-            signal.signal(signal.SIGTERM, previous)
+        restore()
 
 
 def start_challenge(name: str, argv: list[str]) -> int:

@@ -23,7 +23,6 @@ import os
 import re
 import select
 import shutil
-import signal
 import sys
 import threading
 import time
@@ -36,7 +35,7 @@ from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import KazooException, NoAuthError, NoNodeError
 from kazoo.handlers.threading import KazooTimeoutError
 
-from zklab import zk
+from zklab import interrupts, zk
 from zklab.plumbing import ZK_FORM, new_client, parse_zk, start_client, stop_client, zk_arg
 from zklab.run import UsageError, chroot_hint, existing_zookeeper, searched
 
@@ -353,10 +352,6 @@ def _quiet_kazoo() -> None:
     warnings.filterwarnings("ignore", category=UserWarning, module="kazoo")
 
 
-def _stop_on_sigterm(*_: object) -> None:
-    raise KeyboardInterrupt
-
-
 def _hosts(given: str | None) -> str:
     """--zk, else where the runner would look (ZK_HOSTS, the shared servers, the default port)."""
     hosts = given or existing_zookeeper()
@@ -379,7 +374,7 @@ def _show(view: TreeView, once: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _quiet_kazoo()
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    interrupts.install(sigterm=KeyboardInterrupt)  # SIGTERM as Ctrl-C: the session closes on the way out
     client = None
     try:
         hosts = _hosts(args.zk)

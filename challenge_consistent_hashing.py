@@ -433,7 +433,8 @@ def main(argv: list[str] | None = None) -> int:
             demo.shutdown.request(f"error: cannot reach ZooKeeper at {hosts}; start one: `./run.sh zk start` or "
                                   "`docker compose up -d`")
         elif chroot and demo.client.exists_async("/").get(timeout=CONNECT_TIMEOUT) is None:
-            demo.shutdown.request(f"error: chroot {chroot} does not exist on ZooKeeper at {hosts}; create it")
+            demo.shutdown.request(f"error: chroot {chroot} does not exist on ZooKeeper at {hosts}; create it or "
+                                  "drop it from --zk")
         else:
             threading.Thread(target=demo.run, name="demo", daemon=True).start()
             demo.shutdown.requested.wait(min(threading.TIMEOUT_MAX, demo.ends - time.monotonic() + CONNECT_TIMEOUT))

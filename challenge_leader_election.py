@@ -505,7 +505,8 @@ def preflight(zk: str, stop: threading.Event) -> str:
         if not start_client(client, CONNECT_TIMEOUT, stop):
             return f"error: cannot reach ZooKeeper at {zk}; start one: `./run.sh zk start` or `docker compose up -d`"
         if client.exists("/") is None:  # a missing chroot: kazoo would make it on the way, and hide a typo
-            return f"error: chroot {chroot} does not exist on ZooKeeper at {zk}; create it or drop it from --zk"
+            return (f"error: chroot {chroot} does not exist on ZooKeeper at {zk.partition('/')[0]}; create it or "
+                    "drop it from --zk")
         client.ensure_path(CANDIDATES)
         client.get_children(CANDIDATES)
     except Exception as exc:  # NoAuthError (an ACL), or ZooKeeper went away: its name says which

@@ -23,7 +23,7 @@ from zklab.demo_leader import Link
 from zklab.faults import StateLog, wait_until
 from zklab.lanes import Lane, draw_timeline
 from zklab.launcher import ZooKeeperCluster, free_ports
-from zklab.plumbing import RECONNECT, parse_zk
+from zklab.plumbing import RECONNECT, chroot_hint, parse_zk
 from zklab.proxy import PartitionProxy
 
 DEMO = ["-m", "zklab.demo_leader"]
@@ -159,6 +159,18 @@ def test_a_shared_election_says_that_other_runs_candidates_were_there(make_clien
     assert code == 0 and "Traceback" not in err, err
     line = next((line for line in out.splitlines() if "other runs' candidates" in line), None)
     assert line is not None and line.split()[3] == "1" and len(line) <= 100, out
+
+
+@pytest.mark.parametrize("demo", ["zklab.demo_leader", "zklab.demo_hashing"])
+def test_a_missing_two_level_chroot_says_how_to_create_each_level(zk_hosts: str, demo: str) -> None:
+    """Both rich demos give the zkCli commands that make a missing chroot, one per level (create makes no
+    parents), as smoke and tree do: one line, exit 1."""
+    zk = f"{zk_hosts}/no-such/deeper"
+    result = subprocess.run([sys.executable, "-m", demo, "--zk", zk, "--duration", "5"], cwd=ROOT, text=True,
+                            capture_output=True, timeout=30)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert f"create it with: {chroot_hint(zk)}; or drop" in result.stderr, result.stderr
+    assert chroot_hint(zk).endswith("create /" + zk.split("/", 1)[1]), chroot_hint(zk)
 
 
 def test_an_events_file_that_fails_mid_run_is_said_once(zk_hosts: str) -> None:

@@ -121,9 +121,11 @@ def test_help_says_which_session_timeouts_a_server_grants(script: str) -> None:
 
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_missing_chroot_is_one_line(script: str, zk_server: ZooKeeperCluster) -> None:
-    """A chroot that does not exist: exit 1 with one line naming it, and no kazoo warning."""
+    """A chroot that does not exist: exit 1 with one line naming it, in the same words in both scripts, and no
+    kazoo warning."""
     result = run_script(script, "--zk", zk_server.hosts + "/no-such-chroot", "--duration", "5")
     assert result.returncode == 1, result.stdout + result.stderr
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "/no-such-chroot" in lines[0] and "does not exist" in lines[0]
+    assert lines == [f"error: chroot /no-such-chroot does not exist on ZooKeeper at {zk_server.hosts}; create it or "
+                     "drop it from --zk"], lines
     assert "Warning" not in result.stderr

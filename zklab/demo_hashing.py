@@ -52,6 +52,7 @@ from kazoo.handlers.threading import KazooTimeoutError
 from zklab.plumbing import (
     ZK_FORM,
     Shutdown,
+    chroot_hint,
     leave_now,
     load_script,
     new_client,
@@ -566,7 +567,7 @@ def check_zookeeper(zk: str, stop: threading.Event, duration: float | None = Non
                 "or `docker compose up -d`")
         if chroot and client.exists_async(chroot).get(timeout=CONNECT_TIMEOUT) is None:
             return (f"error: chroot {chroot} does not exist on ZooKeeper at {hosts}; "
-                    f"create it (zkCli.sh create '{chroot}', one level at a time) or drop {chroot} from --zk")
+                    f"create it with: {chroot_hint(zk)}; or drop {chroot} from --zk")
         return access_problem(client, chroot + ROOT + "/members")
     except (KazooException, KazooTimeoutError) as exc:
         return f"error: ZooKeeper at {hosts} stopped answering ({type(exc).__name__})"

@@ -53,6 +53,7 @@ from zklab.plumbing import (
     RECONNECT,
     ZK_FORM,
     Shutdown,
+    chroot_hint,
     leave_now,
     load_script,
     new_client,
@@ -634,7 +635,7 @@ def check_zookeeper(zk: str, stop: threading.Event) -> str | None:
                 f"error: cannot reach ZooKeeper at {zk}; start one: `./run.sh zk start` or `docker compose up -d`")
         if chroot and client.exists_async(chroot).get(timeout=CONNECT_TIMEOUT) is None:
             return (f"error: chroot {chroot} does not exist on ZooKeeper at {hosts}; "
-                    f"create it (zkCli.sh create '{chroot}', one level at a time) or drop {chroot} from --zk")
+                    f"create it with: {chroot_hint(zk)}; or drop {chroot} from --zk")
         problem = access_problem(client, chroot + CANDIDATES)
         if problem is None and (stuck := persistent_children(client, chroot + CANDIDATES)):
             print(f"warning: {len(stuck)} node(s) in the queue belong to no session and never leave it "

@@ -14,6 +14,7 @@ import ipaddress
 import math
 import os
 import re
+import shlex
 import signal
 import sys
 import threading
@@ -125,6 +126,17 @@ def leave_now(code: int) -> None:
             stream.flush()
     os._exit(code)
 # ---------------------------------------------------------------- end of plumbing
+
+
+def chroot_hint(hosts: str) -> str:
+    """Commands that create a missing chroot, one zkCli.sh create per level (create makes no parents)."""
+    servers, chroot = parse_zk(hosts)
+    host, port = servers[0]
+    server = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    parts = chroot.strip("/").split("/")
+    levels = ["/" + "/".join(parts[:i + 1]) for i in range(len(parts))]
+    # `;`, not `&&`: a level that exists already fails its create, and the next must still run.
+    return "; ".join(f"zkCli.sh -server {server} create {shlex.quote(level)}" for level in levels)
 
 
 def one_line_error(parser: argparse.ArgumentParser, message: str) -> NoReturn:

@@ -36,7 +36,6 @@ if _GUARDED:
 import argparse
 import importlib
 import logging
-import shlex
 import shutil
 import signal
 import subprocess
@@ -49,7 +48,7 @@ from types import ModuleType
 
 from zklab import install, interrupts, zk
 from zklab.launcher import ZooKeeperCluster, ZooKeeperMissing, server_mode
-from zklab.plumbing import RECONNECT, ZK_FORM, parse_zk, zk_arg
+from zklab.plumbing import RECONNECT, ZK_FORM, chroot_hint, parse_zk, zk_arg
 
 ROOT = Path(__file__).resolve().parent.parent
 CHALLENGES = {"leader": "challenge_leader_election.py", "hashing": "challenge_consistent_hashing.py"}
@@ -182,17 +181,6 @@ def find_zookeeper(assume_yes: bool = False) -> tuple[str, Callable[[], None]]:
 def _private_cluster(assume_yes: bool) -> ZooKeeperCluster:
     """The launcher's server; when Java or ZooKeeper is missing, offer to install them first."""
     return install.ensure(lambda: ZooKeeperCluster(servers=1), assume_yes, "the runner")
-
-
-def chroot_hint(hosts: str) -> str:
-    """Commands that create a missing chroot, one zkCli.sh create per level (create makes no parents)."""
-    servers, chroot = parse_zk(hosts)
-    host, port = servers[0]
-    server = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    parts = chroot.strip("/").split("/")
-    levels = ["/" + "/".join(parts[:i + 1]) for i in range(len(parts))]
-    # `;`, not `&&`: a level that exists already fails its create, and the next must still run.
-    return "; ".join(f"zkCli.sh -server {server} create {shlex.quote(level)}" for level in levels)
 
 
 # ---------------------------------------------------------------- smoke

@@ -36,8 +36,8 @@ from kazoo.exceptions import KazooException, NoAuthError, NoNodeError
 from kazoo.handlers.threading import KazooTimeoutError
 
 from zklab import interrupts, zk
-from zklab.plumbing import ZK_FORM, new_client, parse_zk, start_client, stop_client, zk_arg
-from zklab.run import UsageError, chroot_hint, existing_zookeeper, searched
+from zklab.plumbing import ZK_FORM, chroot_hint, new_client, parse_zk, start_client, stop_client, zk_arg
+from zklab.run import UsageError, existing_zookeeper, searched
 
 CONNECT_TIMEOUT = 5.0    # an unreachable ZooKeeper is reported within this
 REQUEST_TIMEOUT = 5.0    # every read has a deadline; a read that misses it waits for the next change

@@ -344,6 +344,18 @@ def test_hints_come_one_at_a_time(tmp_path: Path) -> None:
     assert "solution" in done.stdout and "--reveal" in done.stdout
 
 
+def test_a_hint_that_could_not_be_printed_is_not_counted(tmp_path: Path) -> None:
+    """`hint N > /dev/full`: one line saying stdout failed, exit 1, and the next `hint N` is still hint 1."""
+    scripts = copy_scripts(tmp_path)
+    step = STEPS[0]
+    with open("/dev/full", "w") as full:
+        lost = subprocess.run([sys.executable, "-m", "zklab.exercise", "--scripts", str(scripts), "hint",
+                               str(step.number)], cwd=ROOT, stdout=full, stderr=subprocess.PIPE, text=True,
+                              timeout=60, env={**os.environ, "ZKLAB_STATE": str(scripts / ".zklab")})
+    assert lost.returncode == 1 and "Traceback" not in lost.stderr and len(lost.stderr.splitlines()) == 1, lost.stderr
+    assert f"hint 1 of {len(step.hints)}" in exercise_cli(scripts, "hint", str(step.number)).stdout
+
+
 def test_the_solution_opens_after_the_step_holds_or_with_reveal(tmp_path: Path) -> None:
     scripts = copy_scripts(tmp_path)
     step = STEPS[0]

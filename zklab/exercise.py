@@ -715,10 +715,10 @@ def cmd_hint(exercises: list[Exercise], args: argparse.Namespace) -> int:
     state = load_state(args.scripts)
     shown = min(int(state["hints"].get(exercise.name, 0) or 0), len(exercise.hints))
     if shown < len(exercise.hints):
-        state["hints"][exercise.name] = shown + 1
-        save_state(state, args.scripts)
         print(f"hint {shown + 1} of {len(exercise.hints)} for exercise {exercise.number} ({exercise.function}):")
-        print(textwrap.fill(exercise.hints[shown], WIDTH, initial_indent="  ", subsequent_indent="  "))
+        print(textwrap.fill(exercise.hints[shown], WIDTH, initial_indent="  ", subsequent_indent="  "), flush=True)
+        state["hints"][exercise.name] = shown + 1  # counted once the learner could read it (not on a full disk)
+        save_state(state, args.scripts)
         return 0
     print(f"all {len(exercise.hints)} hints for exercise {exercise.number} ({exercise.function}):")
     for i, hint in enumerate(exercise.hints, 1):

@@ -45,7 +45,7 @@ try:  # a copy run where kazoo or mmh3 is missing: say what to install, in one l
     from kazoo.client import KazooClient
 except ModuleNotFoundError as missing:
     sys.exit(f"error: {missing.name} is not installed; pip install kazoo mmh3 (in the lab: bash start_venv.sh)")
-from kazoo.exceptions import KazooException, NoNodeError
+from kazoo.exceptions import KazooException, NoAuthError, NoNodeError
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.recipe.watchers import ChildrenWatch
 
@@ -356,7 +356,10 @@ class Demo:
                 self.join() if action == "join" or len(self.members) < 2 else self.depart(action == "crash")
                 if self.joined >= self.args.members:  # the first members join without a pause
                     self.shutdown.requested.wait(max(0.0, min(self.args.interval, self.ends - time.monotonic())))
-        except Exception as exc:  # NoAuthError: an ACL refused; NotImplementedError: a step still to write
+        except NoAuthError:  # an ACL refused: said in the leader script's words
+            self.shutdown.request(f"error: ZooKeeper refused to create or read {parse_zk(self.args.zk)[1]}{ROOT} "
+                                  "(NoAuthError); grant CREATE and READ on the way, or choose another chroot in --zk")
+        except Exception as exc:  # NotImplementedError: a step still to write, or ZooKeeper went away
             if time.monotonic() < self.ends and not self.shutdown.requested.is_set():
                 self.shutdown.request(f"error: the demo stopped, working under {ROOT}: {exc!r}")
         self.shutdown.request("done")

@@ -241,6 +241,7 @@ GET_DATA = 4        # ZooKeeper's opcode for getData
 GET_CHILDREN = {8, 12}  # getChildren and getChildren2 (the one that also returns the parent's stat)
 CREATES = {1, 14, 15, 19, 21}  # create, multi, create2, createContainer, createTTL
 WATCHED_READS = {3, 4, 8, 12}  # exists, getData, getChildren(2): each request ends with its watch flag
+MULTI = 14          # a transaction: every operation in it commits, or none
 WATCH_EVENT_XID = -1  # a reply header with this xid carries a watch notification, not an answer
 
 
@@ -276,6 +277,7 @@ class WireTap:
         self.held = threading.Event()             # set while a request is held back (hold_after_children)
         self.held_op: int | None = None           # the opcode of the request held
         self._armed = ""                          # "", "armed", "created" or "children seen"
+        self._hold_op: int | None = None          # hold back the next request with this opcode (hold_next)
         self._release = threading.Event()
         self.lose_create = False                  # drop the reply to the next create, and the connection
         self.create_lost = threading.Event()      # set once that reply was dropped
@@ -305,6 +307,13 @@ class WireTap:
         self._release.clear()
         self._armed = "armed"
 
+    def hold_next(self, op: int) -> None:
+        """Hold back the client's next request with opcode `op` until release() (at most HOLD_AT_MOST): what
+        the client read before sending it can go stale meanwhile, every time."""
+        self.held.clear()
+        self._release.clear()
+        self._hold_op = op
+
     def hold_next_event(self) -> None:
         """Hold back the next watch notification until release(); the frames after it pass (pings, answers).
 
@@ -315,7 +324,7 @@ class WireTap:
         self._hold_event = True
 
     def release(self) -> None:
-        self._armed, self._hold_event = "", False
+        self._armed, self._hold_event, self._hold_op = "", False, None
         self._release.set()
         with self._send_lock:
             stashed, self._stashed = self._stashed, []
@@ -365,8 +374,8 @@ class WireTap:
         self._hang_up(src, dst)
 
     def _maybe_hold(self, xid: int, op: int) -> None:
-        if self._armed == "children seen" and xid >= 0:
-            self._armed, self.held_op = "", op
+        if (self._armed == "children seen" or self._hold_op == op) and xid >= 0:
+            self._armed, self._hold_op, self.held_op = "", None, op
             self.held.set()
             self._release.wait(HOLD_AT_MOST)   # later frames wait behind it: TCP keeps them in order
         elif self._armed == "armed" and op in CREATES:

@@ -26,6 +26,7 @@ from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import NoNodeError, NotEmptyError
 
 from zklab.check_lab import (
+    MULTI,
     SESSION_TIMEOUT,
     WATCHED_READS,
     Broken,
@@ -562,6 +563,8 @@ def late_write(lab: Lab, found: Findings, chroot: str, old: object, new: object,
                    "believes the write is in", ADVICE_UNTOLD)
     else:
         refused_by_recipe(lab, found, admin, old, new, token)
+        if found.verdicts["stale-write"].ok:
+            another_writer(lab, found, chroot, new.token)
 
 
 def refused_by_recipe(lab: Lab, found: Findings, admin: KazooClient, old: object, new: object,
@@ -584,6 +587,48 @@ def refused_by_recipe(lab: Lab, found: Findings, admin: KazooClient, old: object
     else:
         found.fail("stale-write", "the deposed leader's fenced_set was accepted",
                    "Only the leader may write: fenced_set must refuse unless is_leader holds.")
+
+
+# What another writer (an operator, a tool) puts in the ledger between fenced_write's read and its commit.
+OTHER = json.dumps({"epoch": -1, "leader": "another writer", "value": "written meanwhile"}).encode()
+ADVICE_CAS = ("The ledger changed after fenced_write read it, and the commit wrote over the change unseen. Make the "
+              "write conditional on what you read: set_data(ledger, record, version=stat.version) in the "
+              "transaction, and NotLeaderError when ZooKeeper refuses it. Look at fenced_write.")
+
+
+def another_writer(lab: Lab, found: Findings, chroot: str, token: object) -> None:
+    """The leader writes while another writer changes the ledger between fenced_write's read and its commit
+    (the commit held on the wire): ZooKeeper must refuse the commit, and fenced_write raise NotLeaderError."""
+    tap, admin = lab.tap(), lab.client(chroot)
+    writer = lab.client(chroot, via=tap.address)
+    tap.hold_next(MULTI)
+    outcome: list[object] = []
+
+    def write() -> None:
+        try:
+            outcome.append(lab.script.fenced_write(writer, token, LEDGER, "over another's"))
+        except Exception as exc:  # noqa: BLE001 - the learner's fenced_write may raise anything: the outcome
+            outcome.append(exc)
+
+    thread = threading.Thread(target=write, name="fenced-write", daemon=True)
+    thread.start()
+    try:
+        wait_for(tap.held.is_set, REACT, "stale-write", "fenced_write sent no transaction to ZooKeeper", ADVICE_FENCE)
+        admin.set(LEDGER, OTHER)
+    finally:
+        tap.release()
+    thread.join(REACT + SESSION_TIMEOUT)
+    said = repr(outcome[0]) if outcome and not isinstance(outcome[0], Exception) else \
+        type(outcome[0]).__name__ if outcome else "nothing: it did not return"
+    if admin.get(LEDGER)[0] != OTHER:
+        found.fail("stale-write", "the ledger changed after fenced_write read it, and its commit wrote over that "
+                   f"change (fenced_write gave {said})", ADVICE_CAS)
+    elif not outcome or not isinstance(outcome[0], lab.script.NotLeaderError):
+        found.fail("stale-write", "ZooKeeper refused a commit over a ledger changed since fenced_write read it, but "
+                   f"fenced_write gave {said} instead of raising NotLeaderError", ADVICE_UNTOLD)
+    else:
+        found.verdicts["stale-write"].figure += ("; a write over a ledger changed after fenced_write read it was "
+                                                 "refused")
 
 
 # ---------------------------------------------------------------- a renewal answered late, then silence

@@ -409,6 +409,21 @@ def test_a_signal_that_lands_while_check_forks_still_stops_it(tmp_path: Path, na
     wait_until(lambda: not any((tmp_path / "tmp").iterdir()), 10, "check's temporary folders to go")
 
 
+def test_a_signal_that_lands_while_zk_start_forks_stops_it(tmp_path: Path) -> None:
+    """SIGTERM inside the fork of a ZooKeeper server: `zk start` stops as for Ctrl-C (130), quietly, and leaves
+    no server; it used to start everything and exit 0, the signal swallowed."""
+    argv = ["zk", "start"]
+    tag = f"hostile-{uuid.uuid4().hex[:8]}"
+    code = SIGNAL_DURING_FORK.replace("{name}", "SIGTERM").replace(
+        "from zklab import check", "from zklab import run").replace(
+        'check.main(["leader", "--only", "one-leader"])', f"run.main({argv!r})")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(tmp_path, tag, {}),
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 130 and "Exception ignored" not in out.stderr and "Traceback" not in out.stderr, out
+    assert "started in the background" not in out.stdout, out.stdout
+    wait_until(lambda: tagged_jvms(tag) == [], 10, "the runner's JVMs to exit")
+
+
 def test_two_ctrl_c_on_check_leave_no_folder_and_no_jvm(tmp_path: Path) -> None:
     """A learner presses Ctrl-C twice while `check` runs (the terminal signals the whole group): the second
     lands in the clean-up, which must still stop the checker's ZooKeeper and remove its temporary folder."""

@@ -29,6 +29,7 @@ import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from zklab import interrupts
 from zklab.proxy import PartitionProxy
 
 # A short tick lets sessions time out in a second or two: ZooKeeper accepts session timeouts
@@ -371,6 +372,7 @@ class ZooKeeperCluster:
         """Wait until every running server answers `srvr` with a mode; return {sid: mode}."""
         deadline = time.monotonic() + timeout
         while True:
+            interrupts.raise_noted()  # a Ctrl-C or SIGTERM that Python swallowed while we forked a server
             modes = {s.sid: s.mode() for s in self.servers if s.running}
             dead = [s for s in self.servers if s.process is not None and s.process.poll() is not None]
             if dead:

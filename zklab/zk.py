@@ -30,7 +30,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from zklab import install
+from zklab import install, interrupts
 from zklab.launcher import ZooKeeperCluster, ZooKeeperMissing, process_stat, server_mode, spawn
 from zklab.plumbing import number_arg
 
@@ -278,6 +278,7 @@ def _wait_serving(servers: list[dict], procs: dict[int, subprocess.Popen], timeo
     has been exec'd, its /proc entry still shows this Python, so process_state() would say 'gone'."""
     deadline = time.monotonic() + timeout
     while True:
+        interrupts.raise_noted()  # a Ctrl-C or SIGTERM that Python swallowed while we forked a server
         for server in servers:
             if procs[server["sid"]].poll() is not None:
                 raise ZkError(f"ZooKeeper server {server['sid']} exited at start: {_log_tail(server)}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from types import FrameType
 
@@ -58,6 +59,7 @@ def install(sigterm: type[BaseException] = Terminated) -> Callable[[], None]:
 
 
 def raise_noted() -> None:
-    """Raise again the first signal's exception, if Python swallowed it."""
-    if _noted:
+    """Raise again the first signal's exception, if Python swallowed it; only on the main thread, where Python
+    raises a signal's exception (a helper thread that polls, like the one that starts ZooKeeper, goes on)."""
+    if _noted and threading.current_thread() is threading.main_thread():
         raise _noted[0]

@@ -111,7 +111,26 @@ def agree(lab: Lab, found: Findings, prepared: list[subprocess.Popen] | None = N
 
 # ---------------------------------------------------------------- balance, movement, weights
 
+def shared_points(script: object) -> str:
+    """Two members whose point labels coincide (m1's 10th and m11's 1st, if labels lack a separator), said in one
+    line; '' if the points of m1..m20 are all distinct, or too narrow to tell (the points guarantee says so)."""
+    points = {name: script.member_points(name, 1, script.DEFAULT_VNODES) for name in (f"m{i}" for i in range(1, 21))}
+    every = [x for p in points.values() for x in p]
+    if not all(isinstance(x, int) for x in every) or max(every, default=0) < 2**64:
+        return ""  # narrow points collide by chance: not a label's fault
+    seen: dict[int, str] = {}
+    for name, mine in points.items():
+        for p in mine:
+            if seen.setdefault(p, name) != name:
+                return f"{seen[p]} and {name} share point {p:#x}: their labels coincide"
+    return ""
+
+
 def balance(lab: Lab, found: Findings) -> None:
+    if shared := shared_points(lab.script):
+        return found.fail("balance", shared, "Each point's label must name its member unmistakably: without a "
+                          "separator, m1's 10th label (m1 + 10) is m11's first (m11 + 0), so they share points and "
+                          "the first to sort takes the keys at both. Look at member_points.")
     counts = Counter(ten_owners(lab.script))
     busiest, most = counts.most_common(1)[0]
     ratio = most / (len(KEYS) / len(TEN))
@@ -215,6 +234,13 @@ def wide_points(lab: Lab, found: Findings) -> None:
                    "A point is a position on the ring, from 0 to 2**128 - 1: HashRing.owner_at takes a position "
                    "past the last point back to the first, and TOP (2**128 - 1) is the last one. mmh3.hash128 is "
                    "unsigned unless told signed=True. Look at point().")
+        return
+    as_text, as_bytes = attempt(lambda: lab.script.point("clé-7")), attempt(lambda: lab.script.point("clé-7".encode()))
+    if as_text != as_bytes:
+        found.fail("points", f"point('clé-7') is {as_text[0] or as_text[1]} but point(b'cl\\xc3\\xa9-7') is "
+                   f"{as_bytes[0] or as_bytes[1]}: a key given as bytes lands elsewhere than the same key as text",
+                   "A key may come as str or as its UTF-8 bytes: both must land at one point. mmh3.hash128 takes "
+                   "either (it encodes str as UTF-8); str(b'...') hashes \"b'...'\" instead. Look at point().")
         return
     distinct, widest = len(set(points)), max(points)
     found.judge("points", distinct == len(labels) and widest >= 2**64,
@@ -466,9 +492,27 @@ def forgive_refusals(lab: Lab, since: int) -> None:
     errors[since:] = [e for e in errors[since:] if e.kind not in REFUSALS]
 
 
+ADVICE_GUESS = ("Refuse, never guess: data without a \"weight\" key is not ours (ValueError), and empty data is a "
+                "member made by hand with zkCli.sh: weight 1. Look at parse_weight.")
+
+
+def guesses(lab: Lab) -> str:
+    """What parse_weight gets wrong on data whose answer is known without a router; '' if nothing."""
+    got, error = attempt(lambda: lab.script.parse_weight(b""))
+    if error or got != 1:
+        return f"parse_weight(b'') gave {error or repr(got)}, where empty data means weight 1"
+    for data in (b"{}", b'{"foo": 1}', b'{"Weight": 2}'):
+        got, error = attempt(lambda d=data: lab.script.parse_weight(d))
+        if not error.startswith(REFUSALS):
+            return f"parse_weight({data!r}) gave {error or repr(got)}, where data without a weight is not ours"
+    return ""
+
+
 def foreign(lab: Lab, found: Findings) -> None:
     since = len(lab.errors.errors)
     lab.on_close(lambda: forgive_refusals(lab, since))
+    if wrong := guesses(lab):
+        return found.fail("foreign", wrong, ADVICE_GUESS)
     chroot = lab.namespace()
     pair = [router(lab, chroot) for _ in range(2)]
     writer, path = lab.client(chroot), lab.script.members_path(ROOT)
@@ -632,11 +676,34 @@ def weight_change(lab: Lab, found: Findings) -> None:
         return
     took = time.monotonic() - started
     share = sum(o == "b" for o in owners(watcher.ring, KEYS[:20_000])) / 20_000
-    found.judge("weight-change", 0.65 <= share <= 0.85,
+    if found.judge("weight-change", 0.65 <= share <= 0.85,
                 f"b set its weight from 1 to 3 in place: {took * 1000:.0f} ms later it held {share:.0%} of keys "
                 "(75% wanted)", ADVICE_POINT if share in (0.0, 1.0) else "The router read the new weight, but "
                 "the share does not follow it: with few points per member (DEFAULT_VNODES) a member's share is "
-                "luck, not weight. Look at member_points.")
+                "luck, not weight. Look at member_points."):
+        changed_again(lab, found, watcher, member)
+
+
+ADVICE_ONCE = ("A data watch fires once: every read of a member's data must ask for a watch again, for every member, "
+               "one that left and joined again under the same name too. Look at RingWatcher._read_members.")
+
+
+def changed_again(lab: Lab, found: Findings, watcher: object, member: KazooClient) -> None:
+    """b changes its weight a second time, then leaves, joins again under the same name and changes it once more:
+    the router must follow each change (a data watch fires once, and a new node needs a watch of its own)."""
+    path = f"{lab.script.members_path(ROOT)}/b"
+    steps = [("changed its weight again, to 2", lambda: member.set(path, b'{"weight": 2}'), 2),
+             ("left and joined again with weight 1", lambda: (member.delete(path),
+                                                              lab.script.register_node(member, ROOT, "b")), 1),
+             ("changed its weight after joining again, to 3", lambda: member.set(path, b'{"weight": 3}'), 3)]
+    for what, act, weight in steps:
+        act()
+        try:
+            wait_for(lambda w=weight: watcher.ring.weights == {"a": 1, "b": w}, CONVERGE, "weight-change", "", "")
+        except Broken:
+            return found.fail("weight-change", f"b {what}; {CONVERGE:.0f} s later the router holds "
+                              f"{dict(watcher.ring.weights)}", ADVICE_ONCE)
+    found.verdicts["weight-change"].figure += "; it followed a second change, and one after b left and joined again"
 
 
 # ---------------------------------------------------------------- what `check hashing` runs, in order

@@ -169,19 +169,27 @@ def in_order(lab: Lab, found: Findings) -> None:
     for _ in range(FIRST_SEQUENCE):  # every create under the path advances its sequence counter
         admin.delete(admin.create(f"{PATH}/x", sequence=True, makepath=True))
     elections = join_in_turn(lab, chroot, [f"c{i}" for i in range(6)], sampler, "in-order")
-    handoffs = hand_down(elections)
+    handoffs, epochs = hand_down(elections)
     must_refuse(elections[0].start, RuntimeError, "in-order", "a resigned candidate could start again",
                 "resign() is final: a closed election must not rejoin.")
+    if epochs != [FIRST_SEQUENCE + i for i in range(len(elections))]:
+        raise Broken("in-order", f"the leaders' epochs were {epochs}, where their nodes' sequence numbers are "
+                     f"{FIRST_SEQUENCE}..{FIRST_SEQUENCE + len(elections) - 1}",
+                     "The epoch is the fencing token: the leader's own sequence number, which grows from one leader "
+                     "to the next. Claim with the sequence of your node (first in line): look at "
+                     "LeaderElection._check_position.")
     most, figure = overlap_figure(sampler, elections)
     found.judge("in-order", most == 1,
-                f"5 hand-offs, each to the next in line (10 after 9), slowest {max(handoffs):.1f} ms; "
-                f"{figure}", ADVICE_TWO_LEADERS)
+                f"5 hand-offs, each to the next in line (10 after 9), slowest {max(handoffs):.1f} ms; epochs "
+                f"{epochs[0]} to {epochs[-1]}, each the leader's sequence number; {figure}", ADVICE_TWO_LEADERS)
 
 
-def hand_down(elections: list[object]) -> list[float]:
-    """Resign each leader in turn: the next in line must lead each time. The hand-offs, in ms."""
+def hand_down(elections: list[object]) -> tuple[list[float], list[object]]:
+    """Resign each leader in turn: the next in line must lead each time. The hand-offs, in ms, and each
+    leader's epoch as it led."""
     seq = {e.name: FIRST_SEQUENCE + i for i, e in enumerate(elections)}
     handoffs: list[float] = []
+    epochs: list[object] = []
     previous, resigned_at = None, 0.0
     for k, expected in enumerate(elections):
         leader = sole_leader(elections[k:], "in-order")
@@ -190,6 +198,7 @@ def hand_down(elections: list[object]) -> list[float]:
                          f"{expected.name} (sequence {seq[expected.name]}) is ahead of it in line",
                          "Order the queue by the sequence number as a number: 10 comes after 9. "
                          "Look at election_order.")
+        epochs.append(leader.epoch)
         if previous is not None:
             handoffs.append((time.monotonic() - resigned_at) * 1000)
             if previous.name in leader.participants():
@@ -200,7 +209,7 @@ def hand_down(elections: list[object]) -> list[float]:
         previous = leader
         leader.resign()
         resigned_at = time.monotonic()
-    return handoffs
+    return handoffs, epochs
 
 
 # ---------------------------------------------------------------- the herd, and the middle departure
@@ -560,10 +569,31 @@ def late_write(lab: Lab, found: Findings, chroot: str, old: object, new: object,
         found.fail("stale-write", f"ZooKeeper rejected the deposed leader's write (the ledger kept its record of "
                    f"before), but fenced_write returned {answer!r} instead of raising NotLeaderError: its caller "
                    "believes the write is in", ADVICE_UNTOLD)
-    else:
+    elif late_create(lab, found, admin, old, token):
         refused_by_recipe(lab, found, admin, old, new, token)
         if found.verdicts["stale-write"].ok:
             another_writer(lab, found, chroot, new.token)
+
+
+# A ledger nobody has written yet: the deposed leader's write would create it.
+FRESH = "/ledger-fresh"
+
+
+def late_create(lab: Lab, found: Findings, admin: KazooClient, old: object, token: object) -> bool:
+    """The deposed leader writes a ledger that does not exist yet: the create must be fenced like a set."""
+    try:
+        answer, refused = lab.script.fenced_write(old.client, token, FRESH, STALE), False
+    except lab.script.NotLeaderError:
+        answer, refused = None, True
+    if admin.exists(FRESH) is not None:
+        found.fail("stale-write", f"ZooKeeper let the deposed leader (epoch {token.epoch}) create a ledger nobody had "
+                   "written yet", "The first write creates the ledger, and a deposed leader may be the one to make it: "
+                   "the create goes in the same transaction as check(election node), like a set_data. Look at "
+                   "fenced_write.")
+    elif not refused:
+        found.fail("stale-write", f"ZooKeeper refused the deposed leader's create of a new ledger, but fenced_write "
+                   f"returned {answer!r} instead of raising NotLeaderError", ADVICE_UNTOLD)
+    return found.verdicts.get("stale-write") is None
 
 
 def refused_by_recipe(lab: Lab, found: Findings, admin: KazooClient, old: object, new: object,
@@ -582,7 +612,7 @@ def refused_by_recipe(lab: Lab, found: Findings, admin: KazooClient, old: object
                               "Look at fenced_write.")
         found.judge("stale-write", b"from the new leader" in data,
                     f"stale write rejected by ZooKeeper (epoch {token.epoch}, after epoch {new.epoch} "
-                    "was elected)", "The ledger lost the new leader's write.")
+                    "was elected), and its create of a new ledger too", "The ledger lost the new leader's write.")
     else:
         found.fail("stale-write", "the deposed leader's fenced_set was accepted",
                    "Only the leader may write: fenced_set must refuse unless is_leader holds.")

@@ -253,7 +253,12 @@ class ZooKeeperCluster:
         self.java, self.classpath, self.tick_ms = find_java(), find_classpath(), tick_ms
         self._owns_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="zklab-"))
-        self._janitor = _janitor(self.workdir) if self._owns_workdir else None
+        try:
+            self._janitor = _janitor(self.workdir) if self._owns_workdir else None
+        except BaseException:  # Ctrl-C before the janitor could take charge of the folder: remove it now
+            if self._owns_workdir:
+                shutil.rmtree(self.workdir, ignore_errors=True)
+            raise
         fixed = client_ports or []
         ports = [p for p in free_ports(3 * servers + len(fixed)) if p not in fixed][:3 * servers]
         if client_ports is not None:

@@ -16,11 +16,14 @@ from pathlib import Path
 
 import pytest
 
+import challenge_leader_election
 from tests.check_proofs import copy_scripts, find_function, replace_function, run_checker
 from zklab.check import BUDGET, SHARED_ZK, guarantees
 from zklab.check_child import CHECKS, Budget
-from zklab.check_lab import ROOT, SCRIPTS, LeaderSampler, Verdict
+from zklab.check_lab import ROOT, SCRIPTS, Lab, LeaderSampler, Verdict, run_check
+from zklab.check_leader import ISOLATED_FOLLOWER
 from zklab.faults import wait_until
+from zklab.launcher import ZooKeeperCluster
 
 LEADER = SCRIPTS["leader"]
 
@@ -172,6 +175,17 @@ def test_a_judgement_waits_for_a_sample_taken_after_what_the_judge_saw() -> None
     finally:
         c1.go.set()
         sampler.stop()
+
+
+def test_an_ensemble_that_would_not_start_is_not_judged_and_not_blamed(zk_server: ZooKeeperCluster) -> None:
+    """A learner trial's check failed with the ensemble's JVM log (a port taken meanwhile on a shared machine)
+    and 'The script raised where the guarantee expected an answer': the script is not blamed."""
+    def no_ensemble() -> object:
+        raise RuntimeError("the checker's 3-server ensemble did not start: Address already in use")
+    lab = Lab(challenge_leader_election, zk_server.servers[0].address, ensemble=no_ensemble)
+    (verdict,), _ = run_check(ISOLATED_FOLLOWER, lab)
+    assert not verdict.ok and verdict.figure.startswith("not judged: the checker's 3-server ensemble did not start")
+    assert "says nothing about your script" in verdict.advice and "raised" not in verdict.advice, verdict
 
 
 def test_a_script_that_hangs_everywhere_is_judged_within_the_budget(tmp_path: Path) -> None:

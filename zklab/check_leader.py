@@ -1021,7 +1021,12 @@ ADVICE_STALE_LOOK = ("Told that its predecessor left, a candidate reads the queu
 
 
 def isolated_follower(lab: Lab, found: Findings) -> None:
-    cluster, sampler, late_sampler = lab.ensemble(), lab.sampler(), lab.sampler()
+    try:
+        cluster = lab.ensemble()
+    except RuntimeError as exc:  # a port another program took meanwhile, a JVM that would not start
+        raise Broken("isolated-follower", f"not judged: {exc}", "This says nothing about your script: the check's "
+                     "3-server ZooKeeper did not start. Run the check again.") from None
+    sampler, late_sampler = lab.sampler(), lab.sampler()
     lab.on_close(cluster.heal_peers)
     follower, old, rest = leader_on_a_follower(lab, cluster, sampler)
     tap, late, last = told_late(lab, cluster, follower, late_sampler)

@@ -427,8 +427,13 @@ def test_a_signal_that_lands_while_zk_start_forks_stops_it(tmp_path: Path) -> No
     code = SIGNAL_DURING_FORK.replace("{name}", "SIGTERM").replace(
         "from zklab import check", "from zklab import run").replace(
         'check.main(["leader", "--only", "one-leader"])', f"run.main({argv!r})")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(tmp_path, tag, {}),
-                         capture_output=True, text=True, timeout=60)
+    env = _env(tmp_path, tag, {})
+    try:
+        out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                             timeout=60)
+    finally:  # were the signal lost, `zk start` would leave its server running for good: stop it either way
+        subprocess.run([sys.executable, "-m", "zklab.run", "zk", "stop"], cwd=ROOT, env=env, capture_output=True,
+                       timeout=60)
     assert out.returncode == 130 and "Exception ignored" not in out.stderr and "Traceback" not in out.stderr, out
     assert "started in the background" not in out.stdout, out.stdout
     wait_until(lambda: tagged_jvms(tag) == [], 10, "the runner's JVMs to exit")

@@ -11,7 +11,9 @@ Rules of these scenarios:
 
 from __future__ import annotations
 
+import contextlib
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -66,7 +68,8 @@ def ten_owners(script: object) -> list[str]:
 # ---------------------------------------------------------------- agreement across processes
 
 AGREE_CODE = """
-import importlib.util, sys
+import faulthandler, importlib.util, signal, sys
+faulthandler.register(signal.SIGUSR1, all_threads=False)  # the checker asks where it is, if it takes too long
 spec = importlib.util.spec_from_file_location("challenge", sys.argv[1])
 module = importlib.util.module_from_spec(spec)
 sys.modules["challenge"] = module
@@ -83,12 +86,42 @@ def start_agree(script_file: str) -> list[subprocess.Popen]:
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for seed in ("1", "2")]
 
 
+# How long a fresh process may take to build a ring of 10 and route KEYS: the reference takes about a second
+# (two on a loaded machine); one lookup that scans every point takes minutes.
+AGREE_WITHIN = 8.0
+
+
+def where_it_runs(proc: subprocess.Popen, script_file: str) -> tuple[str, str]:
+    """Ask a process that takes too long where it is (faulthandler, on SIGUSR1), then kill it: its stderr, and
+    'HashRing.owner_at() (line 120)' for the innermost line of the script it was running ('' if none)."""
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGUSR1)
+    try:
+        _, err = proc.communicate(timeout=1.0)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+    lines = [int(n) for n in re.findall(rf'File "{re.escape(script_file)}", line (\d+)', err)]
+    where = qualname_at(script_file, lines[0]) if lines else None  # faulthandler: the most recent call first
+    return err, f"{where}() (line {lines[0]})" if where else ""
+
+
 def agree(lab: Lab, found: Findings, prepared: list[subprocess.Popen] | None = None) -> None:
     procs = prepared or start_agree(lab.script.__file__)
     lab.on_close(lambda: [proc.kill() for proc in procs])
     answers = []
     for proc in procs:
-        out, err = proc.communicate()  # bounded by the scenario's bound: the lab kills both when it closes
+        try:
+            out, err = proc.communicate(timeout=AGREE_WITHIN)
+        except subprocess.TimeoutExpired:
+            _, where = where_it_runs(proc, lab.script.__file__)
+            found.fail("agree", f"a fresh process building a ring of 10 and routing {len(KEYS):,} keys did not "
+                       f"finish within {AGREE_WITHIN:.0f} s" + (f"; it was in {where}" if where else ""),
+                       "Each lookup must be quick: HashRing.owner_at finds the first point at or after the key's "
+                       "by binary search (bisect) over the sorted points; a scan of every point for every key, or "
+                       "a loop that never ends, takes minutes" + (f". Look at {where.split(' (')[0]}." if where
+                                                                   else "."))
+            return
         if proc.returncode:
             last = (err.strip().splitlines() or ["no output"])[-1]
             lines = [int(n) for n in re.findall(rf'File "{re.escape(lab.script.__file__)}", line (\d+)', err)]

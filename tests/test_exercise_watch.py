@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,8 @@ from tests.test_exercises import STEPS, copy_scripts
 from zklab.check import guarantees
 from zklab.check_lab import ROOT, SCRIPTS
 from zklab.exercise import empty_function, replace_function
+from zklab.faults import wait_until
+from zklab.launcher import SUITE_TAG, tagged_jvms
 
 # A save must start a new check within this (the issue's bound).
 RECHECK_WITHIN = 2.0
@@ -28,10 +31,11 @@ CHECK_WITHIN = 90.0
 class Watcher:
     """`python -m zklab.watch` in a process of its own, its lines read on a thread."""
 
-    def __init__(self, *args: str, state: Path):
+    def __init__(self, *args: str, state: Path, env: dict[str, str] | None = None):
         self.proc = subprocess.Popen([sys.executable, "-m", "zklab.watch", *args], cwd=ROOT, text=True,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, encoding="utf-8",
-                                     env={**os.environ, "PYTHONIOENCODING": "utf-8", "ZKLAB_STATE": str(state)})
+                                     env={**os.environ, "PYTHONIOENCODING": "utf-8", "ZKLAB_STATE": str(state),
+                                          **(env or {})})
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
@@ -106,5 +110,43 @@ def test_watch_judges_a_wrong_body_then_a_right_one(tmp_path: Path) -> None:
         watch.proc.send_signal(signal.SIGINT)
         assert watch.proc.wait(10) == 0
         watch.until(lambda line: "watch stopped" in line, 5)
+    finally:
+        watch.close()
+
+
+def checks_of(watch: int) -> list[int]:
+    """The `zklab.check` processes the watch `watch` started (its children, read from /proc)."""
+    found = []
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{name}/stat").read_text()
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            command = Path(f"/proc/{name}/cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == watch and b"zklab.check" in command:
+            found.append(int(name))
+    return found
+
+
+@pytest.mark.timeout(120)
+def test_a_check_killed_before_its_clean_up_leaves_no_folder_once_the_watch_stops(tmp_path: Path) -> None:
+    """A hostile trial sent SIGTERM to `check --watch` while a check started: the watch killed the check past its
+    grace, and the check's folder (its ZooKeeper's data) stayed in /tmp. Here the check is killed outright; once
+    the watch stops on SIGTERM, no folder is left and no JVM of the check runs."""
+    tag, tmp = f"watch-{uuid.uuid4().hex[:8]}", tmp_path / "tmp"
+    tmp.mkdir()
+    env = {"TMPDIR": str(tmp), SUITE_TAG: tag}
+    watch = Watcher("leader", "--scripts", str(copy_scripts(tmp_path / "scripts")), state=tmp_path / "state",
+                    env={**env, "ZKLAB_CHECK_ZK": ""})
+    try:
+        wait_until(lambda: tagged_jvms(tag), 60, "the check to start its ZooKeeper")
+        (check,) = checks_of(watch.proc.pid)
+        os.kill(check, signal.SIGKILL)   # no clean-up at all: what a check killed past its grace leaves
+        wait_until(lambda: tagged_jvms(tag) == [], 15, "the killed check's JVMs to exit")
+        watch.proc.send_signal(signal.SIGTERM)
+        assert watch.proc.wait(15) == 0
+        wait_until(lambda: not any(tmp.iterdir()), 10, "the watch's temporary folders to go",
+                   failure=lambda: AssertionError(f"left in {tmp}: {[p.name for p in tmp.iterdir()]}"))
     finally:
         watch.close()

@@ -9,15 +9,19 @@ Rules of the watch, as Rustlings keeps them:
   line (`leader: steps 1-3 of 7 hold`), so a save shows what the edit changed.
 - A syntax error is one plain line with the file and the line number; the watch waits for the next save.
 - Ctrl-C, SIGTERM or a closed stdout stop the check under way and leave, exit 0.
+- Each check keeps its temporary folders in one the watch owns (TMPDIR), so that a check killed before it
+  could clean up (past STOP_GRACE) leaves nothing: the watch removes that folder when it leaves.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -65,6 +69,12 @@ class Watch:
         self.stamps = {c: stamp(p) for c, p in self.paths.items()}
         self.last: dict[str, list[str]] = {}   # each challenge's previous output lines
         self.proc: subprocess.Popen | None = None
+        self.tmp = Path(tempfile.mkdtemp(prefix="zklab-watch-"))  # every check's temporary folders, in one
+
+    def close(self) -> None:
+        """Stop the check under way and remove what any check left in our folder."""
+        self.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
     def run(self) -> None:
         todo = list(self.challenges)
@@ -121,7 +131,7 @@ class Watch:
         return subprocess.Popen(command + (["-v"] if self.verbose else []), cwd=ROOT, text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env={"ZKLAB_STATE": str(self.scripts / ".zklab"), **os.environ,
-                                     "PYTHONIOENCODING": encoding}, encoding=encoding,
+                                     "PYTHONIOENCODING": encoding, "TMPDIR": str(self.tmp)}, encoding=encoding,
                                 errors="replace", start_new_session=True)  # our Ctrl-C is ours to pass on
 
     def stop(self) -> None:
@@ -178,12 +188,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         watch.run()
     except (Stop, KeyboardInterrupt, interrupts.Terminated):
-        watch.stop()
+        watch.close()
         try:
             print("\nwatch stopped", flush=True)
         except (BrokenPipeError, ValueError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     finally:
+        watch.close()  # a second time is harmless; an error we did not expect must not leave the folder
         restore()
     return 0
 

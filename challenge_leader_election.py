@@ -394,7 +394,7 @@ class Demo:
         self.args, self.shutdown, self.started, self.problem = args, shutdown, time.monotonic(), ""
         self.workers, self.why, self.leading, self.out = [], {}, set(), set()
         self.done, self.crash = threading.Event(), ("", 0.0)  # the last crash (who, when), until a leader acts
-        self.figures = dict.fromkeys(["elections", "notified", "departures", "most", "left"], 0)
+        self.figures = dict.fromkeys(["elections", "notified", "departures", "most", "closed"], 0)
 
     def say(self, who: str, what: str) -> None:
         self.shutdown.print(f"{time.monotonic() - self.started:8.3f}s  {who:<10} {what}")
@@ -487,7 +487,7 @@ class Demo:
         deadline = time.monotonic() + self.args.session_timeout + CLOSE_GRACE  # one for all
         for worker in self.workers:
             worker.resign(timeout=max(0.0, deadline - time.monotonic()))
-            self.figures["left"] += not stop_client(worker.client, max(0.0, deadline - time.monotonic()))
+            self.figures["closed"] += stop_client(worker.client, max(0.0, deadline - time.monotonic()))
         self.done.set()
 
     def summary(self) -> str:
@@ -496,7 +496,7 @@ class Demo:
                           f"  elections                 {f['elections']}",
                           f"  most leaders at once      {f['most']}  (the rule: never more than 1)",
                           f"  watchers notified         {f['notified']} for {f['departures']} departures",
-                          f"  sessions not closed       {f['left']}"])
+                          f"  sessions not closed       {len(self.workers) - f['closed']}"])
 
 def preflight(zk: str, stop: threading.Event) -> str:
     """'' if ZooKeeper answers and lets us in; else one line: what is wrong, and what to do."""

@@ -236,6 +236,16 @@ def test_a_second_signal_ends_a_hung_recipe_within_a_second(demo: str, signals: 
     assert "Traceback" not in proc.stderr.read()
 
 
+def test_the_compact_summary_counts_sessions_left_open_when_leave_hangs(zk_hosts: str, tmp_path: Path) -> None:
+    """leave() that never returns: the shutdown ends at its bound, and the summary says both sessions were not
+    closed (a hostile trial read 'sessions not closed 0' while three candidates' nodes were still there)."""
+    where = edited_copy(tmp_path, [BLOCK_LEAVE], with_lab=False)
+    result = run(SCRIPT, "--zk", zk_hosts, "--duration", "2", "--workers", "2", "--session-timeout", "1",
+                 cwd=where, timeout=30)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert re.search(r"sessions not closed +2$", result.stdout, re.MULTILINE), result.stdout
+
+
 @pytest.mark.parametrize("demo", DEMOS)
 def test_ctrl_c_while_python_loads_kazoo_is_quiet(demo: str, zk_hosts: str) -> None:
     """Ctrl-C while the demo still imports kazoo: exit 0, no KeyboardInterrupt traceback."""

@@ -21,6 +21,7 @@ from zklab.check_lab import ROOT, SCRIPTS
 from zklab.exercise import empty_function, replace_function
 from zklab.faults import wait_until
 from zklab.launcher import SUITE_TAG, tagged_jvms
+from zklab.watch import syntax_error
 
 # A save must start a new check within this (the issue's bound).
 RECHECK_WITHIN = 2.0
@@ -150,3 +151,22 @@ def test_a_check_killed_before_its_clean_up_leaves_no_folder_once_the_watch_stop
                    failure=lambda: AssertionError(f"left in {tmp}: {[p.name for p in tmp.iterdir()]}"))
     finally:
         watch.close()
+
+
+@pytest.mark.timeout(120)
+def test_watch_passes_only_on_to_each_check(tmp_path: Path) -> None:
+    """`check --watch --only wrap hashing` (check's help shows both): each check measures wrap alone."""
+    watch = Watcher("hashing", "--only", "wrap", "--scripts", str(copy_scripts(tmp_path / "scripts")),
+                    state=tmp_path / "state")
+    try:
+        _, before = watch.until(lambda line: "guarantees hold" in line, CHECK_WITHIN)
+        verdicts = [line for line in before if line.startswith(("\u2714", "\u2718", "ok ", "XX "))]
+        assert verdicts == [f"\u2714 {guarantees('hashing')['wrap']}: " + verdicts[0].split(": ", 1)[1]], before
+    finally:
+        watch.close()
+
+
+def test_a_nul_byte_in_the_script_is_one_line_without_a_line_number(tmp_path: Path) -> None:
+    path = tmp_path / SCRIPTS["leader"]
+    path.write_bytes(b"x = 1\x00\n")
+    assert syntax_error(path) == f"{path.name}: source code string cannot contain null bytes; fix it and save again"

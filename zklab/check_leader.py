@@ -654,7 +654,11 @@ def another_writer(lab: Lab, found: Findings, chroot: str, token: object) -> Non
                    f"change (fenced_write gave {said})", ADVICE_CAS)
     elif not outcome or not isinstance(outcome[0], lab.script.NotLeaderError):
         found.fail("stale-write", "ZooKeeper refused a commit over a ledger changed since fenced_write read it, but "
-                   f"fenced_write gave {said} instead of raising NotLeaderError", ADVICE_UNTOLD)
+                   f"fenced_write gave {said} instead of raising NotLeaderError",
+                   "A failed transaction does not raise: commit() answers each operation. Here the election node "
+                   "is there (its check answers RolledBackError) and set_data answers BadVersionError: the ledger "
+                   "moved since it was read. Raise NotLeaderError for any refused operation, or the caller goes on "
+                   "believing its write is in. Look at fenced_write.")
     else:
         found.verdicts["stale-write"].figure += ("; a write over a ledger changed after fenced_write read it was "
                                                  "refused")

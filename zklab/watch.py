@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from zklab import interrupts
+from zklab.check import guarantees
 from zklab.check_lab import ROOT, SCRIPTS
 
 # How often we look at the scripts' modification times: a save is seen within this.
@@ -55,16 +56,17 @@ def syntax_error(path: Path) -> str | None:
     """'challenge_leader_election.py line 12: invalid syntax', or None if the script compiles."""
     try:
         compile(path.read_bytes(), str(path), "exec")
-    except SyntaxError as exc:
-        return f"{path.name} line {exc.lineno}: {exc.msg}; fix it and save again"
+    except SyntaxError as exc:  # a NUL byte has no line: the file's name is all there is to say
+        where = f"{path.name} line {exc.lineno}" if exc.lineno else path.name
+        return f"{where}: {exc.msg}; fix it and save again"
     except (OSError, ValueError) as exc:
         return f"{path.name}: {exc}"
     return None
 
 
 class Watch:
-    def __init__(self, challenges: list[str], scripts: Path, verbose: bool):
-        self.challenges, self.scripts, self.verbose = challenges, scripts, verbose
+    def __init__(self, challenges: list[str], scripts: Path, verbose: bool, only: str = ""):
+        self.challenges, self.scripts, self.verbose, self.only = challenges, scripts, verbose, only
         self.paths = {c: scripts / SCRIPTS[c] for c in challenges}
         self.stamps = {c: stamp(p) for c, p in self.paths.items()}
         self.last: dict[str, list[str]] = {}   # each challenge's previous output lines
@@ -126,7 +128,8 @@ class Watch:
         return []
 
     def start(self, challenge: str) -> subprocess.Popen:
-        command = [sys.executable, "-m", "zklab.check", challenge, "--scripts", str(self.scripts)]
+        command = [sys.executable, "-m", "zklab.check", challenge, "--scripts", str(self.scripts),
+                   *(["--only", self.only] if self.only else [])]
         encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
         return subprocess.Popen(command + (["-v"] if self.verbose else []), cwd=ROOT, text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -172,9 +175,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("-v", "--verbose", action="store_true", help="show tracebacks and the scripts' logs")
     parser.add_argument("--scripts", type=Path, default=ROOT, metavar="DIR",
                         help="where the challenge scripts are (default: this checkout)")
+    parser.add_argument("--only", metavar="KEY,...", default="", help="check only these guarantees each time "
+                        "(`./run.sh check` has checked the names)")
     parser.add_argument("--watch", action="store_true", help=argparse.SUPPRESS)  # passed on by check, harmless
     args = parser.parse_args(argv)
-    args.challenges = [args.challenge] if args.challenge else list(SCRIPTS)
+    only = set(filter(None, args.only.split(",")))
+    args.challenges = [c for c in ([args.challenge] if args.challenge else list(SCRIPTS))
+                       if not only or only & set(guarantees(c))]
     if missing := [SCRIPTS[c] for c in args.challenges if not (args.scripts / SCRIPTS[c]).is_file()]:
         parser.error(f"argument --scripts: {args.scripts} has no {', '.join(missing)}")
     args.scripts = args.scripts.resolve()
@@ -183,7 +190,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    watch = Watch(args.challenges, args.scripts, args.verbose)
+    watch = Watch(args.challenges, args.scripts, args.verbose, args.only)
     restore = interrupts.install()
     try:
         watch.run()

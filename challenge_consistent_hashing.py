@@ -309,7 +309,7 @@ class RingWatcher:
             self._built.notify_all()
         for name, why in refused.items():
             if heard.get(name) != why:
-                log.warning("ring watcher: member %s is not on the ring: %s", name, why)
+                log.warning("ring watcher: member %r is not on the ring: %s", name, why)  # a name is data too
                 if self._on_ignored:
                     self._on_ignored(name, why)
 

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 
 from kazoo.client import KazooClient, KazooState
+from kazoo.exceptions import KazooException
 
 from zklab.check_lab import (
     MULTI,
@@ -352,6 +353,7 @@ def lost_create(lab: Lab, found: Findings) -> None:
     twin_tap.on_create_lost = lambda: plant_twin(twin_admin, planted)
     election = lose_create(lab, chroot, "lonely", lab.tap())
     forked = lose_create(lab, twin_root, "forked", twin_tap)
+    vanished = path_gone_after_lost_create(lab)
     if not planted or planted[0].startswith("! "):
         raise Broken("lost-create", f"the checker could not plant the twin's node: {planted[0][2:] if planted else ''}",
                      "start() must create one election node, with the GUID as the first field of its name.")
@@ -363,10 +365,30 @@ def lost_create(lab: Lab, found: Findings) -> None:
                      f"before creating again: {ADVICE_ORPHAN}")
     leads_after_lost_create(forked, twin_admin)
     twin = judge_twin(forked, twin_admin, planted[0])
+    wait_for(lambda: vanished.is_leader, REACT, "lost-create", "after a lost reply to create, the election path "
+             f"was deleted (rm -r) before the candidate looked for its node: it did not lead within {REACT:.0f} s",
+             "Looking for your node after a lost reply finds no election path at all when someone deleted it: "
+             "that means no node of yours (None), not an error; then create it again (makepath). Look at "
+             "LeaderElection._find_own_node.")
     election.resign()
     wait_for(lambda: not admin.get_children(PATH), REACT, "lost-create",
              "resign() left a node behind", "resign() must delete the candidate's node.")
-    found.hold("lost-create", f"1 node after a lost reply to create, found by its GUID; it leads; {twin}")
+    found.hold("lost-create", f"1 node after a lost reply to create, found by its GUID; it leads; {twin}; with the "
+               "path deleted meanwhile, it made it again and led")
+
+
+def path_gone_after_lost_create(lab: Lab) -> object:
+    """A candidate whose reply to create is lost while an admin deletes the whole election path, its new node
+    with it (on the tap's thread, before the reply is dropped): when it looks for its node, there is no path."""
+    root = lab.namespace()
+    admin, tap = lab.client(root), lab.tap()
+    admin.ensure_path(PATH)
+
+    def wipe() -> None:  # on the tap's thread: what fails here shows as the candidate not leading
+        with contextlib.suppress(Broken, KazooException):
+            delete_path(admin)
+    tap.on_create_lost = wipe
+    return lose_create(lab, root, "vanished", tap)
 
 
 # ---------------------------------------------------------------- a leader whose connection drops

@@ -278,13 +278,14 @@ class WireTap:
         self.held_op: int | None = None           # the opcode of the request held
         self._armed = ""                          # "", "armed", "created" or "children seen"
         self._hold_op: int | None = None          # hold back the next request with this opcode (hold_next)
+        self._hold_for = HOLD_AT_MOST             # ... for at most this long
         self._release = threading.Event()
-        self.lose_create = False                  # drop the reply to the next create, and the connection
-        self.create_lost = threading.Event()      # set once that reply was dropped
-        # Called on the relay's thread once ZooKeeper made the node and before its reply is dropped: the client
+        self.lose_reply_to: set[int] = set()      # drop the reply to the next request with one of these opcodes
+        self.reply_lost = threading.Event()       # (CREATES: a create), and the connection; set once dropped
+        # Called on the relay's thread once ZooKeeper did the request and before its reply is dropped: the client
         # is still waiting, so what this changes in ZooKeeper is there before the client can look again.
-        self.on_create_lost: Callable[[], object] | None = None
-        self._create_xid: int | None = None
+        self.on_reply_lost: Callable[[], object] | None = None
+        self._lost_xid: int | None = None
         self.watches = 0                          # reads that asked for a watch (exists, getData, getChildren)
         self._hold_event = False                  # hold back the next watch notification (hold_next_event)
         self._stashed: list[tuple[socket.socket, bytes]] = []  # notifications held, with the socket they go to
@@ -307,12 +308,12 @@ class WireTap:
         self._release.clear()
         self._armed = "armed"
 
-    def hold_next(self, op: int) -> None:
-        """Hold back the client's next request with opcode `op` until release() (at most HOLD_AT_MOST): what
-        the client read before sending it can go stale meanwhile, every time."""
+    def hold_next(self, op: int, at_most: float = HOLD_AT_MOST) -> None:
+        """Hold back the client's next request with opcode `op` until release() (at most `at_most` s): what
+        the client read before sending it can go stale meanwhile, and its answer comes that much later."""
         self.held.clear()
         self._release.clear()
-        self._hold_op = op
+        self._hold_op, self._hold_for = op, at_most
 
     def hold_next_event(self) -> None:
         """Hold back the next watch notification until release(); the frames after it pass (pings, answers).
@@ -364,8 +365,8 @@ class WireTap:
             if xid is not None:
                 if op == GET_DATA:
                     data_xids.add(xid)
-                if op in CREATES and self.lose_create and self._create_xid is None:
-                    self._create_xid = xid
+                if op in self.lose_reply_to and self._lost_xid is None:
+                    self._lost_xid = xid
                 if op in WATCHED_READS and frame[-1:] == b"\x01":
                     self.watches += 1
                 self._maybe_hold(xid, op)
@@ -377,7 +378,8 @@ class WireTap:
         if (self._armed == "children seen" or self._hold_op == op) and xid >= 0:
             self._armed, self._hold_op, self.held_op = "", None, op
             self.held.set()
-            self._release.wait(HOLD_AT_MOST)   # later frames wait behind it: TCP keeps them in order
+            self._release.wait(self._hold_for)   # later frames wait behind it: TCP keeps them in order
+            self._hold_for = HOLD_AT_MOST
         elif self._armed == "armed" and op in CREATES:
             self._armed = "created"
         elif self._armed == "created" and op in GET_CHILDREN:
@@ -394,12 +396,12 @@ class WireTap:
             elif xid in data_xids and self.delay_data:
                 data_xids.discard(xid)
                 time.sleep(self.delay_data)  # later frames wait too: TCP delivers in order
-            elif xid is not None and xid == self._create_xid:
-                # ZooKeeper made the node; its answer is lost with the connection, as in a network failure.
-                self.lose_create, self._create_xid = False, None
-                if self.on_create_lost is not None:
-                    self.on_create_lost()
-                self.create_lost.set()
+            elif xid is not None and xid == self._lost_xid:
+                # ZooKeeper did it (made the node); its answer is lost with the connection, as in a network failure.
+                self.lose_reply_to, self._lost_xid = set(), None
+                if self.on_reply_lost is not None:
+                    self.on_reply_lost()
+                self.reply_lost.set()
                 break
             if xid == WATCH_EVENT_XID and self._stash(dst, frame):
                 continue

@@ -26,6 +26,7 @@ from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import KazooException
 
 from zklab.check_lab import (
+    CREATES,
     MULTI,
     SESSION_TIMEOUT,
     WATCHED_READS,
@@ -296,9 +297,9 @@ def lose_create(lab: Lab, chroot: str, name: str, tap: WireTap) -> object:
     reconnect through the tap), and so the node that create made. Returns once the reply was dropped."""
     election = lab.script.LeaderElection(lab.client(chroot, 4.0, tap.address), PATH, name)
     lab.on_close(election.resign)
-    tap.lose_create = True        # the create reaches ZooKeeper; its reply is lost with the connection
+    tap.lose_reply_to = CREATES   # the create reaches ZooKeeper; its reply is lost with the connection
     election.start()
-    wait_for(tap.create_lost.is_set, REACT, "lost-create", f"{name} did not create its node",
+    wait_for(tap.reply_lost.is_set, REACT, "lost-create", f"{name} did not create its node",
              "start() must create an election node.")
     return election
 
@@ -350,7 +351,7 @@ def lost_create(lab: Lab, found: Findings) -> None:
     twin_admin.ensure_path(PATH)
     planted: list[str] = []
     twin_tap = lab.tap()
-    twin_tap.on_create_lost = lambda: plant_twin(twin_admin, planted)
+    twin_tap.on_reply_lost = lambda: plant_twin(twin_admin, planted)
     election = lose_create(lab, chroot, "lonely", lab.tap())
     forked = lose_create(lab, twin_root, "forked", twin_tap)
     vanished = path_gone_after_lost_create(lab)
@@ -387,7 +388,7 @@ def path_gone_after_lost_create(lab: Lab) -> object:
     def wipe() -> None:  # on the tap's thread: what fails here shows as the candidate not leading
         with contextlib.suppress(Broken, KazooException):
             delete_path(admin)
-    tap.on_create_lost = wipe
+    tap.on_reply_lost = wipe
     return lose_create(lab, root, "vanished", tap)
 
 

@@ -34,6 +34,7 @@ from zklab.exercise import (
     load_all,
     progress_line,
     record_check,
+    replace_function,
     things_to_try,
     undo_edit,
 )
@@ -438,3 +439,20 @@ def test_reset_without_its_state_takes_the_reference_from_git(tmp_path: Path) ->
     done = exercise_cli(scripts, "reset")
     assert done.returncode == 0 and "put back" in done.stdout, done.stdout + done.stderr
     assert (scripts / SCRIPTS["hashing"]).read_bytes() == before
+
+
+def test_a_step_written_by_hand_after_a_reset_is_the_learners_in_the_progress_line(tmp_path: Path,
+                                                                                    monkeypatch) -> None:
+    """A learner trial pasted its own bodies back after `exercise reset`: check said 'the reference's'. A step
+    whose function differs from the committed one is the learner's, whatever the state file says."""
+    monkeypatch.setenv("ZKLAB_STATE", str(tmp_path / "state"))
+    scripts = copy_scripts(tmp_path / "scripts")
+    for command in (["init", "-q"], ["add", "."], ["-c", "user.name=l", "-c", "user.email=l@l", "commit", "-qm", "x"]):
+        subprocess.run(["git", "-C", str(scripts), *command], check=True, capture_output=True)
+    path = scripts / SCRIPTS["leader"]
+    body = ("def election_order(children: list[str]) -> list[Candidate]:\n"
+            "    return sorted(filter(None, map(parse_candidate, children)), key=lambda c: c.seq)\n")
+    path.write_text(replace_function(path.read_text(), "election_order", body))
+    keys = sorted(guarantees("leader"))
+    line = record_check("leader", {k: True for k in keys}, {}, scripts)
+    assert line == "leader: steps 1-7 of 7 hold; you wrote step 1, the others are the reference's", line

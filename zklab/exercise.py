@@ -503,7 +503,7 @@ def record_check(challenge: str, verdicts: dict[str, bool], unwritten: dict[str,
     breaking = None
     try:
         state = load_state(scripts)
-        yours = set(state["applied"])
+        yours = set(state["applied"]) | edited(steps, text, scripts or ROOT)
         breaking = next((e for e in mine if e.kind == "break" and e.name in yours
                          and text is not None and parts_in_place(text, e)), None)
         state["progress"][challenge] = {"verdicts": dict(verdicts), "unwritten": dict(unwritten),
@@ -512,6 +512,22 @@ def record_check(challenge: str, verdicts: dict[str, bool], unwritten: dict[str,
     except OSError as exc:
         print(f"warning: could not keep the verdicts in {state_dir(scripts)}: {exc}", file=sys.stderr)
     return progress_line(challenge, steps, verdicts, unwritten, yours, stubs, breaking)
+
+
+def edited(steps: list[Exercise], text: str | None, scripts: Path) -> set[str]:
+    """The steps whose function differs from the committed one (bodies written by hand, or pasted back after
+    a reset): what holds there is the learner's, not the reference's. Empty outside a git checkout."""
+    committed = reference_text(steps[0].script, scripts) if text is not None else None
+    if committed is None:
+        return set()
+    changed = set()
+    for step in steps:
+        try:
+            if function_source(text, step) != function_source(committed, step):
+                changed.add(step.name)
+        except ExerciseError:  # the function is gone from one of them: not the reference's either way
+            changed.add(step.name)
+    return changed
 
 
 def last_check(state: dict, challenge: str) -> tuple[dict[str, bool], dict[str, str]] | None:

@@ -15,13 +15,14 @@ import time
 from pathlib import Path
 
 import pytest
+from kazoo.client import KazooClient
 
 import challenge_leader_election
 from tests.check_proofs import copy_scripts, find_function, replace_function, run_checker
 from zklab.check import SHARED_ZK, guarantees
 from zklab.check_child import CHECKS, Budget
 from zklab.check_lab import ROOT, SCRIPTS, Lab, LeaderSampler, Verdict, run_check
-from zklab.check_leader import ISOLATED_FOLLOWER
+from zklab.check_leader import ISOLATED_FOLLOWER, HeldAnswer
 from zklab.faults import wait_until
 from zklab.launcher import ZooKeeperCluster
 
@@ -186,6 +187,24 @@ def test_an_ensemble_that_would_not_start_is_not_judged_and_not_blamed(zk_server
     (verdict,), _ = run_check(ISOLATED_FOLLOWER, lab)
     assert not verdict.ok and verdict.figure.startswith("not judged: the checker's 3-server ensemble did not start")
     assert "says nothing about your script" in verdict.advice and "raised" not in verdict.advice, verdict
+
+
+def test_the_held_answer_tap_sees_every_frame_so_a_scenario_can_wait_for_quiet(zk_server: ZooKeeperCluster) -> None:
+    """partition's held claim waits until the heir's link is quiet (its join done, its watch set) before it arms
+    the tap; the tap never noted its frames, so the wait passed at once, and on a loaded machine the held read
+    could be the heir's first look at the queue, before the leader resigned: the reference then never led
+    (a CI run failed break-exercise 3 so). A request and its answer through the tap move last_frame."""
+    tap = HeldAnswer(zk_server.servers[0].address, 0.1)
+    client = KazooClient(hosts=tap.address)
+    try:
+        client.start(timeout=10)
+        before = tap.last_frame
+        client.get_children("/")
+        assert tap.last_frame > before
+    finally:
+        client.stop()
+        client.close()
+        tap.close()
 
 
 def test_a_script_that_hangs_everywhere_is_judged_within_the_budget(tmp_path: Path) -> None:

@@ -724,6 +724,7 @@ class HeldAnswer(WireTap):
 
     def _requests(self, src: socket.socket, dst: socket.socket, data_xids: set[int]) -> None:
         for index, frame in self._frames(src):
+            self.last_frame = time.monotonic()  # the scenarios wait for quiet here, as on any tap
             xid, op = request_header(index, frame)
             if self.cut:
                 if xid == PING_XID:  # the heartbeat's answer: xid, zxid 0, no error
@@ -738,6 +739,7 @@ class HeldAnswer(WireTap):
 
     def _replies(self, src: socket.socket, dst: socket.socket, data_xids: set[int]) -> None:
         for index, frame in self._frames(src):
+            self.last_frame = time.monotonic()
             if self._held_xid is not None and reply_xid(index, frame) == self._held_xid:
                 self._held_xid = None
                 self.held.set()

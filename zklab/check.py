@@ -33,7 +33,7 @@ from pathlib import Path
 from zklab import check_hashing, check_leader, interrupts
 from zklab.check_lab import CLOSE_TIMEOUT, ROOT, SCRIPTS, Check, Verdict
 from zklab.interrupts import Terminated
-from zklab.launcher import ZooKeeperCluster, live_processes, process_stat
+from zklab.launcher import ZooKeeperCluster, jvms_in, live_processes, process_stat
 from zklab.launcher import _die_with_parent as die_with_parent
 from zklab.zk import output_lost
 
@@ -46,6 +46,9 @@ BUDGET = {"leader": 22.0, "hashing": 12.0}
 GRACE = CLOSE_TIMEOUT + 2.0
 # Loading the script: the process's own watchdog reports at 10 s; this is the hard stop behind it.
 LOAD_DEADLINE = 14.0
+# How long the clean-up waits for the JVMs of the script's ensemble (they die with its process) to exit before it
+# removes the work folder they write in.
+JVM_EXIT = 10.0
 WIDTH = 100
 SAME_ADVICE = "(the same advice as for '{}', above)"
 
@@ -149,6 +152,10 @@ def report(verdict: Verdict, words: str, said: dict[str, str] | None = None) -> 
 
 # ---------------------------------------------------------------- the script's process
 
+# The script's processes not ended yet: the clean-up ends any that a second Ctrl-C kept check_challenge from ending.
+LIVE: list[Child] = []
+
+
 class Child:
     """The process that runs the learner's script (zklab.check_child), and the pipes to it."""
 
@@ -169,6 +176,7 @@ class Child:
         os.close(control_r)
         self._report, self._buffer = report_r, b""
         self._killed, self.left_behind = False, []
+        LIVE.append(self)
 
     def send_zk(self, address: str | None) -> None:
         with contextlib.suppress(OSError):
@@ -203,6 +211,8 @@ class Child:
         for fd in (self._report, self._control_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
+        with contextlib.suppress(ValueError):
+            LIVE.remove(self)
         return self.process.returncode
 
 
@@ -453,7 +463,12 @@ def clean_up(zookeeper: Background, work: Path) -> bool:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     except (KeyboardInterrupt, Terminated):
         return False
+    for child in list(LIVE):  # a second Ctrl-C cut check_challenge's own end short: its ensemble writes on
+        child.end()
     zookeeper.stop()
+    deadline = time.monotonic() + JVM_EXIT   # the script's ensemble dies with its process, a moment later
+    while jvms_in(work) and time.monotonic() < deadline:
+        time.sleep(0.05)
     shutil.rmtree(work, ignore_errors=True)
     return True
 

@@ -478,6 +478,18 @@ def live_processes() -> dict[int, tuple[str, int, int]]:
     return found
 
 
+def jvms_in(folder: Path) -> list[int]:
+    """Live ZooKeeper JVMs whose command line names a file under `folder` (their zoo.cfg): what still writes
+    there, so that removing the folder now would leave part of it."""
+    inside, found = str(folder).encode(), []
+    for pid in live_processes():
+        with contextlib.suppress(OSError):
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if MAIN_CLASS.encode() in command and inside in command:
+                found.append(pid)
+    return found
+
+
 def tagged_jvms(tag: str) -> list[int]:
     """Live ZooKeeper JVMs (not zombies) whose environment holds SUITE_TAG=tag, or tag/PART: a parallel
     test run gives each worker a tag of its own under the run's, so the run's check sees them all."""

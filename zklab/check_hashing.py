@@ -747,7 +747,7 @@ ADVICE_SLOW_READ = ("A read that fails for want of an answer (KazooTimeoutError,
                     "RingWatcher._read_members.")
 # A router whose reads give up this soon (and whose first ring must come as soon); its read of a member is
 # then held on the wire longer.
-IMPATIENT = 1.0
+IMPATIENT = 0.5
 
 
 def slow_read(lab: Lab, found: Findings, chroot: str) -> None:

@@ -43,8 +43,8 @@ from collections.abc import Callable, Iterable, Mapping
 try:  # a copy run where kazoo or mmh3 is missing: say what to install, in one line, not a traceback
     import mmh3
     from kazoo.client import KazooClient
-except ModuleNotFoundError as missing:
-    sys.exit(f"error: {missing.name} is not installed; pip install kazoo mmh3 (in the lab: bash start_venv.sh)")
+except ImportError as missing:  # not installed, or installed but broken: Python's words, and what to do
+    sys.exit(f"error: {missing}; pip install kazoo mmh3 (in the lab: bash start_venv.sh)")
 from kazoo.exceptions import KazooException, NoAuthError, NoNodeError
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.recipe.watchers import ChildrenWatch

@@ -43,8 +43,8 @@ from dataclasses import dataclass
 
 try:  # a copy run where kazoo is missing: say what to install, in one line, not a traceback
     from kazoo.client import KazooClient, KazooState
-except ModuleNotFoundError as missing:
-    sys.exit(f"error: {missing.name} is not installed; pip install kazoo mmh3 (in the lab: bash start_venv.sh)")
+except ImportError as missing:  # not installed, or installed but broken: Python's words, and what to do
+    sys.exit(f"error: {missing}; pip install kazoo mmh3 (in the lab: bash start_venv.sh)")
 from kazoo.exceptions import ConnectionClosedError, ConnectionLoss, NoNodeError, RolledBackError, SessionExpiredError
 from kazoo.handlers.threading import KazooTimeoutError, SequentialThreadingHandler
 from kazoo.protocol.states import EventType, WatchedEvent

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -28,12 +30,22 @@ def test_imports_only_its_dependencies_and_the_standard_library(script: str, all
                                            ("challenge_consistent_hashing.py", "mmh3")])
 def test_a_missing_dependency_is_one_line_saying_what_to_install(script: str, first: str) -> None:
     """A copy run by a Python without kazoo or mmh3 (here: -S, so no site-packages) says what to install in one
-    line and exits 1, where Python would print a ModuleNotFoundError traceback."""
+    line and exits 1, where Python would print a ModuleNotFoundError traceback (a broken install: its ImportError)."""
     result = subprocess.run([sys.executable, "-S", script, "--help"], cwd=ROOT, capture_output=True, text=True,
                             timeout=30)
     assert (result.returncode, result.stdout) == (1, ""), result.stderr
-    assert result.stderr == f"error: {first} is not installed; pip install kazoo mmh3 (in the lab: bash " \
+    assert result.stderr == f"error: No module named '{first}'; pip install kazoo mmh3 (in the lab: bash " \
                             "start_venv.sh)\n"
+
+
+def test_a_broken_kazoo_is_one_line_too(tmp_path: Path) -> None:
+    """kazoo installed but broken (its __init__ raises ImportError): Python's words in one line, exit 1."""
+    (tmp_path / "kazoo").mkdir()
+    (tmp_path / "kazoo" / "__init__.py").write_text("raise ImportError(\"cannot import name 'x' from 'y'\")\n")
+    result = subprocess.run([sys.executable, "-S", "challenge_leader_election.py", "--help"], cwd=ROOT, text=True,
+                            capture_output=True, timeout=30, env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert (result.returncode, result.stderr) == (1, "error: cannot import name 'x' from 'y'; pip install kazoo mmh3 "
+                                                     "(in the lab: bash start_venv.sh)\n"), result.stderr
 
 
 @pytest.mark.parametrize("script", SCRIPTS)

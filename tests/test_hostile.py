@@ -452,9 +452,9 @@ def test_two_ctrl_c_on_check_leave_no_folder_and_no_jvm(tmp_path: Path) -> None:
             time.sleep(0.05)  # not a wait for a condition: the gap between two key presses
         pressed = time.monotonic()
         _, err = proc.communicate(timeout=30)
-        # The second press cut short the end of the script's process: the clean-up ends it, or its ensemble
-        # writes on in the work folder (a CI run found part of it left) and the clean-up waits on it.
-        assert time.monotonic() - pressed < 6, f"check took {time.monotonic() - pressed:.1f} s to leave"
+        # The second press cut short the end of the script's process: the clean-up ends it (its ensemble would
+        # write on in the work folder: a CI run found part of it left), and leaves within its bounds.
+        assert time.monotonic() - pressed < 15, f"check took {time.monotonic() - pressed:.1f} s to leave"
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

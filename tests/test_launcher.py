@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from kazoo.client import KazooClient
 
+from zklab import launcher
 from zklab.faults import wait_until
-from zklab.launcher import ZooKeeperCluster, four_letter_word
+from zklab.launcher import ZooKeeperCluster, four_letter_word, free_ports
 from zklab.run import RECONNECT_RETRY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -241,3 +242,15 @@ def test_a_bad_argument_is_one_line_and_starts_nothing(argument: list[str]) -> N
                             text=True, timeout=30)
     said = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(said) == 1 and said[0].endswith("--help says more"), result.stderr
+
+
+def test_a_port_handed_out_lately_is_not_handed_out_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two of the lab's processes that chose the same free port lost a server to 'Address already in use' (a CI
+    run). The choice goes through a book of the ports handed out lately: here the random draw gives the first
+    caller's port again, and the second caller gets another one."""
+    monkeypatch.setattr(launcher, "PORT_BOOK", tmp_path / "ports.json")
+    first = free_ports(2)
+    draws = iter([first[0], first[1], *range(launcher.PORT_RANGE[0], launcher.PORT_RANGE[1])])
+    monkeypatch.setattr(launcher.random, "randint", lambda *_: next(draws))
+    (second,) = free_ports(1)
+    assert second not in first

@@ -15,7 +15,9 @@ import argparse
 import atexit
 import contextlib
 import ctypes
+import fcntl
 import glob
+import json
 import os
 import random
 import shutil
@@ -26,6 +28,7 @@ import sys
 import tempfile
 import time
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -147,22 +150,59 @@ def server_mode(port: int, timeout: float = 1.0) -> str | None:
 PORT_RANGE = (20000, 32000)
 
 
+# The ports handed out lately, by any of the lab's processes on this machine (the tests' two workers, each check,
+# each script's ensemble): a port is free until the JVM binds it, a second or so later, and two processes that
+# chose the same one then lost a server to "Address already in use" (seen on a busy CI run). Kept for HANDED_FOR s.
+# In /tmp itself, not $TMPDIR: the processes that share the ports do not share a TMPDIR (a test gives each check one).
+PORT_BOOK = Path("/tmp") / f"zklab-ports-{os.getuid()}.json"
+HANDED_FOR = 120.0
+
+
 def free_ports(count: int) -> list[int]:
-    """Ports free now, outside the ephemeral range; the sockets stay open until all are chosen, so no repeats."""
+    """Ports free now, outside the ephemeral range, and handed to no other of our processes lately; the sockets
+    stay open until all are chosen, so no repeats."""
     socks: list[socket.socket] = []
-    try:
-        while len(socks) < count:
-            s = socket.socket()
-            try:
-                s.bind(("127.0.0.1", random.randint(*PORT_RANGE)))
-            except OSError:
+    with _port_book() as handed:
+        try:
+            while len(socks) < count:
+                s = socket.socket()
+                try:
+                    if (port := random.randint(*PORT_RANGE)) in handed:
+                        raise OSError("handed out lately")
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    s.close()
+                    continue
+                socks.append(s)
+            chosen = [s.getsockname()[1] for s in socks]
+        finally:
+            for s in socks:
                 s.close()
-                continue
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+        handed.update(dict.fromkeys(chosen, time.time()))
+    return chosen
+
+
+@contextlib.contextmanager
+def _port_book() -> Iterator[dict[int, float]]:
+    """The ports handed out in the last HANDED_FOR s ({port: when}), under an exclusive lock, written back after.
+    A book we cannot open or read is no book: the choice is then as good as random."""
+    try:
+        book = open(PORT_BOOK, "a+")  # noqa: SIM115 - a book that will not open is no book, not an error
+    except OSError:
+        yield {}
+        return
+    with book:
+        fcntl.flock(book, fcntl.LOCK_EX)
+        book.seek(0)
+        try:
+            handed = {int(k): float(v) for k, v in json.loads(book.read() or "{}").items()}
+        except (ValueError, AttributeError, TypeError):
+            handed = {}
+        handed = {port: at for port, at in handed.items() if time.time() - at < HANDED_FOR}
+        yield handed
+        book.seek(0)
+        book.truncate()
+        book.write(json.dumps(handed))
 
 
 def _die_with_parent() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import signal
@@ -20,7 +21,7 @@ from zklab.check import guarantees
 from zklab.check_lab import ROOT, SCRIPTS
 from zklab.exercise import empty_function, replace_function
 from zklab.faults import wait_until
-from zklab.launcher import SUITE_TAG, tagged_jvms
+from zklab.launcher import SUITE_TAG, live_processes, tagged_jvms
 from zklab.watch import syntax_error
 
 # A save must start a new check within this (the issue's bound).
@@ -118,15 +119,10 @@ def test_watch_judges_a_wrong_body_then_a_right_one(tmp_path: Path) -> None:
 def checks_of(watch: int) -> list[int]:
     """The `zklab.check` processes the watch `watch` started (its children, read from /proc)."""
     found = []
-    for name in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            stat = Path(f"/proc/{name}/stat").read_text()
-            parent = int(stat.rsplit(")", 1)[1].split()[1])
-            command = Path(f"/proc/{name}/cmdline").read_bytes()
-        except (OSError, IndexError, ValueError):
-            continue
-        if parent == watch and b"zklab.check" in command:
-            found.append(int(name))
+    for pid, (_, parent, _) in live_processes().items():
+        with contextlib.suppress(OSError):  # gone while we looked
+            if parent == watch and b"zklab.check" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(pid)
     return found
 
 

@@ -58,6 +58,11 @@ def guarantees(challenge: str) -> dict[str, str]:
     return {key: words for check in CHECKS[challenge] for key, words in check.guarantees.items()}
 
 
+def guarantee_keys(text: str) -> set[str]:
+    """--only's argument: guarantee keys, comma-separated (check and its watch read it alike)."""
+    return set(filter(None, text.split(",")))
+
+
 def selected(challenge: str, only: set[str]) -> list[int]:
     """The indexes of the scenarios that measure any guarantee in `only` (all of them when it is empty)."""
     return [i for i, check in enumerate(CHECKS[challenge]) if not only or only & set(check.guarantees)]
@@ -402,7 +407,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--scripts", type=Path, default=ROOT, metavar="DIR",
                         help="where the challenge scripts are (default: this checkout)")
     parser.add_argument("--watch", action="store_true", help="check again each time a script is saved")
-    parser.add_argument("--only", metavar="KEY,...", type=lambda text: set(filter(None, text.split(","))),
+    parser.add_argument("--only", metavar="KEY,...", type=guarantee_keys,
                         default=set(), help="run only the scenarios that measure these guarantees (e.g. wrap)")
     args = parser.parse_args(argv)
     wanted = [args.challenge] if args.challenge else list(SCRIPTS)

@@ -91,8 +91,13 @@ def start_agree(script_file: str) -> list[subprocess.Popen]:
 AGREE_WITHIN = 8.0
 
 
-def where_it_runs(proc: subprocess.Popen, script_file: str) -> tuple[str, str]:
-    """Ask a process that takes too long where it is (faulthandler, on SIGUSR1), then kill it: its stderr, and
+def script_lines(stack: str, script_file: str) -> list[int]:
+    """The lines of the script in a stack a process printed (a traceback, or faulthandler's dump), in its order."""
+    return [int(n) for n in re.findall(rf'File "{re.escape(script_file)}", line (\d+)', stack)]
+
+
+def where_it_runs(proc: subprocess.Popen, script_file: str) -> str:
+    """Ask a process that takes too long where it is (faulthandler, on SIGUSR1), then kill it:
     'HashRing.owner_at() (line 120)' for the innermost line of the script it was running ('' if none)."""
     with contextlib.suppress(ProcessLookupError):
         proc.send_signal(signal.SIGUSR1)
@@ -101,9 +106,9 @@ def where_it_runs(proc: subprocess.Popen, script_file: str) -> tuple[str, str]:
     except subprocess.TimeoutExpired:
         proc.kill()
         _, err = proc.communicate()
-    lines = [int(n) for n in re.findall(rf'File "{re.escape(script_file)}", line (\d+)', err)]
+    lines = script_lines(err, script_file)
     where = qualname_at(script_file, lines[0]) if lines else None  # faulthandler: the most recent call first
-    return err, f"{where}() (line {lines[0]})" if where else ""
+    return f"{where}() (line {lines[0]})" if where else ""
 
 
 def agree(lab: Lab, found: Findings, prepared: list[subprocess.Popen] | None = None) -> None:
@@ -114,7 +119,7 @@ def agree(lab: Lab, found: Findings, prepared: list[subprocess.Popen] | None = N
         try:
             out, err = proc.communicate(timeout=AGREE_WITHIN)
         except subprocess.TimeoutExpired:
-            _, where = where_it_runs(proc, lab.script.__file__)
+            where = where_it_runs(proc, lab.script.__file__)
             found.fail("agree", f"a fresh process building a ring of 10 and routing {len(KEYS):,} keys did not "
                        f"finish within {AGREE_WITHIN:.0f} s" + (f"; it was in {where}" if where else ""),
                        "Each lookup must be quick: HashRing.owner_at finds the first point at or after the key's "
@@ -124,7 +129,7 @@ def agree(lab: Lab, found: Findings, prepared: list[subprocess.Popen] | None = N
             return
         if proc.returncode:
             last = (err.strip().splitlines() or ["no output"])[-1]
-            lines = [int(n) for n in re.findall(rf'File "{re.escape(lab.script.__file__)}", line (\d+)', err)]
+            lines = script_lines(err, lab.script.__file__)
             where = qualname_at(lab.script.__file__, lines[-1]) if lines else None
             if where and last.startswith("NotImplementedError"):  # a step still to write, like anywhere else
                 found.verdicts["agree"] = Verdict("agree", False, f"not written yet: {where}", f"Write {where}: its "

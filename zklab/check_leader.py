@@ -574,15 +574,20 @@ ADVICE_UNTOLD = ("A failed transaction does not raise: commit() answers each ope
                  "the caller goes on as the leader, believing its write is in. Look at fenced_write.")
 
 
+def late(lab: Lab, old: object, token: object, ledger: str) -> tuple[object, bool]:
+    """The deposed leader's fenced_write of STALE to `ledger` with its old token: (what it returned, refused?)."""
+    try:
+        return lab.script.fenced_write(old.client, token, ledger, STALE), False
+    except lab.script.NotLeaderError:
+        return None, True
+
+
 def late_write(lab: Lab, found: Findings, chroot: str, old: object, new: object, token: object) -> None:
     """The deposed leader writes with its old token: ZooKeeper must reject it, and the recipe refuse it."""
     # The late write comes before the new leader's first one: the ledger still holds the old epoch, so
     # only ZooKeeper's check of the election node can tell that this leader was deposed. (A script that
     # compares epochs itself, on the client, would let it through.)
-    try:
-        answer, refused = lab.script.fenced_write(old.client, token, LEDGER, STALE), False
-    except lab.script.NotLeaderError:
-        answer, refused = None, True
+    answer, refused = late(lab, old, token, LEDGER)
     admin = lab.client(chroot)
     if STALE.encode() in admin.get(LEDGER)[0]:  # what ZooKeeper did, read from the ledger, not from the answer
         found.fail("stale-write", f"ZooKeeper accepted the deposed leader's write with its old epoch "
@@ -604,10 +609,7 @@ FRESH = "/ledger-fresh"
 
 def late_create(lab: Lab, found: Findings, admin: KazooClient, old: object, token: object) -> bool:
     """The deposed leader writes a ledger that does not exist yet: the create must be fenced like a set."""
-    try:
-        answer, refused = lab.script.fenced_write(old.client, token, FRESH, STALE), False
-    except lab.script.NotLeaderError:
-        answer, refused = None, True
+    answer, refused = late(lab, old, token, FRESH)
     if admin.exists(FRESH) is not None:
         found.fail("stale-write", f"ZooKeeper let the deposed leader (epoch {token.epoch}) create a ledger nobody had "
                    "written yet", "The first write creates the ledger, and a deposed leader may be the one to make it: "

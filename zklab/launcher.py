@@ -16,6 +16,7 @@ import atexit
 import contextlib
 import ctypes
 import fcntl
+import functools
 import glob
 import json
 import os
@@ -33,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from zklab import interrupts
+from zklab.plumbing import one_line_error
 from zklab.proxy import PartitionProxy
 
 # A short tick lets sessions time out in a second or two: ZooKeeper accepts session timeouts
@@ -518,28 +520,32 @@ def live_processes() -> dict[int, tuple[str, int, int]]:
     return found
 
 
-def jvms_in(folder: Path) -> list[int]:
-    """Live ZooKeeper JVMs whose command line names a file under `folder` (their zoo.cfg): what still writes
-    there, so that removing the folder now would leave part of it."""
-    inside, found = str(folder).encode(), []
+def live_jvms() -> dict[int, bytes]:
+    """Every live ZooKeeper JVM (not a zombie), with its command line."""
+    found = {}
     for pid in live_processes():
-        with contextlib.suppress(OSError):
-            command = Path(f"/proc/{pid}/cmdline").read_bytes()
-            if MAIN_CLASS.encode() in command and inside in command:
-                found.append(pid)
+        with contextlib.suppress(OSError):  # gone while we looked, or not ours to read
+            if MAIN_CLASS.encode() in (command := Path(f"/proc/{pid}/cmdline").read_bytes()):
+                found[pid] = command
     return found
 
 
+def jvms_in(folder: Path) -> list[int]:
+    """Live ZooKeeper JVMs whose command line names a file under `folder` (their zoo.cfg): what still writes
+    there, so that removing the folder now would leave part of it."""
+    inside = str(folder).encode()
+    return [pid for pid, command in live_jvms().items() if inside in command]
+
+
 def tagged_jvms(tag: str) -> list[int]:
-    """Live ZooKeeper JVMs (not zombies) whose environment holds SUITE_TAG=tag, or tag/PART: a parallel
-    test run gives each worker a tag of its own under the run's, so the run's check sees them all."""
+    """Live ZooKeeper JVMs whose environment holds SUITE_TAG=tag, or tag/PART: a parallel test run gives each
+    worker a tag of its own under the run's, so the run's check sees them all."""
     marker, found = f"{SUITE_TAG}={tag}".encode(), []
-    for pid in live_processes():
+    for pid in live_jvms():
         with contextlib.suppress(OSError):  # gone while we looked, or not ours to read
-            if MAIN_CLASS.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
-                tags = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-                if any(t == marker or t.startswith(marker + b"/") for t in tags):
-                    found.append(pid)
+            tags = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            if any(t == marker or t.startswith(marker + b"/") for t in tags):
+                found.append(pid)
     return found
 
 
@@ -560,6 +566,12 @@ def _stop_all() -> None:
 
 # ---------------------------------------------------------------- command line
 
+def servers_arg(text: str) -> int | str:
+    """--servers: 1 or 3 in ASCII digits, as a number; anything else as given, for argparse's choices to refuse
+    in one line (int() would take "٣" or " 3")."""
+    return {"1": 1, "3": 3}.get(text, text)
+
+
 def tick_ms(text: str) -> int:
     """--tick-ms: whole milliseconds in ASCII digits, 10 to 10,000 (ZooKeeper refuses 0, and a Java int overflows)."""
     if not (text.isascii() and text.isdigit() and 10 <= int(text) <= 10_000):
@@ -570,9 +582,8 @@ def tick_ms(text: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m zklab.launcher", allow_abbrev=False,
                                      description="Run real ZooKeeper servers on loopback until Ctrl-C.")
-    parser.error = lambda message: parser.exit(2, f"{parser.prog}: error: {message}; --help says more\n")
-    parser.add_argument("--servers", type=lambda text: {"1": 1, "3": 3}.get(text, text), choices=[1, 3], default=1,
-                        help="1 = standalone, 3 = ensemble")
+    parser.error = functools.partial(one_line_error, parser)  # the lab's rule, as `python -m` imports no tool
+    parser.add_argument("--servers", type=servers_arg, choices=[1, 3], default=1, help="1 = standalone, 3 = ensemble")
     parser.add_argument("--tick-ms", type=tick_ms, default=TICK_MS, help="ZooKeeper tickTime (default %(default)s)")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

@@ -24,10 +24,11 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 from zklab import interrupts
-from zklab.check import guarantees
+from zklab.check import guarantee_keys, selected
 from zklab.check_lab import ROOT, SCRIPTS
 
 # How often we look at the scripts' modification times: a save is seen within this.
@@ -65,7 +66,7 @@ def syntax_error(path: Path) -> str | None:
 
 
 class Watch:
-    def __init__(self, challenges: list[str], scripts: Path, verbose: bool, only: str = ""):
+    def __init__(self, challenges: list[str], scripts: Path, verbose: bool, only: Collection[str] = ()):
         self.challenges, self.scripts, self.verbose, self.only = challenges, scripts, verbose, only
         self.paths = {c: scripts / SCRIPTS[c] for c in challenges}
         self.stamps = {c: stamp(p) for c, p in self.paths.items()}
@@ -129,7 +130,7 @@ class Watch:
 
     def start(self, challenge: str) -> subprocess.Popen:
         command = [sys.executable, "-m", "zklab.check", challenge, "--scripts", str(self.scripts),
-                   *(["--only", self.only] if self.only else [])]
+                   *(["--only", ",".join(sorted(self.only))] if self.only else [])]
         encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
         return subprocess.Popen(command + (["-v"] if self.verbose else []), cwd=ROOT, text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -175,13 +176,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("-v", "--verbose", action="store_true", help="show tracebacks and the scripts' logs")
     parser.add_argument("--scripts", type=Path, default=ROOT, metavar="DIR",
                         help="where the challenge scripts are (default: this checkout)")
-    parser.add_argument("--only", metavar="KEY,...", default="", help="check only these guarantees each time "
-                        "(`./run.sh check` has checked the names)")
+    parser.add_argument("--only", metavar="KEY,...", type=guarantee_keys, default=set(),
+                        help="check only these guarantees each time (`./run.sh check` has checked the names)")
     parser.add_argument("--watch", action="store_true", help=argparse.SUPPRESS)  # passed on by check, harmless
     args = parser.parse_args(argv)
-    only = set(filter(None, args.only.split(",")))
-    args.challenges = [c for c in ([args.challenge] if args.challenge else list(SCRIPTS))
-                       if not only or only & set(guarantees(c))]
+    args.challenges = [c for c in ([args.challenge] if args.challenge else list(SCRIPTS)) if selected(c, args.only)]
     if missing := [SCRIPTS[c] for c in args.challenges if not (args.scripts / SCRIPTS[c]).is_file()]:
         parser.error(f"argument --scripts: {args.scripts} has no {', '.join(missing)}")
     args.scripts = args.scripts.resolve()

@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from zklab import install, interrupts
-from zklab.launcher import ZooKeeperCluster, ZooKeeperMissing, process_stat, server_mode, spawn
+from zklab.launcher import ZooKeeperCluster, ZooKeeperMissing, process_stat, server_mode, servers_arg, spawn
 from zklab.plumbing import number_arg
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -410,8 +410,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     begin = commands.add_parser("start", allow_abbrev=False,
                                 help="start servers in the background on 2181 (or 2181-2183)")
-    begin.add_argument("--servers", type=lambda text: {"1": 1, "3": 3}.get(text, text), choices=[1, 3], default=1,
-                       help="1 = standalone, 3 = ensemble")
+    begin.add_argument("--servers", type=servers_arg, choices=[1, 3], default=1, help="1 = standalone, 3 = ensemble")
     begin.add_argument("--yes", action="store_true", help="install ZooKeeper without asking if it is missing")
     commands.add_parser("status", allow_abbrev=False, help="each server's port, pid and mode")
     commands.add_parser("stop", allow_abbrev=False, help="stop the servers `zk start` started")
